@@ -1,0 +1,130 @@
+"""Typed experiment configuration.
+
+These dataclasses are the schema of `conf/config.yaml`: they are registered in Hydra's ConfigStore
+so that composition itself rejects unknown keys and wrong types (before any job starts), and the CLI
+converts the composed DictConfig into these plain objects. Nothing past `harness.cli` sees a
+DictConfig.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING, OmegaConf
+
+
+@dataclass
+class ModelConfig:
+    # An inspect model string ("hf/smollm2-135m-instruct", "openai/gpt-4o", ...).
+    model: str = MISSING
+    # inspect model_args. `model_path: embedded:<name>` is resolved to the materialised embedded model.
+    args: dict[str, Any] = field(default_factory=dict)
+    # The teacher of a context-distillation experiment answers with the relevant passage in context.
+    context: bool = False
+    # True for the model that `finetune` trains; its evaluated weights come from that stage.
+    student: bool = False
+
+
+@dataclass
+class DataConfig:
+    name: str = "archipelago"
+    seed: int = 0
+    n_islands: int = 20
+    # training questions per fact (distinct wordings, all different from the evaluation wording)
+    train_per_fact: int = 2
+    # cap on the number of training questions after generation (None = all); the sweep knob
+    n_train: Optional[int] = None
+    # general-knowledge control questions (shows forgetting); 0 disables the control task
+    n_control: int = 20
+
+
+@dataclass
+class GenerateConfig:
+    # The teacher's prompt when writing training answers; by default the same as its eval prompt.
+    prompt: str = "${eval.context_prompt}"
+    max_tokens: int = 48
+    temperature: float = 0.0
+    batch_size: int = 16
+    # drop teacher answers that do not contain the gold answer (we know it for generated domains)
+    filter_wrong: bool = False
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: str = "all-linear"
+
+
+@dataclass
+class FinetuneConfig:
+    method: str = "lora"  # lora | full | none
+    epochs: float = 8.0
+    lr: float = 2e-3
+    batch_size: int = 8
+    max_steps: int = -1  # > 0 overrides epochs (tiny test runs)
+    warmup_ratio: float = 0.05
+    bf16: bool = True  # bf16 autocast on CPU: ~1.4x faster steps measured here
+    seed: int = 0
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class GraderConfig:
+    kind: str = "match"
+    mode: str = "exact"  # exact | contains
+    extract: str = "auto"  # see harness.evaluate._match.EXTRACT_MODES
+    regex: Optional[str] = None
+
+
+@dataclass
+class EvalConfig:
+    # What a model without context sees; also the user turn of every training row, so the student
+    # is trained on exactly the prompt format it is evaluated with.
+    prompt: str = "Answer the question in one sentence.\nQuestion: {question}"
+    # What a `context: true` model sees: {passage} is the retrieved passage.
+    context_prompt: str = "{passage}\n\n${eval.prompt}"
+    tasks: list[str] = field(default_factory=lambda: ["heldout", "control"])
+    max_tokens: int = 48
+    temperature: float = 0.0
+    batch_size: int = 16
+    epochs: int = 1
+    limit: Optional[int] = None
+    max_retries: int = 3
+    timeout: int = 600
+    fail_on_error: float = 0.1
+
+
+@dataclass
+class HarnessConfig:
+    experiment: str = "default"
+    results_dir: str = "results"
+    cache_dir: str = "${oc.env:HARNESS_CACHE,.cache/harness}"
+    cache: bool = True
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    graders: dict[str, GraderConfig] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def register() -> None:
+    """Register the schema and the resolvers Hydra needs. Idempotent."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
+    if not OmegaConf.has_resolver("run_name"):
+        # `results/<experiment>/<run>`: the run name is the override list (deterministic, so the
+        # same command lands in the same dir and can resume); "default" when nothing is overridden.
+        OmegaConf.register_new_resolver("run_name", lambda s: s.replace("/", "_") or "default")
+
+
+def to_dataclass(cfg: Any) -> HarnessConfig:
+    """DictConfig (from Hydra) -> HarnessConfig, validated against the schema."""
+    merged = OmegaConf.merge(OmegaConf.structured(HarnessConfig), cfg)
+    obj = OmegaConf.to_object(merged)
+    assert isinstance(obj, HarnessConfig)
+    return obj

@@ -1,0 +1,56 @@
+"""inspect scorers built from `conf/grader/` entries."""
+
+from __future__ import annotations
+
+from inspect_ai.scorer import Score, Scorer, Target, accuracy, scorer, stderr
+from inspect_ai.solver import TaskState
+
+from ..config import GraderConfig
+from ..errors import HarnessError
+from ._match import EXTRACT_MODES, MATCH_MODES, match
+
+
+def check_grader(name: str, cfg: GraderConfig) -> None:
+    """Fail before any sample is graded, naming the key."""
+    if cfg.kind != "match":
+        raise HarnessError(f"graders.{name}.kind: unknown grader kind '{cfg.kind}'; available: match")
+    if cfg.mode not in MATCH_MODES:
+        raise HarnessError(f"graders.{name}.mode: unknown mode '{cfg.mode}'; available: {', '.join(MATCH_MODES)}")
+    if cfg.extract not in EXTRACT_MODES:
+        raise HarnessError(
+            f"graders.{name}.extract: unknown extraction mode '{cfg.extract}'; available: {', '.join(EXTRACT_MODES)}"
+        )
+    if cfg.extract == "regex" and not cfg.regex:
+        raise HarnessError(f"graders.{name}.regex: extraction mode 'regex' needs a regex")
+
+
+def match_scorer(name: str, cfg: GraderConfig) -> Scorer:
+    """A scorer registered under the grader's own name, so `exact` and `contains` never mix.
+
+    Each score records the raw answer, the extracted span, both normalised forms and the verdict.
+    """
+    check_grader(name, cfg)
+
+    def build() -> Scorer:
+        async def score(state: TaskState, target: Target) -> Score:
+            answer = state.output.completion
+            question = str(state.metadata.get("question", ""))
+            v = match(answer, list(target), cfg.mode, cfg.extract, question, cfg.regex)
+            return Score(
+                value=1.0 if v.correct else 0.0,
+                answer=v.extracted,
+                explanation=f"{cfg.mode}: '{v.answer_norm}' vs gold '{v.gold_norm}'",
+                metadata={
+                    "raw": answer,
+                    "extracted": v.extracted,
+                    "answer_norm": v.answer_norm,
+                    "gold_norm": v.gold_norm,
+                    "mode": cfg.mode,
+                    "extract": cfg.extract,
+                },
+            )
+
+        return score
+
+    build.__name__ = name
+    return scorer(metrics=[accuracy(), stderr()], name=name)(build)()

@@ -1,0 +1,101 @@
+"""Stage 4, evaluate: every model on every task, through inspect's eval_set.
+
+One deterministic log dir per model alias (`logs/<alias>/`), so re-running the same command resumes
+through eval_set instead of starting over, and the logs open with `inspect view`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import EvalConfig, GraderConfig
+from ..data import EvalItem
+from ..errors import HarnessError
+from ._scorers import match_scorer
+from ._task import qa_task
+
+
+@dataclass(frozen=True)
+class EvalModel:
+    alias: str
+    model: str  # inspect model string
+    args: dict[str, Any]
+    context: bool = False
+
+
+@dataclass
+class EvaluateOutput:
+    log_dir: Path
+    logs: dict[str, list[str]] = field(default_factory=dict)  # alias -> log files
+    calls: dict[str, int] = field(default_factory=dict)  # alias -> samples generated in this run
+
+
+def _completed(log_dir: Path) -> int:
+    """Samples already finished in the logs of `log_dir` (eval_set re-uses them on resume)."""
+    from inspect_ai.log import list_eval_logs, read_eval_log_sample_summaries
+
+    if not log_dir.exists():
+        return 0
+    n = 0
+    for info in list_eval_logs(str(log_dir)):
+        try:
+            n += sum(1 for s in read_eval_log_sample_summaries(info) if s.completed)
+        except Exception:  # an unreadable partial log counts as nothing done
+            pass
+    return n
+
+
+def run_evaluate(
+    models: list[EvalModel], items: list[EvalItem], cfg: EvalConfig, graders: dict[str, GraderConfig], log_root: Path
+) -> EvaluateOutput:
+    from inspect_ai import eval_set
+    from inspect_ai.model import GenerateConfig, get_model
+
+    unknown = [t for t in cfg.tasks if t not in {"heldout", "control"}]
+    if unknown:
+        raise HarnessError(f"eval.tasks: unknown task(s) {unknown}; available: heldout, control")
+    by_task = {t: [it for it in items if it.task == t] for t in cfg.tasks}
+    by_task = {t: v for t, v in by_task.items() if v}
+    out = EvaluateOutput(log_root)
+    display = None if sys.stdout.isatty() else "plain"
+    for m in models:
+        scorers = [match_scorer(name, g) for name, g in graders.items()]
+        tasks = [
+            qa_task(t, its, cfg.prompt, cfg.context_prompt if m.context else None, scorers)
+            for t, its in by_task.items()
+        ]
+        model = get_model(
+            m.model,
+            config=GenerateConfig(
+                max_tokens=cfg.max_tokens,
+                temperature=cfg.temperature,
+                max_connections=cfg.batch_size,
+                max_retries=cfg.max_retries,
+                timeout=cfg.timeout,
+            ),
+            **m.args,
+        )
+        log_dir = log_root / m.alias
+        before = _completed(log_dir)
+        ok, logs = eval_set(
+            tasks,
+            log_dir=str(log_dir),
+            model=model,
+            epochs=cfg.epochs,
+            limit=cfg.limit,
+            fail_on_error=cfg.fail_on_error,
+            retry_attempts=2,
+            display=display,
+            log_level="warning",
+            tags=[m.alias],
+            metadata={"alias": m.alias},
+        )
+        if not ok:
+            raise RuntimeError(f"evaluation of '{m.alias}' did not complete; logs in {log_dir}, re-run to resume")
+        out.logs[m.alias] = sorted(log.location for log in logs)
+        out.calls[m.alias] = max(0, _completed(log_dir) - before)
+    return out

@@ -1,0 +1,31 @@
+"""The inspect task: one sample per evaluation item, prompt rendered per model."""
+
+from __future__ import annotations
+
+from inspect_ai import Task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.scorer import Scorer
+from inspect_ai.solver import generate
+
+from ..data import EvalItem
+
+
+def render(prompt: str, question: str, passage: str = "") -> str:
+    return prompt.format(question=question, passage=passage)
+
+
+def qa_task(name: str, items: list[EvalItem], prompt: str, context_prompt: str | None, scorers: list[Scorer]) -> Task:
+    """`context_prompt` set = the model sees the item's passage (the in-context teacher).
+
+    Control items have no passage; a context model gets the plain prompt for them.
+    """
+    samples = [
+        Sample(
+            id=it.id,
+            input=render(context_prompt, it.question, it.passage) if context_prompt and it.passage else render(prompt, it.question),
+            target=it.answer,
+            metadata={"question": it.question, "group": it.group},
+        )
+        for it in items
+    ]
+    return Task(name=name, dataset=MemoryDataset(samples, name=name), solver=generate(), scorer=scorers)

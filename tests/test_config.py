@@ -1,0 +1,82 @@
+"""Real Hydra composition of every experiment, and the CLI's one-line errors."""
+
+import subprocess
+
+import pytest
+
+from harness.cli import compose, experiments
+from harness.config import HarnessConfig, to_dataclass
+
+
+def _plain(cfg):
+    from omegaconf import OmegaConf
+
+    d = OmegaConf.to_container(cfg, resolve=False)
+    d.pop("hydra")
+    return to_dataclass(OmegaConf.create(d))
+
+
+@pytest.mark.parametrize("name", experiments())
+def test_every_experiment_composes(name):
+    cfg = compose([f"experiment={name}"])
+    c = _plain(cfg)
+    assert isinstance(c, HarnessConfig)
+    assert c.experiment == name  # the overlay wins over the primary config
+    assert {"teacher", "baseline", "student"} <= set(c.models)
+    assert [a for a, m in c.models.items() if m.student] == ["student"]
+    assert c.models["teacher"].context and not c.models["baseline"].context
+    for m in c.models.values():
+        assert "/" in m.model  # an inspect model string
+    assert c.graders and {g.mode for g in c.graders.values()} == {"exact", "contains"}
+
+
+def test_demo_is_three_models_on_one_backend():
+    c = _plain(compose(["experiment=demo"]))
+    models = {m.model for m in c.models.values()}
+    args = {str(sorted(m.args.items())) for m in c.models.values()}
+    assert len(models) == 1 and len(args) == 1  # same backend, precision and weights before the fine-tune
+    assert c.models["baseline"].args["do_sample"] is False
+
+
+def test_run_dir_is_deterministic_from_overrides():
+    cfg = compose(["experiment=demo", "finetune.lr=0.001", "data.n_islands=5"])
+    from omegaconf import OmegaConf
+
+    d = OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"]
+    assert "${run_name:" in d
+    from harness.config import register
+
+    register()
+    # resolvers are registered: the same overrides give the same name, the experiment key excluded
+    assert OmegaConf.select(cfg, "hydra.job.config.override_dirname.exclude_keys") == ["experiment"]
+
+
+def test_typed_values_are_checked_at_composition():
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        compose(["experiment=demo", "data.n_islands=many"])
+    with pytest.raises(ConfigCompositionException):
+        compose(["experiment=demo", "no_such_key=1"])
+
+
+@pytest.mark.parametrize(
+    "overrides, expect",
+    [
+        (["experiment=nope"], "available: demo"),
+        (["experiment=demo", "model@models.teacher=nope"], "model/nope"),
+        (["experiment=demo", "results_dir=/proc/harness-results"], "results_dir"),
+        (["experiment=demo", "models.baseline.args.model_path=/no/such/model"], "models.baseline.args.model_path"),
+        (["experiment=demo", "graders.exact.extract=telepathy"], "graders.exact.extract"),
+        (["experiment=demo", "data.n_islands=many"], "data.n_islands"),
+        (["experiment=demo", "finetune.method=magic"], "finetune.method"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(harness_bin, tmp_path, overrides, expect):
+    p = subprocess.run([harness_bin, "run", *overrides, f"results_dir={tmp_path}/r"] if "results_dir" not in overrides[-1] else [harness_bin, "run", *overrides],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert expect in lines[0]
+    assert not (tmp_path / "r").exists()  # nothing written
