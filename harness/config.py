@@ -66,7 +66,9 @@ class FinetuneConfig:
     batch_size: int = 8
     max_steps: int = -1  # > 0 overrides epochs (tiny test runs)
     warmup_ratio: float = 0.05
-    bf16: bool = True  # bf16 autocast on CPU: ~1.4x faster steps measured here
+    # bf16 autocast. Off by default: on this machine's CPUs (AVX2, no AVX512-BF16/AMX) it measured
+    # >10x *slower* than fp32; turn it on for GPUs or CPUs with native bf16.
+    bf16: bool = False
     seed: int = 0
     lora: LoraConfig = field(default_factory=LoraConfig)
 
@@ -81,11 +83,13 @@ class GraderConfig:
 
 @dataclass
 class EvalConfig:
+    # System message for every evaluated model and every training row (None = the model's default).
+    system: Optional[str] = "Answer the question in one sentence."
     # What a model without context sees; also the user turn of every training row, so the student
     # is trained on exactly the prompt format it is evaluated with.
-    prompt: str = "Answer the question in one sentence.\nQuestion: {question}"
+    prompt: str = "{question}"
     # What a `context: true` model sees: {passage} is the retrieved passage.
-    context_prompt: str = "{passage}\n\n${eval.prompt}"
+    context_prompt: str = "{passage}\n\nQuestion: {question}"
     tasks: list[str] = field(default_factory=lambda: ["heldout", "control"])
     max_tokens: int = 48
     temperature: float = 0.0

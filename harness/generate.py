@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from .cache import digest, locked, read_jsonl, write_jsonl
 from .config import GenerateConfig, ModelConfig
 from .data import TrainQuestion
 from .evaluate._match import match
-from .evaluate._task import render
+from .evaluate._task import chat, render, to_inspect
 
 VERSION = 1
 
@@ -36,11 +37,12 @@ class GenerateOutput:
     calls: int  # model calls sent in this run (0 when cached)
 
 
-def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str, data_key: str) -> str:
-    return digest({"v": VERSION, "teacher": asdict(teacher), "cfg": asdict(cfg), "student_prompt": student_prompt, "data": data_key})
+def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str, system: str | None, data_key: str) -> str:
+    return digest({"v": VERSION, "teacher": asdict(teacher), "cfg": asdict(cfg), "student_prompt": student_prompt,
+                   "system": system, "data": data_key})
 
 
-async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[str], cfg: GenerateConfig) -> list[str]:
+async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[dict[str, str]]], cfg: GenerateConfig) -> list[str]:
     from inspect_ai.model import GenerateConfig as InspectGenerateConfig
     from inspect_ai.model import get_model
 
@@ -55,7 +57,7 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[str], 
         ),
         **args,
     )
-    outputs = await asyncio.gather(*(model.generate(p) for p in prompts))
+    outputs = await asyncio.gather(*(model.generate(to_inspect(p)) for p in prompts))
     return [o.completion.strip() for o in outputs]
 
 
@@ -65,18 +67,19 @@ def run_generate(
     teacher_args: dict[str, Any],
     cfg: GenerateConfig,
     student_prompt: str,
+    system: str | None,
     data_key: str,
     cache_dir: Path,
     out_dir: Path,
     use_cache: bool = True,
 ) -> GenerateOutput:
-    key = generate_key(teacher, cfg, student_prompt, data_key)
+    key = generate_key(teacher, cfg, student_prompt, system, data_key)
     entry = cache_dir / "generate" / key
     calls = 0
     with locked(entry):
         if not (use_cache and (entry / "train.jsonl").exists()):
             prompts = [
-                render(cfg.prompt, q.question, q.passage) if teacher.context else render(student_prompt, q.question)
+                chat(system, render(cfg.prompt, q.question, q.passage) if teacher.context else render(student_prompt, q.question))
                 for q in questions
             ]
             t0 = time.time()
@@ -88,14 +91,11 @@ def run_generate(
                 ok = match(a, [q.answer], "contains", "whole").correct
                 if cfg.filter_wrong and not ok:
                     continue
-                rows.append({"messages": [
-                    {"role": "user", "content": render(student_prompt, q.question)},
-                    {"role": "assistant", "content": a},
-                ]})
+                rows.append({"messages": chat(system, render(student_prompt, q.question)) + [{"role": "assistant", "content": a}]})
                 prov.append({
                     "id": q.id,
                     "teacher_model": teacher.model,
-                    "teacher_prompt_sha256": hashlib.sha256(p.encode()).hexdigest(),
+                    "teacher_prompt_sha256": hashlib.sha256(json.dumps(p).encode()).hexdigest(),
                     "sampling": {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens},
                     "context": teacher.context,
                     "gold_contained": ok,

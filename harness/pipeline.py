@@ -85,7 +85,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     print(f"[data] {len(data.train)} training questions, {len(data.eval)} evaluation items -> {data.dir}", flush=True)
 
     t = time.time()
-    gen = run_generate(data.train, teacher, resolved["teacher"], cfg.generate, cfg.eval.prompt,
+    gen = run_generate(data.train, teacher, resolved["teacher"], cfg.generate, cfg.eval.prompt, cfg.eval.system,
                        data.key, cache_dir, run_dir / "data", cfg.cache)
     seconds["generate"] = time.time() - t
     stage_calls["generate"] = calls["teacher"] = gen.calls
@@ -152,7 +152,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     }
     seconds["report"] = time.time() - t
     summary["stage_seconds"] = {k: round(v, 2) for k, v in seconds.items()}
-    order = list(cfg.models)
+    order = sorted(cfg.models, key=lambda a: (["teacher", "baseline", "student"] + [a]).index(a))
     write_json(run_dir / "summary.json", summary)
     write_text(run_dir / "report.md", render_markdown(summary, order))
     return summary

@@ -39,16 +39,16 @@ def test_demo_is_three_models_on_one_backend():
 
 
 def test_run_dir_is_deterministic_from_overrides():
-    cfg = compose(["experiment=demo", "finetune.lr=0.001", "data.n_islands=5"])
     from omegaconf import OmegaConf
 
-    d = OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"]
-    assert "${run_name:" in d
-    from harness.config import register
-
-    register()
-    # resolvers are registered: the same overrides give the same name, the experiment key excluded
-    assert OmegaConf.select(cfg, "hydra.job.config.override_dirname.exclude_keys") == ["experiment"]
+    cfg = compose(["experiment=demo", "finetune.lr=0.001", "data.n_islands=5"])
+    assert OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"] == (
+        "${results_dir}/${experiment}/${run_name:${hydra:job.override_dirname}}"
+    )
+    # keys that cannot change results do not change the dir; everything else does
+    assert set(cfg.hydra.job.config.override_dirname.exclude_keys) == {"experiment", "cache", "results_dir", "cache_dir"}
+    probe = OmegaConf.create({"a": "${run_name:''}", "b": "${run_name:'data.n_islands=5,finetune.lr=0.001'}"})
+    assert probe.a == "default" and probe.b == "data.n_islands=5,finetune.lr=0.001"
 
 
 def test_typed_values_are_checked_at_composition():

@@ -65,7 +65,7 @@ def run_evaluate(
     for m in models:
         scorers = [match_scorer(name, g) for name, g in graders.items()]
         tasks = [
-            qa_task(t, its, cfg.prompt, cfg.context_prompt if m.context else None, scorers)
+            qa_task(t, its, cfg.prompt, cfg.context_prompt if m.context else None, scorers, cfg.system)
             for t, its in by_task.items()
         ]
         model = get_model(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from inspect_ai import Task
 from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser
 from inspect_ai.scorer import Scorer
 from inspect_ai.solver import generate
 
@@ -14,7 +15,18 @@ def render(prompt: str, question: str, passage: str = "") -> str:
     return prompt.format(question=question, passage=passage)
 
 
-def qa_task(name: str, items: list[EvalItem], prompt: str, context_prompt: str | None, scorers: list[Scorer]) -> Task:
+def chat(system: str | None, user: str) -> list[dict[str, str]]:
+    """The conversation a model sees, as OpenAI-style messages (also the training-file format)."""
+    return ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": user}]
+
+
+def to_inspect(messages: list[dict[str, str]]) -> list[ChatMessage]:
+    kinds = {"system": ChatMessageSystem, "user": ChatMessageUser}
+    return [kinds[m["role"]](content=m["content"]) for m in messages]
+
+
+def qa_task(name: str, items: list[EvalItem], prompt: str, context_prompt: str | None, scorers: list[Scorer],
+            system: str | None = None) -> Task:
     """`context_prompt` set = the model sees the item's passage (the in-context teacher).
 
     Control items have no passage; a context model gets the plain prompt for them.
@@ -22,7 +34,8 @@ def qa_task(name: str, items: list[EvalItem], prompt: str, context_prompt: str |
     samples = [
         Sample(
             id=it.id,
-            input=render(context_prompt, it.question, it.passage) if context_prompt and it.passage else render(prompt, it.question),
+            input=to_inspect(chat(system, render(context_prompt, it.question, it.passage) if context_prompt and it.passage
+                                  else render(prompt, it.question))),
             target=it.answer,
             metadata={"question": it.question, "group": it.group},
         )

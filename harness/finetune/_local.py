@@ -1,96 +1,133 @@
-"""Local fine-tuning with TRL's SFTTrainer + peft: LoRA (merged afterwards) or full.
+"""Local fine-tuning: LoRA (peft, merged afterwards) or full, with a plain PyTorch loop.
 
-The training file is the OpenAI chat JSONL written by `generate`; each row becomes a
-prompt/completion pair so the loss covers only the teacher's answer (TRL's completion-only loss),
-rendered with the model's own chat template -- the same template inspect applies at evaluation.
+Why not TRL's SFTTrainer: measured here on 2 CPU cores it took 10.7 s per batch-8 step where this
+loop takes 6.5 s for the same model, data and loss (its extra per-step work -- entropy and token
+accuracy over the 49k vocabulary, Trainer bookkeeping -- is not free on a CPU). The loop is short:
+
+- each row of the OpenAI chat JSONL is rendered with the model's own chat template -- the template
+  inspect applies at evaluation -- and the loss covers only the final assistant turn;
+- the LM head is applied only at the positions that carry a label, which skips most of the
+  (vocabulary-sized) output projection;
+- batches are shuffled by a seeded generator, padded to the longest row, AdamW + linear warmup/decay.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
+import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import FinetuneConfig
 
 
-def _rows(train_file: Path) -> list[dict[str, Any]]:
-    out = []
+def load_rows(train_file: Path) -> list[list[dict[str, str]]]:
     with open(train_file, encoding="utf-8") as f:
-        for line in f:
-            msgs = json.loads(line)["messages"]
-            out.append({"prompt": msgs[:-1], "completion": msgs[-1:]})
-    return out
+        return [json.loads(line)["messages"] for line in f if line.strip()]
 
 
-def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: Path) -> dict[str, Any]:
+def encode(tok: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
+    """(input_ids, labels): labels are -100 except on the last assistant turn (incl. its end token)."""
+    prompt = tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    full = tok.apply_chat_template(messages, tokenize=False)
+    p_ids = tok(prompt, add_special_tokens=False).input_ids
+    ids = tok(full, add_special_tokens=False).input_ids
+    if ids[: len(p_ids)] != p_ids:  # a template that re-renders the prompt differently
+        raise ValueError("chat template does not render the prompt as a prefix of the full conversation")
+    # drop what the template appends after the end-of-turn token (a newline), it is not the answer
+    end = len(ids)
+    eos = tok.convert_tokens_to_ids(tok.eos_token) if tok.eos_token else None
+    if eos is not None and eos in ids[len(p_ids):]:
+        end = len(p_ids) + ids[len(p_ids):].index(eos) + 1
+    ids = ids[:end]
+    return ids, [-100] * len(p_ids) + ids[len(p_ids):]
+
+
+def train_local(
+    base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: Path,
+    progress: Callable[[str], None] = lambda s: print(s, flush=True),
+) -> dict[str, Any]:
     """Train on `train_file`, write a merged transformers checkpoint to `out_dir`, return metrics."""
     import torch
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
 
     torch.manual_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(base_path)
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    rows = _rows(train_file)
-    data = Dataset.from_list(rows)
-
-    peft_config = None
     if cfg.method == "lora":
-        from peft import LoraConfig
+        from peft import LoraConfig, get_peft_model
 
-        peft_config = LoraConfig(
-            r=cfg.lora.r,
-            lora_alpha=cfg.lora.alpha,
-            lora_dropout=cfg.lora.dropout,
-            target_modules=cfg.lora.target_modules,
-            task_type="CAUSAL_LM",
-        )
+        model = get_peft_model(model, LoraConfig(
+            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
+        ))
+    data = [encode(tok, m) for m in load_rows(train_file)]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
-    steps_per_epoch = math.ceil(len(rows) / cfg.batch_size)
-    args = SFTConfig(
-        output_dir=str(out_dir.parent / "_trainer"),
-        per_device_train_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        learning_rate=cfg.lr,
-        lr_scheduler_type="linear",
-        warmup_steps=max(0, round(cfg.warmup_ratio * steps_per_epoch * cfg.epochs)),
-        bf16=cfg.bf16,  # on CPU: bf16 autocast, fp32 master weights
-        use_cpu=True,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        logging_steps=max(1, steps_per_epoch),
-        save_strategy="no",
-        report_to=[],
-        max_length=512,
-        dataloader_num_workers=0,
-        disable_tqdm=not os.isatty(2),
+    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    total = cfg.max_steps if cfg.max_steps > 0 else max(1, round(steps_per_epoch * cfg.epochs))
+    warmup = round(cfg.warmup_ratio * total)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft_config)
-    t0 = time.time()
-    result = trainer.train()
+    rng = random.Random(cfg.seed)
+    inner = model.get_base_model() if cfg.method == "lora" else model  # type: ignore[operator]
+    body, head = inner.model, inner.lm_head
+
+    model.train()
+    step, tokens, epoch_losses, t0 = 0, 0, [], time.time()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16)
+    while step < total:
+        order = list(range(len(data)))
+        rng.shuffle(order)
+        losses = []
+        for b in range(0, len(order), cfg.batch_size):
+            if step >= total:
+                break
+            batch = [data[i] for i in order[b : b + cfg.batch_size]]
+            width = max(len(ids) for ids, _ in batch)
+            ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in batch])
+            att = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
+            lab = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
+            with autocast:
+                hidden = body(input_ids=ids, attention_mask=att).last_hidden_state
+                # next-token prediction: position t predicts label t+1; project only labelled positions
+                target = lab[:, 1:]
+                keep = target != -100
+                logits = head(hidden[:, :-1][keep]).float()
+                loss = torch.nn.functional.cross_entropy(logits, target[keep])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            tokens += int(att.sum())
+            losses.append(float(loss.detach()))
+            if step % 10 == 0 or step == total:
+                rate = tokens / (time.time() - t0)
+                progress(f"[finetune] step {step}/{total} loss {sum(losses) / len(losses):.3f} {rate:.0f} tok/s")
+        epoch_losses.append(sum(losses) / max(1, len(losses)))
     seconds = time.time() - t0
-    model = trainer.model
+
+    model.eval()
     if cfg.method == "lora":
         model = model.merge_and_unload()
+    out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tok.save_pretrained(out_dir)
-    n_tokens = sum(
-        len(tok(tok.apply_chat_template(r["prompt"] + r["completion"], tokenize=False)).input_ids) for r in rows
-    )
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "method": cfg.method,
-        "examples": len(rows),
-        "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch,
+        "examples": len(data),
+        "steps": step,
+        "epochs": round(step / steps_per_epoch, 2),
         "train_seconds": round(seconds, 1),
-        "train_loss": round(float(result.training_loss), 4),
-        "loss_curve": [round(x, 4) for x in losses],
-        "tokens_per_second": round(n_tokens * (trainer.state.epoch or 0) / seconds, 1) if seconds else None,
+        "train_loss": round(epoch_losses[-1], 4),
+        "loss_curve": [round(x, 4) for x in epoch_losses],
+        "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
+        "threads": torch.get_num_threads(),
     }

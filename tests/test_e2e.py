@@ -1,0 +1,117 @@
+"""One small real end-to-end run: the real embedded model, real fine-tune steps, real inspect logs.
+
+It runs `harness run experiment=tiny` as a user would, then checks the run dir, the logs and
+summary.json against the documented schema. A second invocation of the same command must land in
+the same run dir and resume from the finished logs without sending a single evaluation request.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    cmd = ["experiment=tiny", f"results_dir={results}", "cache=false"]
+    from tests.conftest import HARNESS
+
+    p = subprocess.run([HARNESS, "run", *cmd], capture_output=True, text=True, timeout=1500, cwd=REPO)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    run_dir = results / "tiny" / "default"  # cache/results_dir do not change results, so not the name
+    return run_dir, p.stdout, cmd
+
+
+def test_run_dir_layout(tiny_run):
+    run_dir, stdout, _ = tiny_run
+    assert f"[report] {run_dir / 'report.md'}" in stdout
+    for f in ["summary.json", "report.md", ".hydra/config.yaml", "data/domain.md", "data/train.jsonl",
+              "data/provenance.jsonl", "data/eval.jsonl", "student/student.json"]:
+        assert (run_dir / f).is_file(), f
+    assert not list(run_dir.rglob(".*.tmp*"))  # no half-written files left behind
+
+
+def test_training_file_is_openai_chat_format_with_provenance(tiny_run):
+    run_dir, _, _ = tiny_run
+    rows = [json.loads(x) for x in (run_dir / "data/train.jsonl").read_text().splitlines()]
+    prov = [json.loads(x) for x in (run_dir / "data/provenance.jsonl").read_text().splitlines()]
+    assert len(rows) == len(prov) == 8
+    for r, p in zip(rows, prov):
+        assert [m["role"] for m in r["messages"]] == ["system", "user", "assistant"]
+        assert r["messages"][1]["content"].strip()
+        assert "Veshari" not in r["messages"][1]["content"]  # the student never sees the passage
+        assert {"teacher_model", "teacher_prompt_sha256", "sampling", "timestamp"} <= set(p)
+    evals = [json.loads(x)["question"] for x in (run_dir / "data/eval.jsonl").read_text().splitlines()]
+    blob = (run_dir / "data/train.jsonl").read_text()
+    assert not any(q in blob for q in evals)
+
+
+def test_logs_are_real_inspect_logs(tiny_run):
+    from inspect_ai.log import list_eval_logs, read_eval_log
+
+    run_dir, _, _ = tiny_run
+    for alias in ("teacher", "baseline", "student"):
+        logs = [read_eval_log(i) for i in list_eval_logs(str(run_dir / "logs" / alias))]
+        assert {log.eval.task for log in logs} == {"heldout", "control"}
+        for log in logs:
+            assert log.status == "success"
+            assert log.eval.metadata["alias"] == alias
+            for s in log.samples:
+                assert set(s.scores) == {"exact", "contains"}
+                assert "raw" in s.scores["exact"].metadata  # the grade says why
+    teacher = [read_eval_log(i) for i in list_eval_logs(str(run_dir / "logs" / "teacher"))]
+    heldout = next(log for log in teacher if log.eval.task == "heldout")
+    assert "Veshari Archipelago" in heldout.samples[0].input[-1].text  # the teacher is given the passage
+
+
+def test_summary_matches_schema_and_counts(tiny_run):
+    import jsonschema
+
+    run_dir, _, _ = tiny_run
+    s = json.loads((run_dir / "summary.json").read_text())
+    schema = json.loads((REPO / "docs" / "summary.schema.json").read_text())
+    jsonschema.validate(s, schema)
+    assert s["schema_version"] == 1 and s["experiment"] == "tiny"
+    assert set(s["models"]) == {"teacher", "baseline", "student"}
+    assert s["models"]["student"] != s["models"]["baseline"]
+    cells = {(r["task"], r["model"], r["grader"]): r for r in s["scores"]}
+    assert len(cells) == 2 * 3 * 2
+    assert all(r["n"] == 8 for (t, _, _), r in cells.items() if t == "heldout")
+    for r in s["scores"]:
+        assert r["ci_low"] <= r["accuracy"] <= r["ci_high"]
+    # teacher: 8 answers to write + 11 evaluation items; the others only evaluate
+    assert s["model_calls"] == {"teacher": 8 + 11, "baseline": 11, "student": 11}
+    assert set(s["stage_seconds"]) == {"data", "generate", "finetune", "evaluate", "report"}
+    assert s["finetune"]["steps"] == 3
+    # the in-context teacher beats the context-free baseline on the made-up domain
+    assert cells[("heldout", "teacher", "contains")]["accuracy"] > cells[("heldout", "baseline", "contains")]["accuracy"]
+
+
+def test_warm_rerun_lands_in_same_dir_and_calls_no_model(tiny_run):
+    from tests.conftest import HARNESS
+
+    run_dir, _, cmd = tiny_run
+    before = json.loads((run_dir / "summary.json").read_text())
+    # the cold run wrote the cache; the finished evaluation logs are re-used by eval_set
+    p = subprocess.run([HARNESS, "run", *cmd[:-1], "cache=true"], capture_output=True, text=True, timeout=1500, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-3000:]
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["model_calls"] == {"teacher": 0, "baseline": 0, "student": 0}
+    assert s["scores"] == before["scores"]
+    assert s["stage_seconds"]["finetune"] < 30
+
+
+def test_report_rebuilds_from_logs(tiny_run, tmp_path):
+    from tests.conftest import HARNESS
+
+    run_dir, _, _ = tiny_run
+    p = subprocess.run([HARNESS, "report", str(run_dir), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "summary.json").read_text())["scores"] == json.loads((run_dir / "summary.json").read_text())["scores"]
+    assert "| heldout | contains | 8 |" in (tmp_path / "report.md").read_text()
+    bad = subprocess.run([HARNESS, "report", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
