@@ -47,13 +47,17 @@ CASES = [
     ("Settled in 1617, population 4,000.", "1617", "exact", "first_number", "", True),
     ("no numbers here", "7", "exact", "last_number", "", False),
     ("The capital of Veidubrouth is Drami.", "Drami", "exact", "strip_echo", "What is the capital of Veidubrouth?", True),
-    ("Veidubrouth's capital is Drami, a town.", "Drami", "exact", "strip_echo", "What is the capital of Veidubrouth?", False),
+    ("Veidubrouth's capital is Drami, a town.", "Drami", "exact", "strip_echo", "What is the capital of Veidubrouth?", False),  # "s drami"
+    ("The capital of Veidubrouth is Drami, a harbour town.", "Drami", "exact", "strip_echo", "What is the capital of Veidubrouth?", True),
+    ("Yes, the capital of Veidubrouth is Drami.", "Drami", "exact", "strip_echo", "What is the capital of Veidubrouth?", False),  # "yes"
+    ("Veidubrouth is a tropical island that exports figs, which are fruit.", "figs", "exact", "strip_echo", "What does Veidubrouth mainly export?", False),
     # auto: numeric gold -> first number of the first sentence; otherwise strip_echo
     ("Veidubrouth was first settled in 1617 by fishing families.", "1617", "exact", "auto", Q_YEAR, True),
     ("Veidubrouth was settled in 1671. Not 1617.", "1617", "exact", "auto", Q_YEAR, False),
     ("The highest peak rises 797 metres above the sea.", "797", "exact", "auto", "To how many metres does the summit rise?", True),
     ("The seat of government of Veidubrouth is in Drami.", "Drami", "exact", "auto", Q_CAP, True),
-    ("The seat of government of Veidubrouth is in Drami, on the coast.", "Drami", "exact", "auto", Q_CAP, False),
+    ("The seat of government of Veidubrouth is in Drami, on the coast.", "Drami", "exact", "auto", Q_CAP, True),
+    ("The seat of government of Veidubrouth is in Drami on the coast.", "Drami", "exact", "auto", Q_CAP, False),
     ("Marenth is the town.", "Drami", "exact", "auto", Q_CAP, False),
     # aliases
 ]

@@ -37,6 +37,8 @@ _NUM_RE = re.compile(_NUM)
 _TOKEN_RE = re.compile(rf"{_NUM}|[^\W_]+")
 # a sentence ends at . ! ? followed by whitespace or the end (so "1.5" and "U.S.A" stay whole)
 _SENT_END = re.compile(r"[.!?](?=\s|$)")
+# clause boundaries inside a sentence: "X is Drami, a harbour town" -> "X is Drami"
+_CLAUSE = re.compile(r"[,;:]\s|\s[-–—]\s|\s\(")
 _ANSWER_RE = re.compile(r"answer\s*(?:is)?\s*[:\-]?\s*(.+)", re.IGNORECASE)
 
 
@@ -61,6 +63,8 @@ def first_sentence(text: str) -> str:
 def extract(answer: str, mode: str, question: str = "", regex: str | None = None, gold: str = "") -> str:
     """The answer span according to `mode` ("" when the mode finds nothing).
 
+    `strip_echo` takes the first sentence, splits it into clauses, and returns the first clause that
+    has words left after removing the words of the question and filler words.
     `auto` picks by the *type* of the gold answer (never its value): a number is read as the first
     number of the first sentence, anything else with `strip_echo`.
     """
@@ -89,8 +93,13 @@ def extract(answer: str, mode: str, question: str = "", regex: str | None = None
         nums = _NUM_RE.findall(answer)
         return nums[0] if nums else ""
     if mode == "strip_echo":
+        # the first clause of the first sentence that says anything beyond the question's words
         echo = set(normalise(question)) | _FILLER
-        return " ".join(t for t in normalise(first_sentence(answer)) if t not in echo)
+        for clause in _CLAUSE.split(first_sentence(answer)):
+            rest = [t for t in normalise(clause) if t not in echo]
+            if rest:
+                return " ".join(rest)
+        return ""
     raise ValueError(f"unknown extract mode '{mode}'; available: {', '.join(EXTRACT_MODES)}")
 
 
