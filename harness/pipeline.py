@@ -26,6 +26,18 @@ from .models import resolve_args
 from .report import SCHEMA_VERSION, load_frame, render_markdown, score_table
 
 
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def redact(obj: Any) -> Any:
+    """Drop the values of secret-looking keys (api_key, token, ...) before anything is written."""
+    if isinstance(obj, dict):
+        return {k: "<redacted>" if any(w in str(k).lower() for w in _SECRET_WORDS) else redact(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact(v) for v in obj]
+    return obj
+
+
 def validate(cfg: HarnessConfig) -> None:
     """Everything that can be checked before any work starts (and before anything is written)."""
     if "teacher" not in cfg.models:
@@ -148,7 +160,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
         "model_calls": calls,
         "paths": {"logs": str(run_dir / "logs"), "student": ft.model_path, "data": str(run_dir / "data")},
         "environment": {"python": platform.python_version(), "cache_keys": {"data": data.key, "generate": gen.key, "finetune": ft.key}},
-        "config": asdict(cfg),
+        "config": redact(asdict(cfg)),
     }
     seconds["report"] = time.time() - t
     summary["stage_seconds"] = {k: round(v, 2) for k, v in seconds.items()}

@@ -75,3 +75,12 @@ def test_bad_data_config(tmp_path, bad):
     with pytest.raises(HarnessError):
         run_data(DataConfig(**bad), tmp_path)
     assert not (tmp_path / "eval.jsonl").exists()
+
+
+def test_secrets_are_redacted_from_written_config():
+    from harness.pipeline import redact
+
+    cfg = {"models": {"t": {"args": {"api_key": "sk-123", "base_url": "http://x", "nested": [{"auth_token": "t"}]}}}}
+    out = redact(cfg)
+    assert "sk-123" not in str(out) and "'t'" not in str(out["models"]["t"]["args"]["nested"])
+    assert out["models"]["t"]["args"]["base_url"] == "http://x"

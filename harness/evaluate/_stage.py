@@ -6,12 +6,13 @@ through eval_set instead of starting over, and the logs open with `inspect view`
 
 from __future__ import annotations
 
-import os
 import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cache import digest, write_text
 from ..config import EvalConfig, GraderConfig
 from ..data import EvalItem
 from ..errors import HarnessError
@@ -49,6 +50,20 @@ def _completed(log_dir: Path) -> int:
     return n
 
 
+def _claim(log_dir: Path, key: str) -> None:
+    """eval_set resumes from whatever logs are in its dir; make sure they are logs of *this*
+    evaluation. Logs of a different one (changed items, prompts, model or graders under the same
+    run name) are moved aside to `logs/.superseded/`, never deleted and never silently re-used."""
+    stamp = log_dir / ".harness-key"
+    if log_dir.exists() and (not stamp.exists() or stamp.read_text().strip() != key):
+        dest = log_dir.parent / ".superseded" / f"{log_dir.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        log_dir.rename(dest)
+        print(f"[evaluate] {log_dir} held logs of a different evaluation; moved to {dest}", flush=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    write_text(stamp, key + "\n")
+
+
 def run_evaluate(
     models: list[EvalModel], items: list[EvalItem], cfg: EvalConfig, graders: dict[str, GraderConfig], log_root: Path
 ) -> EvaluateOutput:
@@ -80,6 +95,9 @@ def run_evaluate(
             **m.args,
         )
         log_dir = log_root / m.alias
+        _claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context, "eval": asdict(cfg),
+                                "graders": {k: asdict(g) for k, g in graders.items()},
+                                "items": [asdict(i) for i in items]}))
         before = _completed(log_dir)
         ok, logs = eval_set(
             tasks,

@@ -19,6 +19,8 @@ def load_frame(log_dir: Path) -> pd.DataFrame:
 
     rows = []
     for info in list_eval_logs(str(log_dir), recursive=True):
+        if "/.superseded/" in info.name:  # logs of an earlier, different evaluation (see evaluate._claim)
+            continue
         log = read_eval_log(info)
         if log.status != "success":
             continue
