@@ -87,6 +87,13 @@ def test_summary_matches_schema_and_counts(tiny_run):
     assert s["model_calls"] == {"teacher": 8 + 11, "baseline": 11, "student": 11}
     assert set(s["stage_seconds"]) == {"data", "generate", "finetune", "evaluate", "report"}
     assert s["finetune"]["steps"] == 3
+    # paired comparisons: every pair on every task x grader, Holm-adjusted, aligned by sample id
+    assert {(c["a"], c["b"]) for c in s["comparisons"]} == {("student", "baseline"), ("teacher", "student"), ("teacher", "baseline")}
+    assert len(s["comparisons"]) == 2 * 2 * 3
+    for c in s["comparisons"]:
+        assert c["p_value"] <= c["p_adjusted"] <= 1 and c["significant"] == (c["p_adjusted"] < 0.05)
+        assert c["n_pairs"] == (8 if c["task"] == "heldout" else 3)
+    assert {(g["task"], g["grader"]) for g in s["gap_closed"]} == {(t, g) for t in ("heldout", "control") for g in ("exact", "contains")}
     # the in-context teacher beats the context-free baseline on the made-up domain
     assert cells[("heldout", "teacher", "contains")]["accuracy"] > cells[("heldout", "baseline", "contains")]["accuracy"]
 

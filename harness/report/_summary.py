@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..stats import proportion_ci
+from ..stats import adjust, gap_closed, mde, paired_binary, paired_continuous, proportion_ci
 
 SCHEMA_VERSION = 1
 
@@ -26,6 +26,49 @@ def score_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
         lo, hi = proportion_ci(k, n)
         out.append({"task": task, "model": alias, "grader": grader, "n": n,
                     "accuracy": round(k / n, 6), "ci_low": round(lo, 6), "ci_high": round(hi, 6)})
+    return out
+
+
+# (a, b) pairs compared in every run that has these aliases: a - b
+PAIRS = [("student", "baseline"), ("teacher", "student"), ("teacher", "baseline")]
+ALPHA = 0.05
+
+
+def _per_item(frame: pd.DataFrame) -> pd.DataFrame:
+    """Items x aliases per (task, grader); epochs averaged per item; NaN = missing/unscorable."""
+    return frame.groupby(["task", "grader", "id", "alias"], sort=True)["value"].mean().unstack("alias")
+
+
+def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, alpha: float = ALPHA) -> list[dict[str, Any]]:
+    """Paired comparisons aligned by sample id, Holm-adjusted over every comparison of the run."""
+    rows: list[dict[str, Any]] = []
+    if frame.empty:
+        return rows
+    for (task, grader), g in _per_item(frame).groupby(level=[0, 1], sort=True):
+        for a, b in pairs:
+            if a not in g.columns or b not in g.columns:
+                continue
+            x, y = g[a].to_numpy(), g[b].to_numpy()
+            binary = set(pd.unique(pd.Series(list(x) + list(y)).dropna())) <= {0.0, 1.0}
+            r = paired_binary(x, y, alpha) if binary else paired_continuous(x, y, alpha)
+            rows.append({"task": task, "grader": grader, "a": a, "b": b, "n_pairs": r.n, "n_dropped": r.n_dropped,
+                         "diff": round(r.diff, 6), "ci_low": round(r.ci_low, 6), "ci_high": round(r.ci_high, 6),
+                         "p_value": r.p_value, "test": r.test, "mde": round(mde(r.n), 6)})
+    for row, p_adj in zip(rows, adjust([r["p_value"] for r in rows], "holm")):
+        row["p_adjusted"] = p_adj
+        row["correction"] = f"holm over {len(rows)} comparisons"
+        row["significant"] = bool(p_adj < alpha)
+    return rows
+
+
+def gap_table(frame: pd.DataFrame, alpha: float = ALPHA) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if frame.empty:
+        return out
+    for (task, grader), g in _per_item(frame).groupby(level=[0, 1], sort=True):
+        if {"teacher", "baseline", "student"} <= set(g.columns):
+            r = gap_closed(g["teacher"], g["baseline"], g["student"], alpha)
+            out.append({"task": task, "grader": grader, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n})
     return out
 
 
@@ -58,6 +101,36 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
             n = next((r["n"] for r in row if r), 0)
             vals = [f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]" if r else "—" for r in row]
             lines.append(f"| {t} | {g} | {n} | " + " | ".join(vals) + " |")
+    comps = s.get("comparisons") or []
+    if comps:
+        lines += ["", "## Paired comparisons", "",
+                  f"Same items, aligned by sample id. Test: {comps[0]['test']} on the discordant pairs; CI: paired t "
+                  f"interval of the per-item differences; correction: {comps[0]['correction']}; α = {ALPHA}. "
+                  "A difference is called better/worse only when its adjusted p < α. "
+                  "MDE = minimum detectable difference at 80 % power (conservative per-item SD 0.5).", "",
+                  "| task | grader | a − b | n pairs | diff (pp) [95 % CI] | p | p adj. | verdict |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for c in comps:
+            if c["significant"]:
+                verdict = f"**{c['a']} {'better' if c['diff'] > 0 else 'worse'}**"
+            else:
+                verdict = f"no significant difference (MDE {100 * c['mde']:.0f} pp)"
+            dropped = f" ({c['n_dropped']} dropped)" if c["n_dropped"] else ""
+            lines.append(f"| {c['task']} | {c['grader']} | {c['a']} − {c['b']} | {c['n_pairs']}{dropped} | "
+                         f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | "
+                         f"{c['p_value']:.2g} | {c['p_adjusted']:.2g} | {verdict} |")
+    gaps = s.get("gap_closed") or []
+    if gaps:
+        lines += ["", "## Gap closed", "",
+                  "(student − baseline) / (teacher − baseline), 95 % paired-bootstrap percentile CI over items.", "",
+                  "| task | grader | gap closed [95 % CI] |", "|---|---|---|"]
+        for g in gaps:
+            if g["value"] is None:
+                val = "— (teacher not above baseline)"
+            else:
+                ci = f"[{_pct(g['ci_low'])}, {_pct(g['ci_high'])}]" if g["ci_low"] is not None else "[CI undefined]"
+                val = f"{_pct(g['value'])} % {ci}"
+            lines.append(f"| {g['task']} | {g['grader']} | {val} |")
     ft = s.get("finetune") or {}
     if ft:
         lines += ["", "## Fine-tune", "", "| " + " | ".join(k for k in ft if k != "loss_curve") + " |",

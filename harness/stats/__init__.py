@@ -1,5 +1,7 @@
-"""Statistics on score frames. (Paired tests, corrections and power arrive with the reports issue.)"""
+"""Statistics for model comparisons: intervals, paired tests, corrections, power, gap closed."""
 
 from ._ci import proportion_ci
+from ._paired import GapClosed, PairedResult, adjust, gap_closed, mde, paired_binary, paired_continuous, required_n
 
-__all__ = ["proportion_ci"]
+__all__ = ["GapClosed", "PairedResult", "adjust", "gap_closed", "mde", "paired_binary", "paired_continuous",
+           "proportion_ci", "required_n"]
