@@ -9,7 +9,7 @@ from pathlib import Path
 from ..cache import write_json, write_text
 from ..errors import HarnessError
 from ._frame import load_frame
-from ._summary import comparison_table, gap_table, render_markdown, score_table
+from ._summary import category_table, comparison_table, flip_table, gap_table, render_markdown, score_table
 
 
 def rebuild(run_dir: Path, out: Path | None = None) -> Path:
@@ -26,6 +26,8 @@ def rebuild(run_dir: Path, out: Path | None = None) -> Path:
     summary["scores"] = score_table(frame)
     summary["comparisons"] = comparison_table(frame)
     summary["gap_closed"] = gap_table(frame)
+    summary["categories"] = category_table(frame)
+    summary["flips"] = flip_table(frame)
     out = out or run_dir
     write_json(out / "summary.json", summary)
     write_text(out / "report.md", render_markdown(summary, list(summary["models"])))

@@ -72,6 +72,44 @@ def gap_table(frame: pd.DataFrame, alpha: float = ALPHA) -> list[dict[str, Any]]
     return out
 
 
+def category_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Accuracy per task x grader x group (the item's category metadata) x model."""
+    if frame.empty:
+        return []
+    per_item = frame.groupby(["task", "grader", "group", "alias", "id"], sort=True)["value"].mean().fillna(0.0)
+    agg = per_item.groupby(level=[0, 1, 2, 3], sort=True).agg(["size", "mean"])
+    return [{"task": t, "grader": g, "group": grp, "model": a, "n": int(r["size"]), "accuracy": round(float(r["mean"]), 6)}
+            for (t, g, grp, a), r in agg.iterrows()]
+
+
+def flip_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, limit: int = 5) -> list[dict[str, Any]]:
+    """Items that flipped between two models (b wrong -> a right, and a wrong where b was right)."""
+    out: list[dict[str, Any]] = []
+    if frame.empty:
+        return out
+    first = frame[frame.epoch == frame.epoch.min()]
+    val = first.pivot_table(index=["task", "grader", "id"], columns="alias", values="value", aggfunc="mean")
+    ans = first.drop_duplicates(["task", "grader", "id", "alias"]).set_index(["task", "grader", "id", "alias"])
+    for a, b in pairs:
+        if a not in val.columns or b not in val.columns:
+            continue
+        for direction, mask in (("wrong→right", (val[b] == 0) & (val[a] == 1)), ("right→wrong", (val[b] == 1) & (val[a] == 0))):
+            for (task, grader, item) in list(val.index[mask])[:limit]:
+                out.append({"task": task, "grader": grader, "a": a, "b": b, "id": item, "direction": direction,
+                            "target": ans.loc[(task, grader, item, a), "target"],
+                            "answer_a": ans.loc[(task, grader, item, a), "answer"],
+                            "answer_b": ans.loc[(task, grader, item, b), "answer"]})
+    return sorted(out, key=lambda f: f["task"] != "heldout")  # stable: held-out items first
+
+
+def _md(text: str, width: int = 90) -> str:
+    """Model output is untrusted: one line, table- and HTML-safe, truncated."""
+    t = " ".join(str(text).split())
+    t = t[:width] + ("…" if len(t) > width else "")
+    return (t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+             .replace("|", "\\|").replace("`", "\\`").replace("*", "\\*").replace("_", "\\_"))
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
@@ -131,6 +169,30 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
                 ci = f"[{_pct(g['ci_low'])}, {_pct(g['ci_high'])}]" if g["ci_low"] is not None else "[CI undefined]"
                 val = f"{_pct(g['value'])} % {ci}"
             lines.append(f"| {g['task']} | {g['grader']} | {val} |")
+    n_heldout = next((r["n"] for r in s["scores"] if r["task"] == "heldout"), None)
+    if n_heldout:
+        from ..stats import mde, required_n
+
+        lines += ["", "## Power", "",
+                  f"With n = {n_heldout} held-out items the minimum detectable difference between two models at "
+                  f"80 % power (α = {ALPHA}, two-sided, conservative per-item SD 0.5) is {100 * mde(n_heldout):.0f} pp; "
+                  f"detecting 10 pp would need {required_n(0.10)} items, 5 pp {required_n(0.05)}."]
+    cats = s.get("categories") or []
+    if cats:
+        lines += ["", "## By category", "", "Accuracy % per item category (n per cell in brackets).", ""]
+        cell = {(c["task"], c["grader"], c["group"], c["model"]): c for c in cats}
+        keys = sorted({(c["task"], c["grader"], c["group"]) for c in cats}, key=lambda k: (k[0] != "heldout", k))
+        lines += ["| task | grader | category | " + " | ".join(order) + " |", "|---|---|---|" + "---|" * len(order)]
+        for t, g, grp in keys:
+            vals = [f"{_pct(cell[(t, g, grp, a)]['accuracy'])} ({cell[(t, g, grp, a)]['n']})" if (t, g, grp, a) in cell else "—" for a in order]
+            lines.append(f"| {t} | {g} | {grp} | " + " | ".join(vals) + " |")
+    flips = s.get("flips") or []
+    if flips:
+        lines += ["", "## Items that flipped", "", "First items per pair and direction (answers escaped and truncated).", "",
+                  "| task | grader | a vs b | direction | item | gold | a's answer | b's answer |", "|---|---|---|---|---|---|---|---|"]
+        for f in flips:
+            lines.append(f"| {f['task']} | {f['grader']} | {f['a']} vs {f['b']} | {f['direction']} | {_md(f['id'], 40)} | "
+                         f"{_md(f['target'], 30)} | {_md(f['answer_a'])} | {_md(f['answer_b'])} |")
     ft = s.get("finetune") or {}
     if ft:
         lines += ["", "## Fine-tune", "", "| " + " | ".join(k for k in ft if k != "loss_curve") + " |",

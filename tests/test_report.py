@@ -1,0 +1,44 @@
+"""Report tables from a tidy frame (the shape load_frame produces), no model needed."""
+
+import pandas as pd
+
+from harness.report import category_table, comparison_table, flip_table, gap_table, score_table
+from harness.report._summary import _md
+
+
+def _frame():
+    rows = []
+    for i in range(30):
+        truth = {"teacher": 1.0 if i < 27 else 0.0, "baseline": 0.0 if i > 2 else 1.0, "student": 1.0 if i < 18 else 0.0}
+        for alias, v in truth.items():
+            rows.append((alias, f"hf/{alias}", "heldout", "contains", f"q{i}", 1, v, "capital" if i % 2 else "peak",
+                         f"<b>answer {alias} {i}</b> | x", "", "gold"))
+    # one unscorable student sample: dropped pairwise from comparisons, counted
+    rows[-1] = rows[-1][:6] + (float("nan"),) + rows[-1][7:]
+    return pd.DataFrame(rows, columns=["alias", "model", "task", "grader", "id", "epoch", "value", "group", "answer", "extracted", "target"])
+
+
+def test_comparisons_align_by_id_and_count_dropped():
+    comps = {(c["a"], c["b"]): c for c in comparison_table(_frame())}
+    sb = comps[("student", "baseline")]
+    assert sb["n_pairs"] == 29 and sb["n_dropped"] == 1 and sb["significant"]
+    assert sb["test"] == "McNemar exact" and sb["correction"] == "holm over 3 comparisons"
+    assert sb["p_value"] <= sb["p_adjusted"]
+
+
+def test_scores_categories_gap_and_flips():
+    f = _frame()
+    scores = {r["model"]: r for r in score_table(f)}
+    assert scores["teacher"]["n"] == 30 and scores["teacher"]["accuracy"] == 0.9
+    cats = category_table(f)
+    assert {c["group"] for c in cats} == {"capital", "peak"} and sum(c["n"] for c in cats if c["model"] == "teacher") == 30
+    gap = gap_table(f)[0]
+    assert 0 < gap["value"] < 1 and gap["ci_low"] <= gap["value"] <= gap["ci_high"]
+    flips = flip_table(f)
+    assert any(x["direction"] == "wrong→right" and x["a"] == "student" for x in flips)
+
+
+def test_model_output_is_escaped_in_markdown():
+    out = _md("<script>alert(1)</script> | *bold* `code`\nnext line")
+    assert "<" not in out and ">" not in out and "\n" not in out
+    assert "\\|" in out and "\\*" in out and "\\`" in out
