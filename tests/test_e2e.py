@@ -6,6 +6,8 @@ the same run dir and resume from the finished logs without sending a single eval
 """
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -29,7 +31,7 @@ def tiny_run(tmp_path_factory):
 def test_run_dir_layout(tiny_run):
     run_dir, stdout, _ = tiny_run
     assert f"[report] {run_dir / 'report.md'}" in stdout
-    for f in ["summary.json", "report.md", ".hydra/config.yaml", "data/domain.md", "data/train.jsonl",
+    for f in ["summary.json", "report.md", "report.html", ".hydra/config.yaml", "data/domain.md", "data/train.jsonl",
               "data/provenance.jsonl", "data/eval.jsonl", "student/student.json"]:
         assert (run_dir / f).is_file(), f
     assert not list(run_dir.rglob(".*.tmp*"))  # no half-written files left behind
@@ -122,3 +124,42 @@ def test_report_rebuilds_from_logs(tiny_run, tmp_path):
     assert "| heldout | contains | 8 |" in (tmp_path / "report.md").read_text()
     bad = subprocess.run([HARNESS, "report", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("HARNESS_REQUIRE_CHROMIUM"), reason="chromium not installed (CI installs it)")
+def test_report_html_renders_self_contained_in_chromium(tiny_run, tmp_path):
+    """Render report.html in headless Chromium, as a reader would, and check the DOM."""
+    import html.parser
+
+    run_dir, _, _ = tiny_run
+    assert CHROMIUM, "HARNESS_REQUIRE_CHROMIUM is set but chromium is missing"
+    p = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (run_dir / "report.html").as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+
+    class DOM(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.imgs, self.refs = set(), [], []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "table":
+                self.tables.add(a.get("id"))
+            if tag == "img":
+                self.imgs.append(a.get("src", ""))
+            for k in ("src", "href"):
+                if a.get(k):
+                    self.refs.append(a[k])
+
+    dom = DOM()
+    dom.feed(p.stdout)
+    assert {"models", "scores", "comparisons", "gap", "timings"} <= dom.tables
+    assert len(dom.imgs) == 2 and all(s.startswith("data:image/png;base64,") and len(s) > 1000 for s in dom.imgs)
+    assert not [r for r in dom.refs if not r.startswith("data:")]  # nothing that could hit the network
+    assert "<script" not in (run_dir / "report.html").read_text()  # model output is escaped, never markup

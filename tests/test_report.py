@@ -42,3 +42,19 @@ def test_model_output_is_escaped_in_markdown():
     out = _md("<script>alert(1)</script> | *bold* `code`\nnext line")
     assert "<" not in out and ">" not in out and "\n" not in out
     assert "\\|" in out and "\\*" in out and "\\`" in out
+
+
+def test_report_html_escapes_model_output_and_embeds_plots():
+    from harness.report import render_html
+
+    f = _frame()
+    f.loc[0, "answer"] = "<script>alert('x')</script>"
+    f.loc[f.alias == "baseline", "value"] = 0.0
+    summary = {"experiment": "t", "run": "r", "models": {"teacher": "hf/t", "baseline": "hf/b", "student": "hf/s"},
+               "model_notes": {}, "scores": score_table(f), "comparisons": comparison_table(f), "gap_closed": gap_table(f),
+               "flips": [{"task": "heldout", "grader": "contains", "a": "teacher", "b": "baseline", "id": "q0",
+                          "direction": "wrong→right", "target": "gold", "answer_a": f.loc[0, "answer"], "answer_b": "b"}],
+               "stage_seconds": {"data": 0.1}, "stage_calls": {}, "paths": {"logs": "logs"}}
+    html = render_html(summary, ["teacher", "baseline", "student"])
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert html.count('src="data:image/png;base64,') == 2 and "http://" not in html and "https://" not in html

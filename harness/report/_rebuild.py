@@ -9,6 +9,7 @@ from pathlib import Path
 from ..cache import write_json, write_text
 from ..errors import HarnessError
 from ._frame import load_frame
+from ._html import render_html
 from ._summary import category_table, comparison_table, flip_table, gap_table, render_markdown, score_table
 
 
@@ -30,5 +31,7 @@ def rebuild(run_dir: Path, out: Path | None = None) -> Path:
     summary["flips"] = flip_table(frame)
     out = out or run_dir
     write_json(out / "summary.json", summary)
-    write_text(out / "report.md", render_markdown(summary, list(summary["models"])))
+    order = sorted(summary["models"], key=lambda a: (["teacher", "baseline", "student"] + [a]).index(a))
+    write_text(out / "report.md", render_markdown(summary, order))
+    write_text(out / "report.html", render_html(summary, order))
     return out / "report.md"

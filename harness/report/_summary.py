@@ -58,7 +58,7 @@ def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, 
         row["p_adjusted"] = p_adj
         row["correction"] = f"holm over {len(rows)} comparisons"
         row["significant"] = bool(p_adj < alpha)
-    return rows
+    return sorted(rows, key=lambda r: r["task"] != "heldout")  # stable: held-out task first
 
 
 def gap_table(frame: pd.DataFrame, alpha: float = ALPHA) -> list[dict[str, Any]]:
