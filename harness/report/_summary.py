@@ -84,21 +84,23 @@ def category_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def flip_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, limit: int = 5) -> list[dict[str, Any]]:
     """Items that flipped between two models (b wrong -> a right, and a wrong where b was right)."""
-    out: list[dict[str, Any]] = []
     if frame.empty:
-        return out
+        return []
     first = frame[frame.epoch == frame.epoch.min()]
-    val = first.pivot_table(index=["task", "grader", "id"], columns="alias", values="value", aggfunc="mean")
-    ans = first.drop_duplicates(["task", "grader", "id", "alias"]).set_index(["task", "grader", "id", "alias"])
+    val = _per_item(first)
+    picked = []
     for a, b in pairs:
         if a not in val.columns or b not in val.columns:
             continue
         for direction, mask in (("wrong→right", (val[b] == 0) & (val[a] == 1)), ("right→wrong", (val[b] == 1) & (val[a] == 0))):
-            for (task, grader, item) in list(val.index[mask])[:limit]:
-                out.append({"task": task, "grader": grader, "a": a, "b": b, "id": item, "direction": direction,
-                            "target": ans.loc[(task, grader, item, a), "target"],
-                            "answer_a": ans.loc[(task, grader, item, a), "answer"],
-                            "answer_b": ans.loc[(task, grader, item, b), "answer"]})
+            picked += [(a, b, direction, key) for key in list(val.index[mask])[:limit]]
+    # look the answers up only for the few picked items, not the whole frame
+    sub = first[first["id"].isin({key[2] for *_, key in picked})]
+    ans = sub.drop_duplicates(["task", "grader", "id", "alias"]).set_index(["task", "grader", "id", "alias"])
+    out = [{"task": t, "grader": g, "a": a, "b": b, "id": item, "direction": direction,
+            "target": ans.loc[(t, g, item, a), "target"],
+            "answer_a": ans.loc[(t, g, item, a), "answer"], "answer_b": ans.loc[(t, g, item, b), "answer"]}
+           for a, b, direction, (t, g, item) in picked]
     return sorted(out, key=lambda f: f["task"] != "heldout")  # stable: held-out items first
 
 
