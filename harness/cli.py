@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -19,7 +20,7 @@ EXPERIMENTS_DIR = REPO / "experiments"
 USAGE = __doc__.split("\n\n")[1]
 
 
-def fail(msg: str, code: int = 2) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+def fail(msg: str, code: int = 2) -> NoReturn:
     print(f"harness: error: {msg}", file=sys.stderr)
     raise SystemExit(code)
 

@@ -9,7 +9,7 @@ import base64
 import io
 from typing import Any
 
-from ._summary import ALPHA
+from ._summary import ALPHA, power_sentence
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -126,8 +126,6 @@ def _plot_forest(comps: list[dict[str, Any]]) -> str:
 def render_html(summary: dict[str, Any], order: list[str]) -> str:
     from jinja2 import Environment
 
-    from ..stats import mde, required_n
-
     cell = {(r["task"], r["grader"], r["model"]): r for r in summary["scores"]}
     keys = sorted({(r["task"], r["grader"]) for r in summary["scores"]}, key=lambda k: (k[0] != "heldout", k))
     score_rows = []
@@ -135,9 +133,7 @@ def render_html(summary: dict[str, Any], order: list[str]) -> str:
         cells = [cell.get((t, g, a)) for a in order]
         n = next((c["n"] for c in cells if c), 0)
         score_rows.append((t, g, n, [f"{100 * c['accuracy']:.1f} [{100 * c['ci_low']:.1f}, {100 * c['ci_high']:.1f}]" if c else "—" for c in cells]))
-    n_heldout = next((r["n"] for r in summary["scores"] if r["task"] == "heldout"), None)
-    power = (f"With n = {n_heldout} held-out items the minimum detectable difference at 80 % power (α = {ALPHA}, "
-             f"per-item SD 0.5) is {100 * mde(n_heldout):.0f} pp; 10 pp would need {required_n(0.10)} items.") if n_heldout else ""
+    power = power_sentence(summary["scores"])
     env = Environment(autoescape=True)
     return env.from_string(_TEMPLATE).render(
         s=summary, order=order, score_rows=score_rows, alpha=ALPHA, power=power,

@@ -112,6 +112,18 @@ def _md(text: str, width: int = 90) -> str:
              .replace("|", "\\|").replace("`", "\\`").replace("*", "\\*").replace("_", "\\_"))
 
 
+def power_sentence(scores: list[dict[str, Any]]) -> str:
+    """The power section: the MDE at the held-out task's n, and the n needed for 10 / 5 pp."""
+    from ..stats import mde, required_n
+
+    n = next((r["n"] for r in scores if r["task"] == "heldout"), None)
+    if not n:
+        return ""
+    return (f"With n = {n} held-out items the minimum detectable difference between two models at 80 % power "
+            f"(α = {ALPHA}, two-sided, conservative per-item SD 0.5) is {100 * mde(n):.0f} pp; "
+            f"detecting 10 pp would need {required_n(0.10)} items, 5 pp {required_n(0.05)}.")
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
@@ -171,14 +183,9 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
                 ci = f"[{_pct(g['ci_low'])}, {_pct(g['ci_high'])}]" if g["ci_low"] is not None else "[CI undefined]"
                 val = f"{_pct(g['value'])} % {ci}"
             lines.append(f"| {g['task']} | {g['grader']} | {val} |")
-    n_heldout = next((r["n"] for r in s["scores"] if r["task"] == "heldout"), None)
-    if n_heldout:
-        from ..stats import mde, required_n
-
-        lines += ["", "## Power", "",
-                  f"With n = {n_heldout} held-out items the minimum detectable difference between two models at "
-                  f"80 % power (α = {ALPHA}, two-sided, conservative per-item SD 0.5) is {100 * mde(n_heldout):.0f} pp; "
-                  f"detecting 10 pp would need {required_n(0.10)} items, 5 pp {required_n(0.05)}."]
+    power = power_sentence(s["scores"])
+    if power:
+        lines += ["", "## Power", "", power]
     cats = s.get("categories") or []
     if cats:
         lines += ["", "## By category", "", "Accuracy % per item category (n per cell in brackets).", ""]
