@@ -23,7 +23,7 @@ from .evaluate._scorers import check_grader
 from .finetune import METHODS, run_finetune
 from .generate import run_generate
 from .models import resolve_args
-from .report import SCHEMA_VERSION, render_html, category_table, comparison_table, flip_table, gap_table, load_frame, render_markdown, score_table
+from .report import SCHEMA_VERSION, model_order, render_html, category_table, comparison_table, flip_table, gap_table, load_frame, render_markdown, score_table
 
 
 _SECRET_WORDS = ("key", "token", "secret", "password")
@@ -168,7 +168,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     }
     seconds["report"] = time.time() - t
     summary["stage_seconds"] = {k: round(v, 2) for k, v in seconds.items()}
-    order = sorted(cfg.models, key=lambda a: (["teacher", "baseline", "student"] + [a]).index(a))
+    order = model_order(list(cfg.models))
     write_json(run_dir / "summary.json", summary)
     write_text(run_dir / "report.md", render_markdown(summary, order))
     write_text(run_dir / "report.html", render_html(summary, order))

@@ -10,7 +10,7 @@ from ..cache import write_json, write_text
 from ..errors import HarnessError
 from ._frame import load_frame
 from ._html import render_html
-from ._summary import category_table, comparison_table, flip_table, gap_table, render_markdown, score_table
+from ._summary import model_order, category_table, comparison_table, flip_table, gap_table, render_markdown, score_table
 
 
 def rebuild(run_dir: Path, out: Path | None = None) -> Path:
@@ -31,7 +31,7 @@ def rebuild(run_dir: Path, out: Path | None = None) -> Path:
     summary["flips"] = flip_table(frame)
     out = out or run_dir
     write_json(out / "summary.json", summary)
-    order = sorted(summary["models"], key=lambda a: (["teacher", "baseline", "student"] + [a]).index(a))
+    order = model_order(list(summary["models"]))
     write_text(out / "report.md", render_markdown(summary, order))
     write_text(out / "report.html", render_html(summary, order))
     return out / "report.md"

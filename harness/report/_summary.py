@@ -34,6 +34,11 @@ PAIRS = [("student", "baseline"), ("teacher", "student"), ("teacher", "baseline"
 ALPHA = 0.05
 
 
+def model_order(aliases: list[str]) -> list[str]:
+    """Report column order: teacher, baseline, student first, then any other model as configured."""
+    return sorted(aliases, key=lambda a: (["teacher", "baseline", "student"] + [a]).index(a))
+
+
 def _per_item(frame: pd.DataFrame) -> pd.DataFrame:
     """Items x aliases per (task, grader); epochs averaged per item; NaN = missing/unscorable."""
     return frame.groupby(["task", "grader", "id", "alias"], sort=True)["value"].mean().unstack("alias")
