@@ -23,7 +23,7 @@ from .evaluate._scorers import check_grader
 from .finetune import METHODS, run_finetune
 from .generate import run_generate
 from .models import resolve_args
-from .report import SCHEMA_VERSION, model_order, render_html, category_table, comparison_table, flip_table, gap_table, load_frame, render_markdown, score_table
+from .report import SCHEMA_VERSION, analyse, load_frame, model_order, render_html, render_markdown
 
 
 _SECRET_WORDS = ("key", "token", "secret", "password")
@@ -144,11 +144,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
             ] if x)
             for alias, m in cfg.models.items()
         },
-        "scores": score_table(frame),
-        "comparisons": comparison_table(frame),
-        "gap_closed": gap_table(frame),
-        "categories": category_table(frame),
-        "flips": flip_table(frame),
+        **analyse(frame),
         "data": {
             "n_train": len(data.train),
             "n_train_rows": gen.n_rows,

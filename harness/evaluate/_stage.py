@@ -77,8 +77,8 @@ def run_evaluate(
     by_task = {t: v for t, v in by_task.items() if v}
     out = EvaluateOutput(log_root)
     display = None if sys.stdout.isatty() else "plain"
+    scorers = [match_scorer(name, g) for name, g in graders.items()]
     for m in models:
-        scorers = [match_scorer(name, g) for name, g in graders.items()]
         tasks = [
             qa_task(t, its, cfg.prompt, cfg.context_prompt if m.context else None, scorers, cfg.system)
             for t, its in by_task.items()

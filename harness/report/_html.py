@@ -9,7 +9,7 @@ import base64
 import io
 from typing import Any
 
-from ._summary import ALPHA, power_sentence
+from ._summary import ALPHA, power_sentence, score_rows
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -126,17 +126,10 @@ def _plot_forest(comps: list[dict[str, Any]]) -> str:
 def render_html(summary: dict[str, Any], order: list[str]) -> str:
     from jinja2 import Environment
 
-    cell = {(r["task"], r["grader"], r["model"]): r for r in summary["scores"]}
-    keys = sorted({(r["task"], r["grader"]) for r in summary["scores"]}, key=lambda k: (k[0] != "heldout", k))
-    score_rows = []
-    for t, g in keys:
-        cells = [cell.get((t, g, a)) for a in order]
-        n = next((c["n"] for c in cells if c), 0)
-        score_rows.append((t, g, n, [f"{100 * c['accuracy']:.1f} [{100 * c['ci_low']:.1f}, {100 * c['ci_high']:.1f}]" if c else "—" for c in cells]))
     power = power_sentence(summary["scores"])
     env = Environment(autoescape=True)
     return env.from_string(_TEMPLATE).render(
-        s=summary, order=order, score_rows=score_rows, alpha=ALPHA, power=power,
+        s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=ALPHA, power=power,
         plot_scores=_plot_scores(summary["scores"], order) if summary["scores"] else "",
         plot_forest=_plot_forest(summary["comparisons"]) if summary.get("comparisons") else "",
     )

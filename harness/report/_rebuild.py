@@ -10,7 +10,7 @@ from ..cache import write_json, write_text
 from ..errors import HarnessError
 from ._frame import load_frame
 from ._html import render_html
-from ._summary import model_order, category_table, comparison_table, flip_table, gap_table, render_markdown, score_table
+from ._summary import analyse, model_order, render_markdown
 
 
 def rebuild(run_dir: Path, out: Path | None = None) -> Path:
@@ -24,11 +24,7 @@ def rebuild(run_dir: Path, out: Path | None = None) -> Path:
     frame = load_frame(run_dir / "logs")
     if frame.empty:
         raise HarnessError(f"{run_dir / 'logs'}: no finished inspect logs; re-run the experiment to finish it")
-    summary["scores"] = score_table(frame)
-    summary["comparisons"] = comparison_table(frame)
-    summary["gap_closed"] = gap_table(frame)
-    summary["categories"] = category_table(frame)
-    summary["flips"] = flip_table(frame)
+    summary.update(analyse(frame))
     out = out or run_dir
     write_json(out / "summary.json", summary)
     order = model_order(list(summary["models"]))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..stats import adjust, gap_closed, mde, paired_binary, paired_continuous, proportion_ci
+from ..stats import adjust, gap_closed, mde, paired_binary, paired_continuous, proportion_ci, required_n
 
 SCHEMA_VERSION = 1
 
@@ -119,8 +119,6 @@ def _md(text: str, width: int = 90) -> str:
 
 def power_sentence(scores: list[dict[str, Any]]) -> str:
     """The power section: the MDE at the held-out task's n, and the n needed for 10 / 5 pp."""
-    from ..stats import mde, required_n
-
     n = next((r["n"] for r in scores if r["task"] == "heldout"), None)
     if not n:
         return ""
@@ -131,6 +129,23 @@ def power_sentence(scores: list[dict[str, Any]]) -> str:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
+
+
+def score_rows(scores: list[dict[str, Any]], order: list[str]) -> list[tuple[str, str, int, list[str]]]:
+    """(task, grader, n, one "acc [lo, hi]" cell per model) rows, held-out task first."""
+    cell = {(r["task"], r["grader"], r["model"]): r for r in scores}
+    rows = []
+    for t, g in sorted({(r["task"], r["grader"]) for r in scores}, key=lambda k: (k[0] != "heldout", k)):
+        cells = [cell.get((t, g, a)) for a in order]
+        n = next((c["n"] for c in cells if c), 0)
+        rows.append((t, g, n, [f"{_pct(c['accuracy'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]" if c else "—" for c in cells]))
+    return rows
+
+
+def analyse(frame: pd.DataFrame) -> dict[str, Any]:
+    """Every frame-derived section of summary.json (a run and `harness report` share this)."""
+    return {"scores": score_table(frame), "comparisons": comparison_table(frame), "gap_closed": gap_table(frame),
+            "categories": category_table(frame), "flips": flip_table(frame)}
 
 
 def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
@@ -148,16 +163,9 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
               "Accuracy in % with 95 % Wilson intervals; n = items per cell. "
               "`exact`: extracted answer equals the gold after normalisation; "
               "`contains`: the gold appears in the normalised answer as whole tokens.", ""]
-    tasks = sorted({r["task"] for r in s["scores"]}, key=lambda t: (t != "heldout", t))
-    graders = sorted({r["grader"] for r in s["scores"]})
-    cell = {(r["task"], r["grader"], r["model"]): r for r in s["scores"]}
     lines += ["| task | grader | n | " + " | ".join(order) + " |", "|---|---|---|" + "---|" * len(order)]
-    for t in tasks:
-        for g in graders:
-            row = [cell.get((t, g, a)) for a in order]
-            n = next((r["n"] for r in row if r), 0)
-            vals = [f"{_pct(r['accuracy'])} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]" if r else "—" for r in row]
-            lines.append(f"| {t} | {g} | {n} | " + " | ".join(vals) + " |")
+    for t, g, n, vals in score_rows(s["scores"], order):
+        lines.append(f"| {t} | {g} | {n} | " + " | ".join(vals) + " |")
     comps = s.get("comparisons") or []
     if comps:
         lines += ["", "## Paired comparisons", "",
