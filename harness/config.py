@@ -8,7 +8,7 @@ DictConfig.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from omegaconf import MISSING, OmegaConf
@@ -24,6 +24,22 @@ class ModelConfig:
     context: bool = False
     # True for the model that `finetune` trains; its evaluated weights come from that stage.
     student: bool = False
+    # OpenAI-compatible endpoints only (`openai/<name>`, `openai-api/<service>/<name>`): the server
+    # URL (None = $OPENAI_BASE_URL / $<SERVICE>_BASE_URL, else api.openai.com) and the NAME of the
+    # environment variable holding the key (None = OPENAI_API_KEY / <SERVICE>_API_KEY). Keys are
+    # read from the environment only, never from config.
+    base_url: Optional[str] = None
+    api_key_env: Optional[str] = None
+    # A GGUF (`embedded:<name>` or a path) that the harness serves with a llama.cpp server on
+    # 127.0.0.1 for the duration of the run; `model` is then `openai-api/<service>/<name>`.
+    serve: Optional[str] = None
+
+
+def model_identity(m: ModelConfig) -> dict[str, Any]:
+    """What about a model determines its outputs (cache keys). The endpoint fields count only when
+    set, so configs that do not use them keep the cache keys they had before these fields existed."""
+    d = asdict(m)
+    return {k: v for k, v in d.items() if not (k in ("base_url", "api_key_env", "serve") and v is None)}
 
 
 @dataclass
@@ -59,8 +75,22 @@ class LoraConfig:
 
 
 @dataclass
+class OpenAIFinetuneConfig:
+    # the fine-tuned model is named ft:<base>:<org>:<suffix>:<id>
+    suffix: str = "harness"
+    # hyperparameters.learning_rate_multiplier (None = "auto"); n_epochs and batch_size come from
+    # finetune.epochs / finetune.batch_size, the seed from finetune.seed
+    lr_multiplier: Optional[float] = None
+    # USD per 1M training tokens for the cost estimate (None = the built-in table of known models)
+    price_per_1m_tokens: Optional[float] = None
+    # job polling: first interval, growing x1.5 up to the max (seconds)
+    poll_seconds: float = 5.0
+    max_poll_seconds: float = 60.0
+
+
+@dataclass
 class FinetuneConfig:
-    method: str = "lora"  # lora | full | none
+    method: str = "lora"  # lora | full | none | openai
     epochs: float = 8.0
     lr: float = 2e-3
     batch_size: int = 8
@@ -71,6 +101,9 @@ class FinetuneConfig:
     bf16: bool = False
     seed: int = 0
     lora: LoraConfig = field(default_factory=LoraConfig)
+    # A hosted fine-tune costs money: it starts only with confirm=true or an interactive yes.
+    confirm: bool = False
+    openai: OpenAIFinetuneConfig = field(default_factory=OpenAIFinetuneConfig)
 
 
 @dataclass

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .cache import digest, locked, read_jsonl, write_jsonl
-from .config import GenerateConfig, ModelConfig
+from .config import GenerateConfig, ModelConfig, model_identity
 from .data import TrainQuestion
+from .errors import HarnessError
 from .evaluate._match import match
 from .evaluate._task import chat, render, to_inspect
 
@@ -38,11 +39,12 @@ class GenerateOutput:
 
 
 def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str, system: str | None, data_key: str) -> str:
-    return digest({"v": VERSION, "teacher": asdict(teacher), "cfg": asdict(cfg), "student_prompt": student_prompt,
+    return digest({"v": VERSION, "teacher": model_identity(teacher), "cfg": asdict(cfg), "student_prompt": student_prompt,
                    "system": system, "data": data_key})
 
 
-async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[dict[str, str]]], cfg: GenerateConfig) -> list[str]:
+async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[dict[str, str]]], cfg: GenerateConfig,
+                      max_retries: int = 3, timeout: int = 600) -> list[str]:
     from inspect_ai.model import GenerateConfig as InspectGenerateConfig
     from inspect_ai.model import get_model
 
@@ -52,8 +54,8 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature,
             max_connections=cfg.batch_size,  # for the hf provider this is the batch size
-            max_retries=3,
-            timeout=600,
+            max_retries=max_retries,
+            timeout=timeout,
         ),
         **args,
     )
@@ -72,7 +74,13 @@ def run_generate(
     cache_dir: Path,
     out_dir: Path,
     use_cache: bool = True,
+    endpoints: Any = None,
+    metadata: dict[str, str] | None = None,
+    max_retries: int = 3,
+    timeout: int = 600,
 ) -> GenerateOutput:
+    """`endpoints` (harness.models.Endpoints) connects an OpenAI-compatible teacher; `metadata`
+    (experiment, run) tags its stored completions."""
     key = generate_key(teacher, cfg, student_prompt, system, data_key)
     entry = cache_dir / "generate" / key
     calls = 0
@@ -83,8 +91,15 @@ def run_generate(
                 for q in questions
             ]
             t0 = time.time()
-            answers = asyncio.run(_answer_all(teacher.model, teacher_args, prompts, cfg))
-            calls = len(prompts)
+            from .models import is_openai
+
+            if is_openai(teacher.model):
+                served, calls = _answer_http(endpoints, teacher, questions, prompts, cfg, metadata or {}, max_retries,
+                                             timeout, entry / "answers.partial.jsonl")
+                answers = [served[q.id]["answer"] for q in questions]
+            else:
+                answers = asyncio.run(_answer_all(teacher.model, teacher_args, prompts, cfg, max_retries, timeout))
+                served, calls = {}, len(prompts)
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             rows, prov = [], []
             for q, p, a in zip(questions, prompts, answers):
@@ -100,11 +115,13 @@ def run_generate(
                     "context": teacher.context,
                     "gold_contained": ok,
                     "timestamp": stamp,
+                    **{k: v for k, v in served.get(q.id, {}).items() if k != "answer"},
                 })
             entry.mkdir(parents=True, exist_ok=True)
             # provenance first: train.jsonl is the completion marker
             write_jsonl(entry / "provenance.jsonl", prov)
             write_jsonl(entry / "train.jsonl", rows)
+            (entry / "answers.partial.jsonl").unlink(missing_ok=True)
             print(f"[generate] {len(prompts)} teacher answers in {time.time() - t0:.0f}s", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("train.jsonl", "provenance.jsonl"):
@@ -115,3 +132,41 @@ def run_generate(
         out_dir / "train.jsonl", out_dir / "provenance.jsonl", len(prov),
         sum(p["gold_contained"] for p in prov), key, calls,
     )
+
+
+def _answer_http(endpoints: Any, teacher: ModelConfig, questions: list[TrainQuestion], prompts: list[list[dict[str, str]]],
+                 cfg: GenerateConfig, metadata: dict[str, str], max_retries: int, timeout: int,
+                 partial: Path) -> tuple[dict[str, dict[str, Any]], int]:
+    """Teacher answers from an OpenAI-compatible endpoint, through the `openai` client (inspect's
+    provider drops `metadata`, which stored completions need). With OpenAI itself (`openai/...`)
+    every request is a stored completion tagged with experiment, run and question id, so the
+    answers can be found and re-used in the dashboard. Answers received are kept in `partial`
+    as they arrive: a re-run after failures asks only for the missing ones, nothing paid is lost.
+
+    Returns ({question id: answer + provenance}, requests sent)."""
+    from .models import api_model_name
+    from .models._openai import chat_many
+
+    done = {r["id"]: r for r in read_jsonl(partial)} if partial.exists() else {}
+    todo = [(q, p) for q, p in zip(questions, prompts) if q.id not in done]
+    store = teacher.model.startswith("openai/")
+    # at most 16 pairs, keys <= 64 and values <= 512 characters (OpenAI's limits)
+    tags = [{**{k: str(v)[:512] for k, v in metadata.items()}, "question_id": q.id[:512]} for q, _ in todo]
+    client = endpoints.client("teacher", teacher, max_retries=max_retries, timeout=timeout, asynchronous=True)
+    results = asyncio.run(chat_many(client, api_model_name(teacher.model), [p for _, p in todo], max_tokens=cfg.max_tokens,
+                                    temperature=cfg.temperature, concurrency=cfg.batch_size, store=store, metadata=tags))
+    failed = []
+    for (q, _), tag, r in zip(todo, tags, results):
+        if isinstance(r, BaseException):
+            failed.append(r)
+            continue
+        done[q.id] = {"id": q.id, "answer": (r.choices[0].message.content or "").strip(), "response_id": r.id,
+                      "served_model": r.model, "stored_completion": store, **({"metadata": tag} if store else {})}
+    if todo:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(partial, list(done.values()))
+    if failed:
+        first = endpoints.error(failed[0], "teacher", teacher)
+        raise HarnessError(f"generate: {len(failed)} of {len(todo)} teacher requests failed after {max_retries} retries "
+                           f"(first: {first}); {len(done)} answers are kept, re-run to send only the rest")
+    return done, len(todo)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from .data import run_data
 from .errors import HarnessError
 from .evaluate import EvalModel, run_evaluate
 from .evaluate._scorers import check_grader
-from .finetune import METHODS, run_finetune
+from .finetune import LOCAL, METHODS, run_finetune
 from .generate import run_generate
-from .models import resolve_args
+from .models import Endpoints, api_model_name, check_endpoint, is_openai, resolve_args
 from .report import SCHEMA_VERSION, analyse, load_frame, model_order, render_html, render_markdown
 
 
@@ -58,6 +58,25 @@ def validate(cfg: HarnessConfig) -> None:
     for alias, m in cfg.models.items():
         if not m.model or "/" not in m.model:
             raise HarnessError(f"models.{alias}.model: '{m.model}' is not an inspect model string like 'hf/<name>' or 'openai/gpt-4o'")
+        check_endpoint(alias, m)  # keys come from the environment: a missing one fails here, before any work
+    student = cfg.models[students[0]]
+    if cfg.finetune.method == "openai" and not is_openai(student.model):
+        raise HarnessError(f"finetune=openai fine-tunes a hosted model: models.{students[0]}.model must be 'openai/<name>' "
+                           f"(e.g. model@models.{students[0]}=gpt-4o-mini), not '{student.model}'")
+    if cfg.finetune.method in LOCAL and is_openai(student.model):
+        raise HarnessError(f"finetune.method={cfg.finetune.method} trains local weights, but models.{students[0]} is hosted "
+                           f"('{student.model}'); use finetune=openai or finetune=none")
+    if cfg.finetune.method == "openai":
+        from .finetune._openai import n_epochs
+
+        n_epochs(cfg.finetune)
+
+
+def openai_errors() -> tuple[type[BaseException], ...]:
+    """The `openai` client's request errors (imported lazily: local runs never load it)."""
+    import openai
+
+    return (openai.APIError,)
 
 
 def check_writable(path: Path, key: str = "results_dir") -> None:
@@ -84,6 +103,17 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     check_writable(cache_dir, "cache_dir")
     # resolve model paths first: a missing model file fails before any stage runs
     resolved = {alias: resolve_args(alias, m.args, cache_dir) for alias, m in cfg.models.items()}
+    # OpenAI-compatible endpoints: llama.cpp servers (started when a model asks for one, stopped at
+    # the end, logs in servers/), then one cheap request per model, so a wrong URL, a dead server,
+    # a bad key or an unknown model fails now in one line rather than as failed samples later
+    with Endpoints(cfg.models, run_dir / "servers", cache_dir) as endpoints:
+        for alias in cfg.models:
+            endpoints.preflight(alias)
+        return _stages(cfg, run_dir, cache_dir, resolved, endpoints)
+
+
+def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[str, dict[str, Any]],
+            endpoints: Endpoints) -> dict[str, Any]:
     student_alias = next(a for a, m in cfg.models.items() if m.student)
     teacher = cfg.models["teacher"]
 
@@ -98,7 +128,8 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
 
     t = time.time()
     gen = run_generate(data.train, teacher, resolved["teacher"], cfg.generate, cfg.eval.prompt, cfg.eval.system,
-                       data.key, cache_dir, run_dir / "data", cfg.cache)
+                       data.key, cache_dir, run_dir / "data", cfg.cache, endpoints,
+                       {"experiment": cfg.experiment, "run": run_dir.name}, cfg.eval.max_retries, cfg.eval.timeout)
     seconds["generate"] = time.time() - t
     stage_calls["generate"] = calls["teacher"] = gen.calls
     print(f"[generate] {gen.n_rows} rows ({gen.n_gold} contain the gold){' (cached)' if not gen.calls else ''}", flush=True)
@@ -108,19 +139,27 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     t = time.time()
     student = cfg.models[student_alias]
     base_path = resolved[student_alias].get("model_path")
-    if not base_path:
-        raise HarnessError(f"models.{student_alias}.args.model_path: a local student needs a local checkpoint")
-    ft = run_finetune(student, base_path, gen.train_file, cfg.finetune, cache_dir, run_dir / "student", cfg.cache)
+    hosted = cfg.finetune.method == "openai"
+    try:
+        client = endpoints.client(student_alias, max_retries=cfg.eval.max_retries, timeout=cfg.eval.timeout) if hosted else None
+        ft = run_finetune(student, base_path, gen.train_file, cfg.finetune, cache_dir, run_dir / "student", cfg.cache, client)
+    except openai_errors() as e:
+        raise endpoints.error(e, student_alias) from None
     seconds["finetune"] = time.time() - t
     print(f"[finetune] {cfg.finetune.method}: {ft.model_path}{' (cached)' if ft.cached else ''}", flush=True)
     # the student is evaluated from the fine-tuned checkpoint, on the same backend as its base
     base_name = student.model.split("/", 1)[1]
     student_model = student.model if cfg.finetune.method == "none" else f"hf/{base_name}-{cfg.finetune.method}-{ft.key[:8]}"
-    resolved[student_alias] = {**resolved[student_alias], "model_path": ft.model_path}
+    if hosted:  # the fine-tuned model, through the same endpoint as its base
+        student_model = student.model.removesuffix(api_model_name(student.model)) + ft.model_path
+        endpoints.preflight(student_alias, replace(student, model=student_model))
+    if cfg.finetune.method in LOCAL:
+        resolved[student_alias] = {**resolved[student_alias], "model_path": ft.model_path}
 
     t = time.time()
     models = [
-        EvalModel(alias, student_model if alias == student_alias else m.model, resolved[alias], m.context)
+        EvalModel(alias, student_model if alias == student_alias else m.model, resolved[alias], m.context,
+                  endpoints.connect(alias))
         for alias, m in cfg.models.items()
     ]
     ev = run_evaluate(models, data.eval, cfg.eval, cfg.graders, run_dir / "logs")

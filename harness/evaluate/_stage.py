@@ -26,6 +26,9 @@ class EvalModel:
     model: str  # inspect model string
     args: dict[str, Any]
     context: bool = False
+    # base_url/api_key of an OpenAI-compatible endpoint: passed to get_model, never hashed or logged
+    # (a served model gets a new port and key every run; a key must not reach a file)
+    connect: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -92,6 +95,7 @@ def run_evaluate(
                 max_retries=cfg.max_retries,
                 timeout=cfg.timeout,
             ),
+            **m.connect,
             **m.args,
         )
         log_dir = log_root / m.alias

@@ -8,30 +8,55 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import atomic_dir, digest, file_digest, locked, write_json
-from ..config import FinetuneConfig, ModelConfig
+from ..config import FinetuneConfig, ModelConfig, model_identity
 from ..errors import HarnessError
 
 VERSION = 1
-METHODS = ("lora", "full", "none")
+METHODS = ("lora", "full", "none", "openai")
+LOCAL = ("lora", "full")  # methods that train a local checkpoint
 
 
 @dataclass(frozen=True)
 class FinetuneOutput:
-    model_path: str  # a transformers checkpoint dir; later stages reference the student by this path
+    # a transformers checkpoint dir (local methods; later stages reference the student by this
+    # path), or the hosted fine-tuned model's name (`openai`: ft:gpt-4o-mini-...:suffix:id)
+    model_path: str
     key: str
     metrics: dict[str, Any]
     cached: bool
 
 
 def run_finetune(
-    base: ModelConfig, base_path: str, train_file: Path, cfg: FinetuneConfig, cache_dir: Path, out_dir: Path, use_cache: bool = True
+    base: ModelConfig, base_path: str | None, train_file: Path, cfg: FinetuneConfig, cache_dir: Path, out_dir: Path,
+    use_cache: bool = True, client: Any = None,
 ) -> FinetuneOutput:
+    """`client`: an `openai.OpenAI` client for the student's endpoint (`finetune=openai` only)."""
     if cfg.method not in METHODS:
         raise HarnessError(f"finetune.method: unknown method '{cfg.method}'; available: {', '.join(METHODS)}")
+    # confirm/openai do not change local weights: kept out of local keys (and so out of old caches)
+    own = asdict(cfg) if cfg.method == "openai" else {k: v for k, v in asdict(cfg).items() if k not in ("confirm", "openai")}
     if cfg.method == "none":
-        out = FinetuneOutput(base_path, "none", {"method": "none"}, True)
+        out = FinetuneOutput(base_path or base.model, "none", {"method": "none"}, True)
+    elif cfg.method == "openai":
+        from ..models import api_model_name
+        from ._openai import train_openai
+
+        # polling and the go-ahead do not change the result
+        own = {**own, "confirm": None, "openai": {**own["openai"], "poll_seconds": None, "max_poll_seconds": None}}
+        key = digest({"v": VERSION, "base": model_identity(base), "cfg": own, "train": file_digest(train_file)})
+        entry = cache_dir / "finetune" / key
+        cached = use_cache and (entry / "metrics.json").exists()
+        if not cached:
+            metrics = train_openai(client, api_model_name(base.model), train_file, cfg, out_dir / "openai_job.json",
+                                   {"base": model_identity(base), "cfg": own})
+            write_json(entry / "metrics.json", metrics)
+        metrics = json.loads((entry / "metrics.json").read_text())
+        out = FinetuneOutput(metrics["fine_tuned_model"], key, metrics, cached)
     else:
-        key = digest({"v": VERSION, "base": asdict(base), "cfg": asdict(cfg), "train": file_digest(train_file)})
+        if not base_path:
+            raise HarnessError(f"finetune.method={cfg.method} trains a local checkpoint: the student needs args.model_path "
+                               "(for a hosted student use finetune=openai)")
+        key = digest({"v": VERSION, "base": model_identity(base), "cfg": own, "train": file_digest(train_file)})
         entry = cache_dir / "finetune" / key
         cached = True
         with locked(entry):
