@@ -46,7 +46,9 @@ def test_run_dir_is_deterministic_from_overrides():
         "${results_dir}/${experiment}/${run_name:${hydra:job.override_dirname}}"
     )
     # keys that cannot change results do not change the dir; everything else does
-    assert set(cfg.hydra.job.config.override_dirname.exclude_keys) == {"experiment", "cache", "results_dir", "cache_dir"}
+    assert set(cfg.hydra.job.config.override_dirname.exclude_keys) == {
+        "experiment", "cache", "results_dir", "cache_dir",
+        "finetune.confirm", "finetune.openai.poll_seconds", "finetune.openai.max_poll_seconds"}
     probe = OmegaConf.create({"a": "${run_name:''}", "b": "${run_name:'data.n_islands=5,finetune.lr=0.001'}"})
     assert probe.a == "default" and probe.b == "data.n_islands=5,finetune.lr=0.001"
 

@@ -33,22 +33,20 @@ def run_finetune(
     """`client`: an `openai.OpenAI` client for the student's endpoint (`finetune=openai` only)."""
     if cfg.method not in METHODS:
         raise HarnessError(f"finetune.method: unknown method '{cfg.method}'; available: {', '.join(METHODS)}")
-    # confirm/openai do not change local weights: kept out of local keys (and so out of old caches)
-    own = asdict(cfg) if cfg.method == "openai" else {k: v for k, v in asdict(cfg).items() if k not in ("confirm", "openai")}
     if cfg.method == "none":
         out = FinetuneOutput(base_path or base.model, "none", {"method": "none"}, True)
     elif cfg.method == "openai":
         from ..models import api_model_name
-        from ._openai import train_openai
+        from ._openai import job_request, train_openai
 
-        # polling and the go-ahead do not change the result
-        own = {**own, "confirm": None, "openai": {**own["openai"], "poll_seconds": None, "max_poll_seconds": None}}
-        key = digest({"v": VERSION, "base": model_identity(base), "cfg": own, "train": file_digest(train_file)})
+        # what the job depends on: the endpoint and base model, the job request (hyper-parameters,
+        # suffix, seed) and the file; not polling, not the go-ahead
+        inputs = {"base": model_identity(base), "request": job_request(api_model_name(base.model), "<file>", cfg)}
+        key = digest({"v": VERSION, **inputs, "train": file_digest(train_file)})
         entry = cache_dir / "finetune" / key
         cached = use_cache and (entry / "metrics.json").exists()
         if not cached:
-            metrics = train_openai(client, api_model_name(base.model), train_file, cfg, out_dir / "openai_job.json",
-                                   {"base": model_identity(base), "cfg": own})
+            metrics = train_openai(client, api_model_name(base.model), train_file, cfg, out_dir / "openai_job.json", inputs)
             write_json(entry / "metrics.json", metrics)
         metrics = json.loads((entry / "metrics.json").read_text())
         out = FinetuneOutput(metrics["fine_tuned_model"], key, metrics, cached)
@@ -56,6 +54,8 @@ def run_finetune(
         if not base_path:
             raise HarnessError(f"finetune.method={cfg.method} trains a local checkpoint: the student needs args.model_path "
                                "(for a hosted student use finetune=openai)")
+        # confirm/openai do not change local weights: kept out of the key (so earlier caches stay valid)
+        own = {k: v for k, v in asdict(cfg).items() if k not in ("confirm", "openai")}
         key = digest({"v": VERSION, "base": model_identity(base), "cfg": own, "train": file_digest(train_file)})
         entry = cache_dir / "finetune" / key
         cached = True

@@ -150,13 +150,13 @@ def train_openai(
 ) -> dict[str, Any]:
     """Run (or re-attach to) the job; return metrics including `fine_tuned_model`.
 
-    `identity` is what the job depends on besides the file (endpoint, model, hyper-parameters): a
-    job record with other inputs is never re-used.
+    `identity` is what the job depends on besides the file (endpoint and base model, the job
+    request): a job record with other inputs is never re-used.
     """
     stats = validate_training_file(train_file)
     billed, cost, line = estimate(stats, base_model, cfg)
     progress(f"[finetune] estimate: {line}")
-    want = {"train_sha256": file_digest(train_file), "request": job_request(base_model, "<file>", cfg), **identity}
+    want = {"train_sha256": file_digest(train_file), **identity}
     record = json.loads(record_path.read_text()) if record_path.exists() else None
     if record and record.get("inputs") != want:
         old = record_path.with_name(f"{record_path.stem}.superseded-{time.strftime('%Y%m%dT%H%M%S')}.json")
