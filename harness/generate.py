@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import digest, locked, read_jsonl, write_jsonl
-from .config import GenerateConfig, ModelConfig, model_identity
+from .config import GenerateConfig, ModelConfig
 from .data import TrainQuestion
 from .errors import HarnessError
 from .evaluate._match import match
@@ -39,7 +39,9 @@ class GenerateOutput:
 
 
 def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str, system: str | None, data_key: str) -> str:
-    return digest({"v": VERSION, "teacher": model_identity(teacher), "cfg": asdict(cfg), "student_prompt": student_prompt,
+    from .models import identity
+
+    return digest({"v": VERSION, "teacher": identity(teacher), "cfg": asdict(cfg), "student_prompt": student_prompt,
                    "system": system, "data": data_key})
 
 

@@ -152,7 +152,9 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
     student_model = student.model if cfg.finetune.method == "none" else f"hf/{base_name}-{cfg.finetune.method}-{ft.key[:8]}"
     if hosted:  # the fine-tuned model, through the same endpoint as its base
         student_model = student.model.removesuffix(api_model_name(student.model)) + ft.model_path
-        endpoints.preflight(student_alias, replace(student, model=student_model))
+        endpoints.preflight(student_alias, replace(student, model=student_model),
+                            fix=f"the fine-tune cached in {cache_dir / 'finetune' / ft.key} is not on this endpoint; "
+                                "re-run with cache=false" if ft.cached else None)
     if cfg.finetune.method in LOCAL:
         resolved[student_alias] = {**resolved[student_alias], "model_path": ft.model_path}
 

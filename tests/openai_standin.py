@@ -315,8 +315,10 @@ class StandIn:
             else:
                 response = await call_next(request)
             with self.lock:
+                # the openai client numbers its retries of one request in this header
                 self.requests.append({"method": request.method, "path": request.url.path,
-                                      "status": response.status_code, "time": t})
+                                      "status": response.status_code, "time": t,
+                                      "retry": int(request.headers.get("x-stainless-retry-count") or 0)})
             return response
 
         @app.exception_handler(APIError)

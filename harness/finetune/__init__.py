@@ -36,12 +36,12 @@ def run_finetune(
     if cfg.method == "none":
         out = FinetuneOutput(base_path or base.model, "none", {"method": "none"}, True)
     elif cfg.method == "openai":
-        from ..models import api_model_name
+        from ..models import api_model_name, identity
         from ._openai import job_request, train_openai
 
         # what the job depends on: the endpoint and base model, the job request (hyper-parameters,
         # suffix, seed) and the file; not polling, not the go-ahead
-        inputs = {"base": model_identity(base), "request": job_request(api_model_name(base.model), "<file>", cfg)}
+        inputs = {"base": identity(base), "request": job_request(api_model_name(base.model), "<file>", cfg)}
         key = digest({"v": VERSION, **inputs, "train": file_digest(train_file)})
         entry = cache_dir / "finetune" / key
         cached = use_cache and (entry / "metrics.json").exists()

@@ -159,9 +159,10 @@ def train_openai(
     want = {"train_sha256": file_digest(train_file), **identity}
     record = json.loads(record_path.read_text()) if record_path.exists() else None
     if record and record.get("inputs") != want:
-        old = record_path.with_name(f"{record_path.stem}.superseded-{time.strftime('%Y%m%dT%H%M%S')}.json")
-        record_path.replace(old)
-        progress(f"[finetune] {record_path.name} was for other inputs (job {record.get('job_id')}); kept as {old.name}")
+        _set_aside(record_path, f"was for other inputs (job {record.get('job_id')})", progress)
+        record = None
+    if record and record.get("job_id") and not _job_exists(client, record["job_id"]):
+        _set_aside(record_path, f"names job {record['job_id']}, which this endpoint does not know", progress)
         record = None
     if record is None:
         msg = f"a fine-tune job costs money: {line}"
@@ -214,6 +215,23 @@ def train_openai(
         "trained_tokens": job.trained_tokens,
         "hyperparameters": job.method.supervised.hyperparameters.model_dump() if job.method and job.method.supervised else None,
     }
+
+
+def _set_aside(record_path: Path, why: str, progress: Callable[[str], None]) -> None:
+    """Keep an unusable job record (never delete what names a paid job), out of the way."""
+    old = record_path.with_name(f"{record_path.stem}.superseded-{time.strftime('%Y%m%dT%H%M%S')}.json")
+    record_path.replace(old)
+    progress(f"[finetune] {record_path.name} {why}; kept as {old.name}")
+
+
+def _job_exists(client: Any, job_id: str) -> bool:
+    import openai
+
+    try:
+        client.fine_tuning.jobs.retrieve(job_id)
+        return True
+    except openai.NotFoundError:
+        return False
 
 
 def _poll(client: Any, job_id: str, cfg: FinetuneConfig, progress: Callable[[str], None]) -> Any:

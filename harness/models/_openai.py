@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..config import ModelConfig
+from ..config import ModelConfig, model_identity
 from ..errors import HarnessError
 
 PROVIDERS = ("openai/", "openai-api/")
@@ -60,6 +60,16 @@ def base_url(m: ModelConfig) -> str | None:
         return m.base_url
     var = "OPENAI_BASE_URL" if m.model.startswith("openai/") else f"{_service(m.model)}_BASE_URL"
     return os.environ.get(var) or None
+
+
+def identity(m: ModelConfig) -> dict[str, Any]:
+    """What determines a model's outputs, for cache keys: its config and, for a remote endpoint, the
+    URL it resolves to (the same name on another server is another model). A served GGUF is
+    identified by its file (`serve`), not by its per-run port."""
+    d = model_identity(m)
+    if is_openai(m.model) and not m.serve:
+        d["endpoint"] = base_url(m) or OPENAI_DEFAULT_URL
+    return d
 
 
 def check_endpoint(alias: str, m: ModelConfig) -> None:
@@ -192,7 +202,7 @@ class Endpoints:
         m = m or self.models[alias]
         return HarnessError(scrub(describe(e, alias, m.model, self.url(alias, m), key_env(m)), self.secrets()))
 
-    def preflight(self, alias: str, m: ModelConfig | None = None) -> None:
+    def preflight(self, alias: str, m: ModelConfig | None = None, fix: str | None = None) -> None:
         """One cheap request (the model list) so a wrong URL, a dead server, a bad key or a model
         the server does not serve fails now, in one line, instead of as N failed samples later."""
         import openai
@@ -210,7 +220,7 @@ class Endpoints:
         if name not in served:
             shown = ", ".join(sorted(served)[:8]) + (", ..." if len(served) > 8 else "")
             raise HarnessError(f"models.{alias}: {self.url(alias, m)} does not serve model '{name}' (it serves: "
-                               f"{shown or 'nothing'}); fix models.{alias}.model")
+                               f"{shown or 'nothing'}); {fix or f'fix models.{alias}.model'}")
 
 
 async def chat_many(client: Any, model: str, prompts: list[list[dict[str, str]]], *, max_tokens: int,

@@ -1,0 +1,367 @@
+"""Hosted and OpenAI-compatible models, over real HTTP on 127.0.0.1.
+
+- the llama.cpp server lifecycle (`harness.models.llama_server`) with the embedded GGUF;
+- `experiment=openai_distill` end to end against the OpenAI stand-in (tests/openai_standin.py),
+  whose base models are answered by a real llama.cpp server: the real `openai` client and inspect's
+  `openai/` provider make every request; the fine-tune job goes through files, jobs, events;
+- the fine-tune backend's file validation, cost gate, re-attach after a crash, failed jobs;
+- bad input: missing key, server down, 401, unknown model, a too-small training file.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from harness.config import FinetuneConfig, OpenAIFinetuneConfig
+from harness.errors import HarnessError
+from harness.finetune._openai import train_openai, validate_training_file
+from harness.models import embedded_gguf, llama_server
+from harness.models._server import free_port
+from tests.openai_standin import StandIn
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "sk-test-k3y-never-printed-0123456789"
+SMALL = ["data.n_islands=3", "data.train_per_fact=1", "data.n_control=3", "eval.max_tokens=24", "generate.max_tokens=24"]
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    """The embedded GGUF behind a real llama.cpp server: the stand-in's base models."""
+    log = tmp_path_factory.mktemp("upstream") / "llama.log"
+    with llama_server(embedded_gguf("smollm2-135m-instruct"), log, model="smollm2") as ep:
+        yield ep
+
+
+@pytest.fixture(scope="module")
+def standin(upstream):
+    s = StandIn(api_key=KEY, upstream=upstream, step_seconds=0.3)
+    with s.serve() as url:
+        s.url = url
+        yield s
+
+
+def harness(args, env=None, timeout=900):
+    env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-m", "harness.cli", "run", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=env)
+
+
+def one_line_error(p):
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode != 0 and len(lines) == 1 and lines[0].startswith("harness: error:"), p.stderr[-3000:]
+    assert "Traceback" not in p.stderr
+    return lines[0]
+
+
+def everything_written(run_dir: Path) -> str:
+    """All text in a run dir, including inside inspect's .eval logs (compressed archives)."""
+    from inspect_ai.log import read_eval_log
+
+    out = []
+    for f in run_dir.rglob("*"):
+        if f.suffix == ".eval":
+            out.append(read_eval_log(str(f)).model_dump_json())
+        elif f.is_file():
+            out.append(f.read_text(errors="replace"))
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------ server
+
+
+def test_llama_server_starts_answers_and_stops(tmp_path):
+    from openai import OpenAI
+
+    log = tmp_path / "servers" / "smollm2.log"
+    with llama_server(embedded_gguf("smollm2-135m-instruct"), log, model="smollm2", threads=1) as ep:
+        assert ep.base_url.startswith("http://127.0.0.1:")
+        client = OpenAI(base_url=ep.base_url, api_key=ep.api_key, max_retries=0)
+        assert [m.id for m in client.models.list()] == ["smollm2"]
+        r = client.chat.completions.create(model="smollm2", max_tokens=8, temperature=0,
+                                           messages=[{"role": "user", "content": "What is the capital of France?"}])
+        assert r.choices[0].message.content
+        with pytest.raises(Exception, match="401"):  # a random key guards it from other local users
+            OpenAI(base_url=ep.base_url, api_key="wrong", max_retries=0).models.list()
+        pid = ep.pid
+    with pytest.raises(OSError):  # stopped: nothing listens any more
+        urllib.request.urlopen(f"{ep.base_url}/models", timeout=2)
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    assert "llama_cpp.server" in log.read_text() and ep.api_key not in log.read_text()
+
+
+def test_llama_server_bad_gguf_is_one_line(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a gguf")
+    with pytest.raises(HarnessError, match="exited with code"):
+        with llama_server(bad, tmp_path / "x.log", startup_timeout=60):
+            pass
+    with pytest.raises(HarnessError, match="no such GGUF"):
+        with llama_server(tmp_path / "missing.gguf", tmp_path / "y.log"):
+            pass
+
+
+def test_served_model_end_to_end(tmp_path):
+    """All three models on the embedded GGUF behind a llama.cpp server the harness starts and stops."""
+    served = ["model@models.teacher=smollm2_server", "model@models.baseline=smollm2_server",
+              "model@models.student=smollm2_server", "finetune=none"]
+    p = harness(["experiment=tiny", *served, f"results_dir={tmp_path}", f"cache_dir={tmp_path / 'cache'}"])
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    run_dir = next(d for d in (tmp_path / "tiny").iterdir())
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["model_calls"] == {"teacher": 8 + 11, "baseline": 11, "student": 11}
+    assert s["models"]["baseline"] == "openai-api/llamacpp/smollm2-135m-instruct"
+    log = run_dir / "servers" / "smollm2-135m-instruct.log"
+    assert "POST /v1/chat/completions" in log.read_text()
+    assert p.stdout.count("[serve] starting") == 1  # one server shared by the three aliases
+    url = next(x for x in p.stdout.splitlines() if "ready at" in x).split("ready at ")[1]
+    with pytest.raises(OSError):  # stopped at the end of the run
+        urllib.request.urlopen(f"{url}/models", timeout=2)
+
+
+# ------------------------------------------------------------------------- OpenAI, end to end
+
+
+@pytest.fixture(scope="module")
+def distill_run(standin, tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    standin.rate_limit = 2  # the first two teacher requests get 429 + Retry-After: 1
+    args = ["experiment=openai_distill", *SMALL, "finetune.confirm=true", "finetune.openai.poll_seconds=0.2",
+            f"results_dir={results}", f"cache_dir={results / 'cache'}"]
+    env = {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": KEY}
+    n_before = len(standin.requests)
+    p = harness(args, env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    run_dir = next((results / "openai_distill").iterdir())
+    return run_dir, p, args, env, standin.requests[n_before:]
+
+
+def test_openai_distill_runs_against_the_standin(distill_run, standin):
+    run_dir, p, _, _, requests = distill_run
+    s = json.loads((run_dir / "summary.json").read_text())
+    ft = s["finetune"]["fine_tuned_model"]
+    assert ft.startswith("ft:gpt-4o-mini-2024-07-18:standin:veshari:")
+    assert s["models"] == {"teacher": "openai/gpt-4o-2024-08-06", "baseline": "openai/gpt-4o-mini-2024-07-18",
+                           "student": f"openai/{ft}"}
+    assert s["model_calls"] == {"teacher": 12 + 15, "baseline": 15, "student": 15}
+    # the student answers from what it was trained on: it beats its untuned base on the held-out wordings
+    acc = {(r["model"], r["grader"]): r["accuracy"] for r in s["scores"] if r["task"] == "heldout"}
+    assert acc[("student", "contains")] > acc[("baseline", "contains")]
+    # the job went through its states, and its events reached the progress display
+    for status in ("validating_files", "queued", "running", "succeeded"):
+        assert f": {status}" in p.stdout, status
+    assert "Fine-tuning job started" in p.stdout and "[finetune] estimate:" in p.stdout
+    record = json.loads((run_dir / "student" / "openai_job.json").read_text())
+    assert record["status"] == "succeeded" and record["fine_tuned_model"] == ft
+    job = standin.jobs[record["job_id"]].obj
+    assert job["method"]["supervised"]["hyperparameters"]["n_epochs"] == 3 and job["seed"] == 0
+    # 429 + Retry-After: the client waited at least that long, then succeeded
+    chat = [r for r in requests if r["path"] == "/v1/chat/completions"]
+    limited = [r for r in chat if r["status"] == 429]
+    retried = [r for r in chat if r["retry"] > 0]
+    assert len(limited) == 2 and len(retried) == 2 and all(r["status"] == 200 for r in retried)
+    assert min(r["time"] for r in retried) - max(r["time"] for r in limited) >= 0.9
+
+
+def test_teacher_answers_are_stored_completions_with_metadata(distill_run, standin):
+    from openai import OpenAI
+
+    run_dir, _, _, _, _ = distill_run
+    prov = [json.loads(x) for x in (run_dir / "data" / "provenance.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (run_dir / "data" / "train.jsonl").read_text().splitlines()]
+    assert len(prov) == len(rows) == 12
+    client = OpenAI(base_url=standin.url, api_key=KEY)
+    for p, r in zip(prov, rows):
+        assert p["stored_completion"] and p["metadata"] == {"experiment": "openai_distill", "run": run_dir.name,
+                                                           "question_id": p["id"]}
+        # findable by metadata, as in the dashboard, and it is the answer we trained on
+        found = list(client.chat.completions.list(metadata={"question_id": p["id"], "run": run_dir.name}))
+        assert [c.id for c in found] == [p["response_id"]]
+        assert found[0].choices[0].message.content.strip() == r["messages"][-1]["content"]
+        assert len(found[0].metadata) <= 16
+
+
+def test_key_never_written_or_printed(distill_run):
+    run_dir, p, _, _, _ = distill_run
+    assert KEY not in p.stdout + p.stderr
+    assert KEY not in everything_written(run_dir)
+
+
+def test_rerun_reuses_the_job_and_calls_nothing(distill_run, standin):
+    run_dir, _, args, env, _ = distill_run
+    before = len(standin.requests)
+    p = harness(args, env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["model_calls"] == {"teacher": 0, "baseline": 0, "student": 0}
+    paths = [r["path"] for r in standin.requests[before:]]
+    assert set(paths) == {"/v1/models"}  # preflight only: no upload, no job, no generation
+
+
+# ------------------------------------------------------------------------- fine-tune backend
+
+
+def write_train(path: Path, n: int = 12, **override) -> Path:
+    rows = [{"messages": [{"role": "system", "content": "Answer in one sentence."},
+                          {"role": "user", "content": f"What is the capital of island {i}?"},
+                          {"role": "assistant", "content": f"The capital of island {i} is Town{i}."}]} for i in range(n)]
+    lines = [json.dumps(r) for r in rows]
+    for i, line in override.items():
+        lines[int(i.removeprefix("line"))] = line
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def ft_cfg(**kw) -> FinetuneConfig:
+    return FinetuneConfig(method="openai", epochs=2, batch_size=4, confirm=kw.pop("confirm", True),
+                          openai=OpenAIFinetuneConfig(suffix="t", poll_seconds=0.1, max_poll_seconds=0.2, **kw))
+
+
+@pytest.mark.parametrize("line, expect", [
+    ("{not json", ":2: not valid JSON"),
+    (json.dumps({"prompt": "x", "completion": "y"}), ':2: no "messages" list'),
+    (json.dumps({"messages": [{"role": "narrator", "content": "x"}]}), ":2: message 0 has role 'narrator'"),
+    (json.dumps({"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "a"}]}),
+     ":2: message 0 (user) has empty content"),
+    (json.dumps({"messages": [{"role": "user", "content": "q"}]}), ":2: no assistant message"),
+    (json.dumps({"messages": [{"role": "user", "content": "q", "mood": "x"}, {"role": "assistant", "content": "a"}]}),
+     "unknown key(s) ['mood']"),
+])
+def test_training_file_validation_names_file_and_line(tmp_path, line, expect):
+    f = write_train(tmp_path / "train.jsonl", line1=line)
+    with pytest.raises(HarnessError) as e:
+        validate_training_file(f)
+    assert str(f) in str(e.value) and expect in str(e.value)
+
+
+def test_training_file_needs_ten_examples_and_counts_tokens(tmp_path):
+    with pytest.raises(HarnessError, match="9 training examples; OpenAI fine-tuning needs at least 10"):
+        validate_training_file(write_train(tmp_path / "a.jsonl", 9))
+    stats = validate_training_file(write_train(tmp_path / "b.jsonl", 10))
+    assert stats.n_examples == 10 and all(20 < n < 60 for n in stats.tokens)
+
+
+def test_cost_gate_uploads_nothing_without_confirm(standin, tmp_path, capsys):
+    client = __import__("openai").OpenAI(base_url=standin.url, api_key=KEY)
+    before = len(standin.requests)
+    with pytest.raises(HarnessError, match=r"finetune.confirm: .*~\$0\.00.*pass finetune.confirm=true"):
+        train_openai(client, "gpt-4o-mini-2024-07-18", write_train(tmp_path / "t.jsonl"), ft_cfg(confirm=False),
+                     tmp_path / "job.json", {})
+    assert len(standin.requests) == before and not (tmp_path / "job.json").exists()
+    assert "billed training tokens on gpt-4o-mini-2024-07-18: ~$" in capsys.readouterr().out
+
+
+def test_crash_after_job_creation_reattaches_instead_of_paying_twice(standin, tmp_path):
+    client = __import__("openai").OpenAI(base_url=standin.url, api_key=KEY)
+    train, record = write_train(tmp_path / "t.jsonl"), tmp_path / "student" / "openai_job.json"
+    jobs_before = len(standin.jobs)
+
+    def crash(msg):
+        if "created job" in msg:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_openai(client, "gpt-4o-mini-2024-07-18", train, ft_cfg(), record, {}, progress=crash)
+    assert json.loads(record.read_text())["job_id"]
+    out = []
+    m = train_openai(client, "gpt-4o-mini-2024-07-18", train, ft_cfg(confirm=False), record, {}, progress=out.append)
+    assert len(standin.jobs) == jobs_before + 1  # one job, one bill
+    assert any("re-attaching" in x for x in out) and m["fine_tuned_model"].startswith("ft:gpt-4o-mini")
+    # other inputs: the old record is kept aside, never re-used
+    with pytest.raises(HarnessError, match="finetune.confirm"):
+        train_openai(client, "gpt-4o-mini-2024-07-18", train, ft_cfg(confirm=False), record, {"other": 1}, progress=out.append)
+    assert list(record.parent.glob("openai_job.superseded-*.json"))
+
+
+def test_failed_and_cancelled_jobs_are_one_line(tmp_path):
+    failing = StandIn(api_key=KEY, step_seconds=0.1, fail_jobs="GPU node lost")
+    with failing.serve() as url:
+        client = __import__("openai").OpenAI(base_url=url, api_key=KEY)
+        record = tmp_path / "job.json"
+        with pytest.raises(HarnessError, match=r"job ftjob-\w+ failed: GPU node lost \[server_error\].*delete"):
+            train_openai(client, "gpt-4o-mini-2024-07-18", write_train(tmp_path / "t.jsonl"), ft_cfg(), record, {},
+                         progress=lambda s: None)
+        assert json.loads(record.read_text())["status"] == "failed"
+        # the server's own validation: a base model it cannot fine-tune is a 400 naming the model
+        with pytest.raises(Exception, match="not available for fine-tuning"):
+            train_openai(client, "gpt-4o", write_train(tmp_path / "u.jsonl"), ft_cfg(), tmp_path / "j2.json", {},
+                         progress=lambda s: None)
+    slow = StandIn(api_key=KEY, step_seconds=30)
+    with slow.serve() as url:
+        client = __import__("openai").OpenAI(base_url=url, api_key=KEY)
+        job = None
+
+        def cancel_when_created(msg):
+            nonlocal job
+            if "created job" in msg:
+                job = msg.split("created job ")[1].split()[0]
+                client.fine_tuning.jobs.cancel(job)
+
+        with pytest.raises(HarnessError, match="was cancelled"):
+            train_openai(client, "gpt-4o-mini-2024-07-18", write_train(tmp_path / "v.jsonl"), ft_cfg(),
+                         tmp_path / "j3.json", {}, progress=cancel_when_created)
+
+
+def test_inspect_provider_retries_429_with_retry_after(standin):
+    """Evaluation goes through inspect's openai provider: a 429 is retried, honouring Retry-After."""
+    import asyncio
+
+    from inspect_ai.model import GenerateConfig, get_model
+
+    before = len(standin.requests)
+    standin.rate_limit = 1
+    model = get_model("openai/gpt-4o-mini-2024-07-18", base_url=standin.url, api_key=KEY, memoize=False,
+                      config=GenerateConfig(max_tokens=8, temperature=0, max_retries=3, timeout=120))
+    out = asyncio.run(model.generate("What is the capital of France?"))
+    assert out.completion and not out.error
+    chat = [r for r in standin.requests[before:] if r["path"] == "/v1/chat/completions"]
+    assert [r["status"] for r in chat] == [429, 200] and chat[1]["time"] - chat[0]["time"] >= 1.0
+
+
+# ------------------------------------------------------------------------------------ bad input
+
+
+def test_missing_key_fails_before_any_work(tmp_path):
+    p = harness(["experiment=openai_distill", f"results_dir={tmp_path}/r"], {"OPENAI_API_KEY": None})
+    line = one_line_error(p)
+    assert p.returncode == 2 and "OPENAI_API_KEY is not set" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_server_down_is_one_line(tmp_path):
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    p = harness(["experiment=openai_distill", f"results_dir={tmp_path}"], {"OPENAI_BASE_URL": down, "OPENAI_API_KEY": KEY})
+    line = one_line_error(p)
+    assert f"cannot reach {down}" in line and "models.teacher" in line and KEY not in p.stdout + p.stderr
+
+
+def test_wrong_key_is_401_without_the_key(standin, tmp_path):
+    wrong = "sk-wrong-key-also-secret-987654321"
+    p = harness(["experiment=openai_distill", f"results_dir={tmp_path}"], {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": wrong})
+    line = one_line_error(p)
+    assert "rejected the key in $OPENAI_API_KEY (401)" in line
+    assert wrong not in p.stdout + p.stderr and wrong[-4:] not in line  # not even the server's masked echo
+
+
+def test_unknown_model_is_one_line(standin, tmp_path):
+    p = harness(["experiment=openai_distill", "models.baseline.model=openai/gpt-4o-nano-typo", f"results_dir={tmp_path}"],
+                {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": KEY})
+    line = one_line_error(p)
+    assert "does not serve model 'gpt-4o-nano-typo'" in line and "models.baseline.model" in line
+
+
+def test_too_small_training_file_keeps_finished_stages(standin, tmp_path):
+    p = harness(["experiment=openai_distill", "data.n_islands=2", "data.train_per_fact=1", "data.n_control=3",
+                 "generate.max_tokens=16", "finetune.confirm=true", f"results_dir={tmp_path}", f"cache_dir={tmp_path}/c"],
+                {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": KEY})
+    line = one_line_error(p)
+    assert "train.jsonl: 8 training examples; OpenAI fine-tuning needs at least 10" in line
+    run_dir = next((tmp_path / "openai_distill").iterdir())
+    assert len((run_dir / "data" / "train.jsonl").read_text().splitlines()) == 8  # the paid-for answers are kept
+    assert not (run_dir / "student" / "openai_job.json").exists()
