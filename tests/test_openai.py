@@ -365,3 +365,48 @@ def test_too_small_training_file_keeps_finished_stages(standin, tmp_path):
     run_dir = next((tmp_path / "openai_distill").iterdir())
     assert len((run_dir / "data" / "train.jsonl").read_text().splitlines()) == 8  # the paid-for answers are kept
     assert not (run_dir / "student" / "openai_job.json").exists()
+
+
+def test_interactive_yes_then_ctrl_c_offers_to_cancel(upstream, tmp_path):
+    """In a terminal: no finetune.confirm, so the harness asks; Ctrl-C while the job runs offers to
+    cancel it, and "y" cancels it on the server."""
+    import pty
+    import select
+    import signal
+    import time
+
+    slow = StandIn(api_key=KEY, upstream=upstream, step_seconds=600)  # the job stays validating_files
+    with slow.serve() as url:
+        master, slave = pty.openpty()
+        env = {**os.environ, "OPENAI_BASE_URL": url, "OPENAI_API_KEY": KEY, "OMP_NUM_THREADS": "1",
+               "PYTHONPATH": str(REPO), "TERM": "dumb"}
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "experiment=openai_distill", *SMALL,
+                                 f"results_dir={tmp_path}", f"cache_dir={tmp_path}/c"],
+                                stdin=slave, stdout=slave, stderr=slave, cwd=REPO, env=env, start_new_session=True)
+        os.close(slave)
+        seen = ""
+
+        def expect(text, timeout=120):
+            nonlocal seen
+            deadline = time.monotonic() + timeout
+            while text not in seen:
+                assert time.monotonic() < deadline and proc.poll() is None, seen[-2000:]
+                if select.select([master], [], [], 1)[0]:
+                    seen += os.read(master, 65536).decode(errors="replace")
+
+        try:
+            expect("Start the job?\r\n[y/N]")
+            os.write(master, b"y\n")
+            expect(": validating_files")
+            proc.send_signal(signal.SIGINT)
+            expect("billing otherwise)?\r\n[y/N]")
+            os.write(master, b"y\n")
+            expect("cancelled job")
+            assert proc.wait(timeout=60) == 130
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(master)
+        (job,) = slow.jobs.values()
+        assert job.obj["status"] == "cancelled"
+        assert KEY not in seen

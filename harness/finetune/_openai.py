@@ -133,8 +133,9 @@ def job_request(base_model: str, file_id: str, cfg: FinetuneConfig) -> dict[str,
 def _ask(question: str) -> bool:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         return False
+    print(question, flush=True)  # printed, not the prompt: line editing would truncate a long prompt
     try:
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+        return input("[y/N] ").strip().lower() in ("y", "yes")
     except EOFError:
         return False
 
@@ -166,7 +167,7 @@ def train_openai(
         record = None
     if record is None:
         msg = f"a fine-tune job costs money: {line}"
-        if not cfg.confirm and not _ask(f"[finetune] {msg}. Start the job?"):
+        if not cfg.confirm and not _ask("[finetune] a fine-tune job costs money (estimate above). Start the job?"):
             raise HarnessError(f"finetune.confirm: {msg}; pass finetune.confirm=true to start it (nothing was uploaded)")
         record = {"inputs": want}
     if not record.get("training_file_id"):
