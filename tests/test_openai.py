@@ -153,10 +153,12 @@ def test_openai_distill_runs_against_the_standin(distill_run, standin):
     # the student answers from what it was trained on: it beats its untuned base on the held-out wordings
     acc = {(r["model"], r["grader"]): r["accuracy"] for r in s["scores"] if r["task"] == "heldout"}
     assert acc[("student", "contains")] > acc[("baseline", "contains")]
-    # the job went through its states, and its events reached the progress display
-    for status in ("validating_files", "queued", "running", "succeeded"):
-        assert f": {status}" in p.stdout, status
-    assert "Fine-tuning job started" in p.stdout and "[finetune] estimate:" in p.stdout
+    # the job went through its states, and its events reached the progress display (a poll may miss
+    # a short state, the events never do)
+    for event in ("Validating training file", "moving job to queued state", "Fine-tuning job started", "Step 1/",
+                  "The job has successfully completed"):
+        assert event in p.stdout, event
+    assert ": validating_files" in p.stdout and ": succeeded" in p.stdout and "[finetune] estimate:" in p.stdout
     record = json.loads((run_dir / "student" / "openai_job.json").read_text())
     assert record["status"] == "succeeded" and record["fine_tuned_model"] == ft
     job = standin.jobs[record["job_id"]].obj
