@@ -102,6 +102,18 @@ class EvalConfig:
 
 
 @dataclass
+class ReportConfig:
+    alpha: float = 0.05
+    # multiple-comparison correction over every comparison of the report: holm (family-wise) | bh (FDR)
+    correction: str = "holm"
+    # extra [a, b] alias pairs to compare (a - b), on top of student-baseline, teacher-student,
+    # teacher-baseline
+    pairs: list[list[str]] = field(default_factory=list)
+    # items listed per pair and direction in "items that flipped"
+    flips: int = 5
+
+
+@dataclass
 class HarnessConfig:
     experiment: str = "default"
     results_dir: str = "results"
@@ -113,6 +125,7 @@ class HarnessConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     graders: dict[str, GraderConfig] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 def register() -> None:

@@ -55,6 +55,13 @@ def validate(cfg: HarnessConfig) -> None:
         raise HarnessError("graders is empty: add at least one, e.g. grader@graders.exact=exact")
     for name, g in cfg.graders.items():
         check_grader(name, g)
+    for k, pair in enumerate(cfg.report.pairs):
+        if len(pair) != 2 or any(a not in cfg.models for a in pair):
+            raise HarnessError(f"report.pairs[{k}]: {pair} must be two model aliases out of {', '.join(cfg.models)}")
+    if cfg.report.correction not in ("holm", "bh"):
+        raise HarnessError(f"report.correction: unknown correction '{cfg.report.correction}'; available: holm, bh")
+    if not 0 < cfg.report.alpha < 1:
+        raise HarnessError(f"report.alpha must be between 0 and 1, got {cfg.report.alpha}")
     for alias, m in cfg.models.items():
         if not m.model or "/" not in m.model:
             raise HarnessError(f"models.{alias}.model: '{m.model}' is not an inspect model string like 'hf/<name>' or 'openai/gpt-4o'")
@@ -98,7 +105,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
 
     t = time.time()
     gen = run_generate(data.train, teacher, resolved["teacher"], cfg.generate, cfg.eval.prompt, cfg.eval.system,
-                       data.key, cache_dir, run_dir / "data", cfg.cache)
+                       data.train_key, cache_dir, run_dir / "data", cfg.cache)
     seconds["generate"] = time.time() - t
     stage_calls["generate"] = calls["teacher"] = gen.calls
     print(f"[generate] {gen.n_rows} rows ({gen.n_gold} contain the gold){' (cached)' if not gen.calls else ''}", flush=True)
@@ -144,7 +151,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
             ] if x)
             for alias, m in cfg.models.items()
         },
-        **analyse(frame),
+        **analyse(frame, cfg.report),
         "data": {
             "n_train": len(data.train),
             "n_train_rows": gen.n_rows,

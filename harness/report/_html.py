@@ -9,7 +9,7 @@ import base64
 import io
 from typing import Any
 
-from ._summary import ALPHA, power_sentence, score_rows
+from ._summary import ALPHA, COMPARISON_NOTE, power_sentence, score_rows, verdict
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -35,14 +35,13 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 <img id="plot-scores" alt="accuracy per model with 95% CI" src="{{ plot_scores }}">
 {% if s.comparisons %}
 <h2>Paired comparisons</h2>
-<p class="note">Same items aligned by sample id. Test: {{ s.comparisons[0].test }}; CI: paired t interval of per-item
-differences; correction: {{ s.comparisons[0].correction }}; α = {{ alpha }}. Better/worse only when the adjusted p &lt; α.</p>
-<table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [95 % CI]</th><th>p</th><th>p adj.</th><th>verdict</th></tr>
+<p class="note">{{ note }} Correction: {{ s.comparisons[0].correction }}; α = {{ alpha }}.</p>
+<table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [{{ "%.0f"|format(100*(1-alpha)) }} % CI]</th><th>test</th><th>p</th><th>p adj.</th><th>verdict</th></tr>
 {% for c in s.comparisons %}<tr><td>{{ c.task }}</td><td>{{ c.grader }}</td><td>{{ c.a }} − {{ c.b }}</td>
 <td class="num">{{ c.n_pairs }}{% if c.n_dropped %} ({{ c.n_dropped }} dropped){% endif %}</td>
 <td class="num">{{ "%+.1f"|format(100*c.diff) }} [{{ "%+.1f"|format(100*c.ci_low) }}, {{ "%+.1f"|format(100*c.ci_high) }}]</td>
-<td class="num">{{ "%.2g"|format(c.p_value) }}</td><td class="num">{{ "%.2g"|format(c.p_adjusted) }}</td>
-<td{% if c.significant %} class="sig"{% endif %}>{% if c.significant %}{{ c.a }} {{ "better" if c.diff > 0 else "worse" }}{% else %}no significant difference (MDE {{ "%.0f"|format(100*c.mde) }} pp){% endif %}</td></tr>{% endfor %}
+<td>{{ c.test }}</td><td class="num">{{ "%.2g"|format(c.p_value) }}</td><td class="num">{{ "%.2g"|format(c.p_adjusted) }}</td>
+<td{% if c.significant %} class="sig"{% endif %}>{{ verdict(c) }}</td></tr>{% endfor %}
 </table>
 <img id="plot-forest" alt="forest plot of paired differences" src="{{ plot_forest }}">
 {% endif %}
@@ -119,17 +118,19 @@ def _plot_forest(comps: list[dict[str, Any]]) -> str:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(rows)), [f"{c['task']} · {c['grader']} · {c['a']} − {c['b']}" for c in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("paired difference, pp (95 % CI; blue = significant after Holm)")
+    ax.set_xlabel(f"paired difference, pp (CI; blue = significant after {rows[0]['correction'].split()[0]})")
     return _png(fig)
 
 
 def render_html(summary: dict[str, Any], order: list[str]) -> str:
     from jinja2 import Environment
 
-    power = power_sentence(summary["scores"])
+    alpha = summary.get("alpha", ALPHA)
+    power = power_sentence(summary["scores"], alpha)
     env = Environment(autoescape=True)
     return env.from_string(_TEMPLATE).render(
-        s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=ALPHA, power=power,
+        s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
+        note=COMPARISON_NOTE, verdict=verdict,
         plot_scores=_plot_scores(summary["scores"], order) if summary["scores"] else "",
         plot_forest=_plot_forest(summary["comparisons"]) if summary.get("comparisons") else "",
     )

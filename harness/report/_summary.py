@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..config import ReportConfig
 from ..stats import adjust, gap_closed, mde, paired_binary, paired_continuous, proportion_ci, required_n
 
 SCHEMA_VERSION = 1
@@ -31,7 +32,16 @@ def score_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 # (a, b) pairs compared in every run that has these aliases: a - b
 PAIRS = [("student", "baseline"), ("teacher", "student"), ("teacher", "baseline")]
-ALPHA = 0.05
+ALPHA = ReportConfig.alpha
+
+
+def pairs_for(rc: ReportConfig) -> list[tuple[str, str]]:
+    """The default pairs plus the ones the experiment asks for (report.pairs), without repeats."""
+    out = list(PAIRS)
+    for a, b in (tuple(p) for p in rc.pairs):
+        if (a, b) not in out:
+            out.append((a, b))
+    return out
 
 
 def model_order(aliases: list[str]) -> list[str]:
@@ -44,36 +54,56 @@ def _per_item(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["task", "grader", "id", "alias"], sort=True)["value"].mean().unstack("alias")
 
 
-def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, alpha: float = ALPHA) -> list[dict[str, Any]]:
-    """Paired comparisons aligned by sample id, Holm-adjusted over every comparison of the run."""
+def _clusters(frame: pd.DataFrame) -> pd.Series:
+    """(task, id) -> cluster label (an item's own id when it shares no source with another item)."""
+    if "cluster" not in frame.columns:
+        return pd.Series(dtype=object)
+    return frame.drop_duplicates(["task", "id"]).set_index(["task", "id"])["cluster"]
+
+
+def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, alpha: float = ALPHA,
+                     correction: str = "holm") -> list[dict[str, Any]]:
+    """Paired comparisons aligned by sample id, adjusted over every comparison of the report.
+
+    Items whose metadata puts several of them in one cluster get cluster-robust SEs (see
+    harness.stats.paired_binary)."""
     rows: list[dict[str, Any]] = []
     if frame.empty:
         return rows
+    clusters = _clusters(frame)
     for (task, grader), g in _per_item(frame).groupby(level=[0, 1], sort=True):
+        c = clusters.reindex(pd.MultiIndex.from_arrays([g.index.get_level_values(0), g.index.get_level_values(2)])).to_numpy() \
+            if not clusters.empty else None
         for a, b in pairs:
             if a not in g.columns or b not in g.columns:
                 continue
             x, y = g[a].to_numpy(), g[b].to_numpy()
             binary = set(pd.unique(pd.Series(list(x) + list(y)).dropna())) <= {0.0, 1.0}
-            r = paired_binary(x, y, alpha) if binary else paired_continuous(x, y, alpha)
+            r = paired_binary(x, y, alpha, clusters=c) if binary else paired_continuous(x, y, alpha, clusters=c)
             rows.append({"task": task, "grader": grader, "a": a, "b": b, "n_pairs": r.n, "n_dropped": r.n_dropped,
                          "diff": round(r.diff, 6), "ci_low": round(r.ci_low, 6), "ci_high": round(r.ci_high, 6),
-                         "p_value": r.p_value, "test": r.test, "mde": round(mde(r.n), 6)})
-    for row, p_adj in zip(rows, adjust([r["p_value"] for r in rows], "holm")):
+                         "p_value": r.p_value, "test": r.test, "mde": round(mde(r.n, alpha=alpha), 6)})
+    for row, p_adj in zip(rows, adjust([r["p_value"] for r in rows], correction)):
         row["p_adjusted"] = p_adj
-        row["correction"] = f"holm over {len(rows)} comparisons"
+        row["correction"] = f"{correction} over {len(rows)} comparisons"
         row["significant"] = bool(p_adj < alpha)
     return sorted(rows, key=lambda r: r["task"] != "heldout")  # stable: held-out task first
 
 
-def gap_table(frame: pd.DataFrame, alpha: float = ALPHA) -> list[dict[str, Any]]:
+def gap_table(frame: pd.DataFrame, alpha: float = ALPHA,
+              triples: list[tuple[str, str, str]] = [("teacher", "baseline", "student")]) -> list[dict[str, Any]]:
+    """Gap closed per task x grader for each (teacher, baseline, student) alias triple."""
     out: list[dict[str, Any]] = []
     if frame.empty:
         return out
     for (task, grader), g in _per_item(frame).groupby(level=[0, 1], sort=True):
-        if {"teacher", "baseline", "student"} <= set(g.columns):
-            r = gap_closed(g["teacher"], g["baseline"], g["student"], alpha)
-            out.append({"task": task, "grader": grader, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n})
+        for t, b, s in triples:
+            if {t, b, s} <= set(g.columns):
+                r = gap_closed(g[t], g[b], g[s], alpha)
+                row = {"task": task, "grader": grader, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n}
+                if s != "student":
+                    row["student"] = s
+                out.append(row)
     return out
 
 
@@ -117,14 +147,28 @@ def _md(text: str, width: int = 90) -> str:
              .replace("|", "\\|").replace("`", "\\`").replace("*", "\\*").replace("_", "\\_"))
 
 
-def power_sentence(scores: list[dict[str, Any]]) -> str:
+def power_sentence(scores: list[dict[str, Any]], alpha: float = ALPHA) -> str:
     """The power section: the MDE at the held-out task's n, and the n needed for 10 / 5 pp."""
     n = next((r["n"] for r in scores if r["task"] == "heldout"), None)
     if not n:
         return ""
     return (f"With n = {n} held-out items the minimum detectable difference between two models at 80 % power "
-            f"(α = {ALPHA}, two-sided, conservative per-item SD 0.5) is {100 * mde(n):.0f} pp; "
-            f"detecting 10 pp would need {required_n(0.10)} items, 5 pp {required_n(0.05)}.")
+            f"(α = {alpha}, two-sided, conservative per-item SD 0.5) is {100 * mde(n, alpha=alpha):.0f} pp; "
+            f"detecting 10 pp would need {required_n(0.10, alpha=alpha)} items, 5 pp {required_n(0.05, alpha=alpha)}.")
+
+
+COMPARISON_NOTE = ("Same items, aligned by sample id; n pairs = items both models answered (a missing or unscorable "
+                   "answer drops its pair, and the count is shown). Tests: McNemar exact = exact binomial test on the "
+                   "discordant pairs, with a paired t interval of the per-item differences; where several items share "
+                   "a source (cluster), a paired t test with cluster-robust SE; sign-flip permutation with a BCa "
+                   "bootstrap CI for non-binary scores. A difference is called better/worse only when its adjusted "
+                   "p < α. MDE = minimum detectable difference at 80 % power (conservative per-item SD 0.5).")
+
+
+def verdict(c: dict[str, Any]) -> str:
+    if c["significant"]:
+        return f"{c['a']} {'better' if c['diff'] > 0 else 'worse'}"
+    return f"no significant difference (MDE {100 * c['mde']:.0f} pp)"
 
 
 def _pct(x: float) -> str:
@@ -142,10 +186,12 @@ def score_rows(scores: list[dict[str, Any]], order: list[str]) -> list[tuple[str
     return rows
 
 
-def analyse(frame: pd.DataFrame) -> dict[str, Any]:
+def analyse(frame: pd.DataFrame, rc: ReportConfig = ReportConfig()) -> dict[str, Any]:
     """Every frame-derived section of summary.json (a run and `harness report` share this)."""
-    return {"scores": score_table(frame), "comparisons": comparison_table(frame), "gap_closed": gap_table(frame),
-            "categories": category_table(frame), "flips": flip_table(frame)}
+    pairs = pairs_for(rc)
+    return {"alpha": rc.alpha, "scores": score_table(frame), "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction),
+            "gap_closed": gap_table(frame, rc.alpha), "categories": category_table(frame),
+            "flips": flip_table(frame, pairs, rc.flips)}
 
 
 def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
@@ -168,22 +214,17 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
         lines.append(f"| {t} | {g} | {n} | " + " | ".join(vals) + " |")
     comps = s.get("comparisons") or []
     if comps:
+        alpha = s.get("alpha", ALPHA)
         lines += ["", "## Paired comparisons", "",
-                  f"Same items, aligned by sample id. Test: {comps[0]['test']} on the discordant pairs; CI: paired t "
-                  f"interval of the per-item differences; correction: {comps[0]['correction']}; α = {ALPHA}. "
-                  "A difference is called better/worse only when its adjusted p < α. "
-                  "MDE = minimum detectable difference at 80 % power (conservative per-item SD 0.5).", "",
-                  "| task | grader | a − b | n pairs | diff (pp) [95 % CI] | p | p adj. | verdict |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  f"{COMPARISON_NOTE} Correction: {comps[0]['correction']}; α = {alpha}; CIs are {100 * (1 - alpha):.0f} %.", "",
+                  "| task | grader | a − b | n pairs | diff (pp) [CI] | test | p | p adj. | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for c in comps:
-            if c["significant"]:
-                verdict = f"**{c['a']} {'better' if c['diff'] > 0 else 'worse'}**"
-            else:
-                verdict = f"no significant difference (MDE {100 * c['mde']:.0f} pp)"
-            dropped = f" ({c['n_dropped']} dropped)" if c["n_dropped"] else ""
+            v = f"**{verdict(c)}**" if c["significant"] else verdict(c)
+            dropped = f" ({c['n_dropped']} dropped)" if c.get("n_dropped") else ""
             lines.append(f"| {c['task']} | {c['grader']} | {c['a']} − {c['b']} | {c['n_pairs']}{dropped} | "
-                         f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | "
-                         f"{c['p_value']:.2g} | {c['p_adjusted']:.2g} | {verdict} |")
+                         f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {c['test']} | "
+                         f"{c['p_value']:.2g} | {c['p_adjusted']:.2g} | {v} |")
     gaps = s.get("gap_closed") or []
     if gaps:
         lines += ["", "## Gap closed", "",
@@ -196,7 +237,7 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
                 ci = f"[{_pct(g['ci_low'])}, {_pct(g['ci_high'])}]" if g["ci_low"] is not None else "[CI undefined]"
                 val = f"{_pct(g['value'])} % {ci}"
             lines.append(f"| {g['task']} | {g['grader']} | {val} |")
-    power = power_sentence(s["scores"])
+    power = power_sentence(s["scores"], s.get("alpha", ALPHA))
     if power:
         lines += ["", "## Power", "", power]
     cats = s.get("categories") or []
