@@ -75,10 +75,22 @@ class FinetuneConfig:
 
 @dataclass
 class GraderConfig:
-    kind: str = "match"
+    kind: str = "match"  # match | judge
+    # --- match
     mode: str = "exact"  # exact | contains
     extract: str = "auto"  # see harness.evaluate._match.EXTRACT_MODES
     regex: Optional[str] = None
+    # --- judge (harness.evaluate._judge): the judge model is bound to inspect's required role `grader`
+    judge: Optional[ModelConfig] = None
+    rubric: Optional[str] = None  # template with {question} {answer} {target}
+    scale: str = "binary"  # binary (correct vs reference) | 1-5 (quality)
+    max_tokens: int = 16
+    # a judge that is one of the graded models is refused unless this is true (self-preference bias)
+    allow_self_judge: bool = False
+    # the match grader the judge is validated against on every run (agreement, Cohen's kappa)
+    reference: str = "exact"
+    # optional CSV of human labels (columns task,id,model,label) to validate the judge against
+    calibration: Optional[str] = None
 
 
 @dataclass

@@ -18,7 +18,7 @@ from .cache import write_json, write_text
 from .config import HarnessConfig
 from .data import run_data
 from .errors import HarnessError
-from .evaluate import EvalModel, run_evaluate
+from .evaluate import EvalModel, open_judge, run_evaluate
 from .evaluate._scorers import check_grader
 from .finetune import METHODS, run_finetune
 from .generate import run_generate
@@ -55,6 +55,7 @@ def validate(cfg: HarnessConfig) -> None:
         raise HarnessError("graders is empty: add at least one, e.g. grader@graders.exact=exact")
     for name, g in cfg.graders.items():
         check_grader(name, g)
+    check_judges(cfg)
     for k, pair in enumerate(cfg.report.pairs):
         if len(pair) != 2 or any(a not in cfg.models for a in pair):
             raise HarnessError(f"report.pairs[{k}]: {pair} must be two model aliases out of {', '.join(cfg.models)}")
@@ -65,6 +66,42 @@ def validate(cfg: HarnessConfig) -> None:
     for alias, m in cfg.models.items():
         if not m.model or "/" not in m.model:
             raise HarnessError(f"models.{alias}.model: '{m.model}' is not an inspect model string like 'hf/<name>' or 'openai/gpt-4o'")
+
+
+def _family(model: str) -> str:
+    """The provider family of an inspect model string: openai/gpt-4o -> openai,
+    openai-api/<provider>/<model> -> <provider>, hf/<name> -> hf/<name> (same weights)."""
+    parts = model.split("/")
+    if parts[0] == "openai-api" and len(parts) > 2:
+        return parts[1]
+    return model if parts[0] == "hf" else parts[0]
+
+
+def check_judges(cfg: HarnessConfig) -> list[str]:
+    """Judge graders: refused when the judge is a graded model (unless allow_self_judge), one
+    judge model per run (it is the `grader` role), a match grader to validate it against.
+    Returns warnings for the report (self-judging allowed, same provider family as the teacher)."""
+    judges = {n: g for n, g in cfg.graders.items() if g.kind == "judge"}
+    notes: list[str] = []
+    if len({(g.judge.model, str(sorted(g.judge.args.items()))) for g in judges.values() if g.judge}) > 1:
+        raise HarnessError(f"graders: judges {', '.join(judges)} use different judge models; one run binds one model to "
+                           "the `grader` role -- use the same judge for all of them")
+    for name, g in judges.items():
+        assert g.judge is not None
+        ref = cfg.graders.get(g.reference)
+        if ref is None or ref.kind != "match":
+            raise HarnessError(f"graders.{name}.reference: '{g.reference}' is not a match grader of this run; the judge is "
+                               f"validated against one (available: {', '.join(n for n, x in cfg.graders.items() if x.kind == 'match')})")
+        same = [a for a, m in cfg.models.items() if m.model == g.judge.model and m.args == g.judge.args]
+        if same and not g.allow_self_judge:
+            raise HarnessError(f"graders.{name}.judge: the judge '{g.judge.model}' is the graded model models.{same[0]}; "
+                               f"use another judge or set graders.{name}.allow_self_judge=true (self-preference bias)")
+        if same:
+            notes.append(f"{name}: the judge is the same model as {', '.join(same)} (allow_self_judge) -- expect self-preference")
+        elif _family(g.judge.model) == _family(cfg.models["teacher"].model):
+            notes.append(f"{name}: the judge shares a provider family with the teacher ({_family(g.judge.model)}) -- "
+                         "judges are known to prefer their own family's answers")
+    return notes
 
 
 def check_writable(path: Path, key: str = "results_dir") -> None:
@@ -91,6 +128,12 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     check_writable(cache_dir, "cache_dir")
     # resolve model paths first: a missing model file fails before any stage runs
     resolved = {alias: resolve_args(alias, m.args, cache_dir) for alias, m in cfg.models.items()}
+    judge_cfg = next((g.judge for g in cfg.graders.values() if g.kind == "judge" and g.judge), None)
+    judge_args = resolve_args("judge", judge_cfg.args, cache_dir) if judge_cfg else None
+    judge_notes = check_judges(cfg)
+    for note in judge_notes:
+        print(f"[judge] warning: {note}", flush=True)
+    judge = open_judge(cfg.graders, judge_args, cfg.eval)
     student_alias = next(a for a, m in cfg.models.items() if m.student)
     teacher = cfg.models["teacher"]
 
@@ -130,7 +173,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
         EvalModel(alias, student_model if alias == student_alias else m.model, resolved[alias], m.context)
         for alias, m in cfg.models.items()
     ]
-    ev = run_evaluate(models, data.eval, cfg.eval, cfg.graders, run_dir / "logs")
+    ev = run_evaluate(models, data.eval, cfg.eval, cfg.graders, run_dir / "logs", judge)
     seconds["evaluate"] = time.time() - t
     stage_calls["evaluate"] = sum(ev.calls.values())
     for alias, n in ev.calls.items():
@@ -152,6 +195,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
             for alias, m in cfg.models.items()
         },
         **analyse(frame, cfg.report),
+        "judge_notes": judge_notes,
         "data": {
             "n_train": len(data.train),
             "n_train_rows": gen.n_rows,

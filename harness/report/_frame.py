@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["alias", "model", "task", "grader", "id", "epoch", "value", "group", "answer", "extracted", "target", "cluster"]
+COLUMNS = ["alias", "model", "task", "grader", "id", "epoch", "value", "group", "answer", "extracted", "target", "cluster", "judge"]
 
 
 def load_frame(log_dir: Path) -> pd.DataFrame:
@@ -40,5 +40,7 @@ def load_frame(log_dir: Path) -> pd.DataFrame:
                     float(sc.value) if isinstance(sc.value, (int, float)) else float("nan"),
                     (s.metadata or {}).get("group", ""), meta.get("raw", s.output.completion if s.output else ""),
                     sc.answer or "", str(s.target), str((s.metadata or {}).get("cluster") or s.id),
+                    # judge graders: "<judge model> vs <reference grader>", "" for match graders
+                    f"{meta['judge']} vs {meta.get('reference', 'exact')}" if meta.get("judge") else "",
                 ))
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -9,7 +9,8 @@ import base64
 import io
 from typing import Any
 
-from ._summary import ALPHA, COMPARISON_NOTE, power_sentence, score_rows, verdict
+from ._judge import unreliable_sentence
+from ._summary import ALPHA, COMPARISON_NOTE, JUDGE_NOTE, power_sentence, score_rows, verdict
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -19,7 +20,7 @@ _TEMPLATE = """<!doctype html>
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;font-size:.9em}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}.sig{font-weight:bold}
-.note{color:#555;font-size:.9em}img{max-width:100%}
+.note{color:#555;font-size:.9em}img{max-width:100%}.warn{color:#a00;font-weight:bold}
 </style></head><body>
 <h1>{{ s.experiment }} — run <code>{{ s.run }}</code></h1>
 <h2>Models</h2>
@@ -44,6 +45,20 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 <td{% if c.significant %} class="sig"{% endif %}>{{ verdict(c) }}</td></tr>{% endfor %}
 </table>
 <img id="plot-forest" alt="forest plot of paired differences" src="{{ plot_forest }}">
+{% endif %}
+{% if s.judge_agreement or s.judge_notes %}
+<h2>Judge agreement</h2>
+<p class="note">{{ judge_note }}</p>
+{% for n in s.judge_notes %}<p class="warn">⚠ {{ n }}</p>{% endfor %}
+{% if s.judge_agreement %}
+<table id="judge"><tr><th>task</th><th>judge</th><th>reference</th><th>n</th><th>confusion [[jc∧rc, jc∧rw], [jw∧rc, jw∧rw]]</th><th>agreement</th><th>κ</th><th>McNemar p</th><th>parse failures</th><th>verdict</th></tr>
+{% for r in s.judge_agreement %}<tr><td>{{ r.task }}</td><td>{{ r.judge }} (<code>{{ r.judge_model }}</code>)</td><td>{{ r.reference }}</td><td class="num">{{ r.n }}</td>
+<td>{{ r.confusion }}</td><td class="num">{% if r.agreement is none %}—{% else %}{{ "%.1f"|format(100*r.agreement) }} %{% endif %}</td>
+<td class="num">{% if r.kappa is none %}—{% else %}{{ "%.2f"|format(r.kappa) }}{% endif %}</td><td class="num">{{ "%.2g"|format(r.mcnemar_p) }}</td>
+<td class="num">{{ r.parse_failures }} ({{ "%.0f"|format(100*r.parse_failure_rate) }} %)</td>
+<td{% if r.unreliable %} class="warn"{% endif %}>{% if r.unreliable %}{{ unreliable(r) }}{% else %}agrees (κ ≥ 0.6){% endif %}</td></tr>{% endfor %}
+</table>
+{% endif %}
 {% endif %}
 {% if s.gap_closed %}
 <h2>Gap closed</h2>
@@ -130,7 +145,7 @@ def render_html(summary: dict[str, Any], order: list[str]) -> str:
     env = Environment(autoescape=True)
     return env.from_string(_TEMPLATE).render(
         s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
-        note=COMPARISON_NOTE, verdict=verdict,
+        note=COMPARISON_NOTE, verdict=verdict, judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
         plot_scores=_plot_scores(summary["scores"], order) if summary["scores"] else "",
         plot_forest=_plot_forest(summary["comparisons"]) if summary.get("comparisons") else "",
     )

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import ReportConfig
+from ._judge import KAPPA_MIN, judge_agreement, unreliable_sentence
 from ..stats import adjust, gap_closed, mde, paired_binary, paired_continuous, proportion_ci, required_n
 
 SCHEMA_VERSION = 1
@@ -21,12 +22,13 @@ def score_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     if frame.empty:
         return out
-    per_item = frame.groupby(["task", "alias", "grader", "id"], sort=True)["value"].mean().fillna(0.0)
+    per_item = frame.groupby(["task", "alias", "grader", "id"], sort=True)["value"].mean()
     for (task, alias, grader), s in per_item.groupby(level=[0, 1, 2], sort=True):
-        n, k = int(s.size), float(s.sum())
+        unscored = int(s.isna().sum())
+        n, k = int(s.size), float(s.fillna(0.0).sum())
         lo, hi = proportion_ci(k, n)
         out.append({"task": task, "model": alias, "grader": grader, "n": n,
-                    "accuracy": round(k / n, 6), "ci_low": round(lo, 6), "ci_high": round(hi, 6)})
+                    "accuracy": round(k / n, 6), "ci_low": round(lo, 6), "ci_high": round(hi, 6), "n_unscored": unscored})
     return out
 
 
@@ -182,7 +184,8 @@ def score_rows(scores: list[dict[str, Any]], order: list[str]) -> list[tuple[str
     for t, g in sorted({(r["task"], r["grader"]) for r in scores}, key=lambda k: (k[0] != "heldout", k)):
         cells = [cell.get((t, g, a)) for a in order]
         n = next((c["n"] for c in cells if c), 0)
-        rows.append((t, g, n, [f"{_pct(c['accuracy'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]" if c else "—" for c in cells]))
+        rows.append((t, g, n, [f"{_pct(c['accuracy'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]"
+                               + (f" ({c['n_unscored']} unscored)" if c.get("n_unscored") else "") if c else "—" for c in cells]))
     return rows
 
 
@@ -192,6 +195,32 @@ def analyse(frame: pd.DataFrame, rc: ReportConfig = ReportConfig()) -> dict[str,
     return {"alpha": rc.alpha, "scores": score_table(frame), "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction),
             "gap_closed": gap_table(frame, rc.alpha), "categories": category_table(frame),
             "flips": flip_table(frame, pairs, rc.flips)}
+
+
+JUDGE_NOTE = ("Each judge grader is checked against its reference match grader on the same samples (every model, "
+              "aligned by model × item × epoch): confusion matrix (rows judge, columns reference: correct / wrong), "
+              "raw agreement, Cohen's κ (statsmodels), exact McNemar on the discordant cells (a lenient or harsh judge), "
+              f"and the verdicts the judge's reply could not be parsed into (unscored, counted as wrong in the scores). "
+              f"1–5 scales count ≥ 3 as correct here. κ < {KAPPA_MIN}: the judge is unreliable for that task.")
+
+
+def judge_markdown(s: dict[str, Any]) -> list[str]:
+    rows = s.get("judge_agreement") or []
+    notes = s.get("judge_notes") or []
+    if not rows and not notes:
+        return []
+    lines = ["", "## Judge agreement", "", JUDGE_NOTE, ""]
+    lines += [f"- ⚠ {n}" for n in notes] + ([""] if notes else [])
+    if rows:
+        lines += ["| task | judge | reference | n | confusion [[jc∧rc, jc∧rw], [jw∧rc, jw∧rw]] | agreement | κ | McNemar p | parse failures | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            k = "—" if r["kappa"] is None else f"{r['kappa']:.2f}"
+            agree = "—" if r["agreement"] is None else f"{100 * r['agreement']:.1f} %"
+            v = f"**{unreliable_sentence(r)}**" if r["unreliable"] else "agrees (κ ≥ 0.6)"
+            lines.append(f"| {r['task']} | {r['judge']} (`{r['judge_model']}`) | {r['reference']} | {r['n']} | {r['confusion']} | "
+                         f"{agree} | {k} | {r['mcnemar_p']:.2g} | {r['parse_failures']} ({100 * r['parse_failure_rate']:.0f} %) | {v} |")
+    return lines
 
 
 def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
@@ -225,6 +254,7 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
             lines.append(f"| {c['task']} | {c['grader']} | {c['a']} − {c['b']} | {c['n_pairs']}{dropped} | "
                          f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {c['test']} | "
                          f"{c['p_value']:.2g} | {c['p_adjusted']:.2g} | {v} |")
+    lines += judge_markdown(s)
     gaps = s.get("gap_closed") or []
     if gaps:
         lines += ["", "## Gap closed", "",

@@ -1,0 +1,63 @@
+"""Judge validation: how far the LLM judge agrees with exact match on the same samples.
+
+A judge is only worth its verdicts if it agrees with a check we trust. On every run that has a
+judge and its reference match grader, the same samples (all models, aligned by model x item x
+epoch) give a 2x2 confusion matrix, raw agreement, Cohen's kappa (statsmodels), McNemar on the
+discordant cells (is the judge systematically more lenient?) and the parse-failure rate. Below
+kappa 0.6 the report says the judge is unreliable for the task -- for the embedded 135M model,
+that is the honest outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+KAPPA_MIN = 0.6
+
+
+def agreement(judge: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
+    """judge, ref: 0/1 arrays of the same samples (judge NaN = verdict not parsed)."""
+    from scipy import stats
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    failed = int(np.isnan(judge).sum())
+    ok = ~np.isnan(judge) & ~np.isnan(ref)
+    j, r = judge[ok] >= 0.5, ref[ok] >= 0.5
+    # rows: judge says correct / wrong; columns: reference says correct / wrong
+    table = [[int((j & r).sum()), int((j & ~r).sum())], [int((~j & r).sum()), int((~j & ~r).sum())]]
+    n = int(ok.sum())
+    kappa = None
+    if n and len({*j.tolist(), *r.tolist()}) > 1:
+        k = float(cohens_kappa(np.array(table)).kappa)
+        kappa = None if np.isnan(k) else k
+    b, c = table[0][1], table[1][0]
+    p = float(stats.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
+    return {"n": n, "agreement": round((table[0][0] + table[1][1]) / n, 6) if n else None,
+            "kappa": None if kappa is None else round(kappa, 6), "parse_failures": failed,
+            "parse_failure_rate": round(failed / judge.size, 6) if judge.size else 0.0,
+            "confusion": table, "mcnemar_p": p, "unreliable": kappa is None or kappa < KAPPA_MIN}
+
+
+def judge_agreement(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per task x judge grader: the judge against its reference match grader."""
+    if frame.empty or "judge" not in frame.columns:
+        return []
+    judged = frame[frame["judge"] != ""]
+    out = []
+    for (task, grader, label), g in judged.groupby(["task", "grader", "judge"], sort=True):
+        judge_model, _, reference = label.rpartition(" vs ")
+        ref = frame[(frame["task"] == task) & (frame["grader"] == reference)]
+        keys = ["alias", "id", "epoch"]
+        both = g[keys + ["value"]].merge(ref[keys + ["value"]], on=keys, how="left", suffixes=("_judge", "_ref"))
+        row = agreement(both["value_judge"].to_numpy(float), both["value_ref"].to_numpy(float))
+        out.append({"task": task, "judge": grader, "judge_model": judge_model, "reference": reference, **row})
+    return sorted(out, key=lambda r: r["task"] != "heldout")
+
+
+def unreliable_sentence(row: dict[str, Any]) -> str:
+    k = "undefined" if row["kappa"] is None else f"{row['kappa']:.2f}"
+    return (f"judge unreliable for this task — do not use its verdicts (κ = {k} against {row['reference']}, "
+            f"below {KAPPA_MIN})")
