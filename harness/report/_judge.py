@@ -10,6 +10,7 @@ that is the honest outcome.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,9 @@ def agreement(judge: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
     n = int(ok.sum())
     kappa = None
     if n and len({*j.tolist(), *r.tolist()}) > 1:
-        k = float(cohens_kappa(np.array(table)).kappa)
+        with warnings.catch_warnings():  # its SE is NaN for degenerate tables; we use only kappa
+            warnings.simplefilter("ignore")
+            k = float(cohens_kappa(np.array(table)).kappa)
         kappa = None if np.isnan(k) else k
     b, c = table[0][1], table[1][0]
     p = float(stats.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0

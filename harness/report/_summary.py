@@ -194,7 +194,7 @@ def analyse(frame: pd.DataFrame, rc: ReportConfig = ReportConfig()) -> dict[str,
     pairs = pairs_for(rc)
     return {"alpha": rc.alpha, "scores": score_table(frame), "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction),
             "gap_closed": gap_table(frame, rc.alpha), "categories": category_table(frame),
-            "flips": flip_table(frame, pairs, rc.flips)}
+            "flips": flip_table(frame, pairs, rc.flips), "judge_agreement": judge_agreement(frame)}
 
 
 JUDGE_NOTE = ("Each judge grader is checked against its reference match grader on the same samples (every model, "
