@@ -75,7 +75,7 @@ class FinetuneConfig:
 
 @dataclass
 class GraderConfig:
-    kind: str = "match"  # match | judge
+    kind: str = "match"  # match | judge | pairwise
     # --- match
     mode: str = "exact"  # exact | contains
     extract: str = "auto"  # see harness.evaluate._match.EXTRACT_MODES
@@ -91,6 +91,8 @@ class GraderConfig:
     reference: str = "exact"
     # optional CSV of human labels (columns task,id,model,label) to validate the judge against
     calibration: Optional[str] = None
+    # --- pairwise (kind: pairwise): alias pairs whose answers the judge compares, in both orders
+    pairs: list[list[str]] = field(default_factory=list)
 
 
 @dataclass

@@ -19,10 +19,12 @@ from .config import HarnessConfig
 from .data import run_data
 from .errors import HarnessError
 from .evaluate import EvalModel, open_judge, run_evaluate
+from .evaluate._pairwise import run_pairwise
 from .evaluate._scorers import check_grader
 from .finetune import METHODS, run_finetune
 from .generate import run_generate
 from .models import resolve_args
+from .report._judge import pairwise_table
 from .report import SCHEMA_VERSION, analyse, load_frame, model_order, render_html, render_markdown
 
 
@@ -81,15 +83,18 @@ def check_judges(cfg: HarnessConfig) -> list[str]:
     """Judge graders: refused when the judge is a graded model (unless allow_self_judge), one
     judge model per run (it is the `grader` role), a match grader to validate it against.
     Returns warnings for the report (self-judging allowed, same provider family as the teacher)."""
-    judges = {n: g for n, g in cfg.graders.items() if g.kind == "judge"}
+    judges = {n: g for n, g in cfg.graders.items() if g.kind in ("judge", "pairwise")}
     notes: list[str] = []
     if len({(g.judge.model, str(sorted(g.judge.args.items()))) for g in judges.values() if g.judge}) > 1:
         raise HarnessError(f"graders: judges {', '.join(judges)} use different judge models; one run binds one model to "
                            "the `grader` role -- use the same judge for all of them")
     for name, g in judges.items():
         assert g.judge is not None
+        for k, pair in enumerate(g.pairs):
+            if len(pair) != 2 or any(a not in cfg.models for a in pair):
+                raise HarnessError(f"graders.{name}.pairs[{k}]: {pair} must be two model aliases out of {', '.join(cfg.models)}")
         ref = cfg.graders.get(g.reference)
-        if ref is None or ref.kind != "match":
+        if g.kind == "judge" and (ref is None or ref.kind != "match"):
             raise HarnessError(f"graders.{name}.reference: '{g.reference}' is not a match grader of this run; the judge is "
                                f"validated against one (available: {', '.join(n for n, x in cfg.graders.items() if x.kind == 'match')})")
         same = [a for a, m in cfg.models.items() if m.model == g.judge.model and m.args == g.judge.args]
@@ -128,7 +133,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     check_writable(cache_dir, "cache_dir")
     # resolve model paths first: a missing model file fails before any stage runs
     resolved = {alias: resolve_args(alias, m.args, cache_dir) for alias, m in cfg.models.items()}
-    judge_cfg = next((g.judge for g in cfg.graders.values() if g.kind == "judge" and g.judge), None)
+    judge_cfg = next((g.judge for g in cfg.graders.values() if g.kind in ("judge", "pairwise") and g.judge), None)
     judge_args = resolve_args("judge", judge_cfg.args, cache_dir) if judge_cfg else None
     judge_notes = check_judges(cfg)
     for note in judge_notes:
@@ -174,8 +179,14 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
         for alias, m in cfg.models.items()
     ]
     ev = run_evaluate(models, data.eval, cfg.eval, cfg.graders, run_dir / "logs", judge)
-    seconds["evaluate"] = time.time() - t
     stage_calls["evaluate"] = sum(ev.calls.values())
+    questions = {(e.task, e.id): e.question for e in data.eval}
+    for name, g in cfg.graders.items():
+        if g.kind == "pairwise":
+            n = run_pairwise(name, g, judge, load_frame(run_dir / "logs"), questions, cfg.eval, run_dir / "judge" / name)
+            stage_calls["evaluate"] += n
+            print(f"[evaluate] pairwise judge '{name}': {n} verdicts requested", flush=True)
+    seconds["evaluate"] = time.time() - t
     for alias, n in ev.calls.items():
         calls[alias] += n
 
@@ -196,6 +207,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
         },
         **analyse(frame, cfg.report),
         "judge_notes": judge_notes,
+        "pairwise": pairwise_table(run_dir / "judge"),
         "data": {
             "n_train": len(data.train),
             "n_train_rows": gen.n_rows,

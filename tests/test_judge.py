@@ -141,7 +141,8 @@ def test_judge_over_a_real_openai_compatible_server(harness_bin, llama_server, t
 
     p = subprocess.run([harness_bin, "run", "experiment=tiny", "+grader@graders.judge=judge",
                         "model@graders.judge.judge=llama_cpp_server", f"graders.judge.judge.args.base_url={llama_server}",
-                        f"results_dir={tmp_path}"],
+                        "+grader@graders.pair=pairwise", "model@graders.pair.judge=llama_cpp_server",
+                        f"graders.pair.judge.args.base_url={llama_server}", f"results_dir={tmp_path}"],
                        capture_output=True, text=True, timeout=1500, cwd=REPO)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     run_dir = tmp_path / "tiny" / next(d.name for d in (tmp_path / "tiny").iterdir())
@@ -159,6 +160,15 @@ def test_judge_over_a_real_openai_compatible_server(harness_bin, llama_server, t
     sc = log.samples[0].scores["judge"]
     assert sc.metadata["judge"] == "llama-cpp-python/smollm2" and "verdict_text" in sc.metadata
     assert {"judge", "exact", "contains"} == set(log.samples[0].scores)
+    # pairwise: teacher vs student on every item, both orders, only consistent verdicts counted
+    pw = {r["task"]: r for r in s["pairwise"]}
+    assert set(pw) == {"heldout", "control"} and pw["heldout"]["n_items"] == 8
+    for r in pw.values():
+        assert (r["a"], r["b"]) == ("teacher", "student") and r["judge"] == "pair"
+        assert r["consistent"] <= r["n_parsed"] <= r["n_items"]
+        assert r["a_wins"] + r["b_wins"] + r["ties"] == r["consistent"]
+    assert "## Pairwise judge" in (run_dir / "report.md").read_text()
+    assert len(list((run_dir / "judge" / "pair").glob("*.eval"))) == 1
 
 
 @pytest.mark.parametrize("overrides, expect", [
@@ -175,3 +185,13 @@ def test_bad_judge_is_one_line_before_any_grading(harness_bin, tmp_path, overrid
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in p.stderr and expect in lines[0], p.stderr
     assert not list(tmp_path.rglob("*.eval"))  # nothing graded
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("A", "A"), ("B.", "B"), ("Answer B is better", "B"), ("a", None), ("It's a tie", "tie"),
+    ("Both are equally good", "tie"), ("", None), ("I think A, not B", "A"), ("ABBA", None),
+])
+def test_parse_choice(text, expect):
+    from harness.evaluate._pairwise import parse_choice
+
+    assert parse_choice(text) == expect

@@ -10,7 +10,7 @@ from ..errors import HarnessError
 from ._match import EXTRACT_MODES, MATCH_MODES, match
 
 
-KINDS = ("match", "judge")
+KINDS = ("match", "judge", "pairwise")
 
 
 def check_grader(name: str, cfg: GraderConfig) -> None:
@@ -21,6 +21,10 @@ def check_grader(name: str, cfg: GraderConfig) -> None:
         from ._judge import check_rubric
 
         return check_rubric(name, cfg)
+    if cfg.kind == "pairwise":
+        from ._pairwise import check_pairwise
+
+        return check_pairwise(name, cfg)
     if cfg.mode not in MATCH_MODES:
         raise HarnessError(f"graders.{name}.mode: unknown mode '{cfg.mode}'; available: {', '.join(MATCH_MODES)}")
     if cfg.extract not in EXTRACT_MODES:

@@ -72,7 +72,7 @@ def open_judge(graders: dict[str, GraderConfig], judge_args: dict[str, Any] | No
 
     from inspect_ai.model import GenerateConfig, get_model
 
-    judges = {n: g for n, g in graders.items() if g.kind == "judge"}
+    judges = {n: g for n, g in graders.items() if g.kind in ("judge", "pairwise")}
     if not judges:
         return None
     name, g = next(iter(judges.items()))
@@ -106,7 +106,8 @@ def run_evaluate(
     by_task = {t: v for t, v in by_task.items() if v}
     out = EvaluateOutput(log_root)
     display = None if sys.stdout.isatty() else "plain"
-    scorers = [build_scorer(name, g) for name, g in graders.items()]
+    # pairwise graders compare two models' answers after evaluation (see _pairwise.py)
+    scorers = [build_scorer(name, g) for name, g in graders.items() if g.kind != "pairwise"]
     if judge is None and any(g.kind == "judge" for g in graders.values()):
         raise HarnessError("graders: a judge grader needs a judge model; call open_judge() first")
     for m in models:

@@ -10,7 +10,7 @@ import io
 from typing import Any
 
 from ._judge import unreliable_sentence
-from ._summary import ALPHA, COMPARISON_NOTE, JUDGE_NOTE, power_sentence, score_rows, verdict
+from ._summary import ALPHA, COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, power_sentence, score_rows, verdict
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -59,6 +59,14 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 <td{% if r.unreliable %} class="warn"{% endif %}>{% if r.unreliable %}{{ unreliable(r) }}{% else %}agrees (κ ≥ 0.6){% endif %}</td></tr>{% endfor %}
 </table>
 {% endif %}
+{% endif %}
+{% if s.pairwise %}
+<h2>Pairwise judge</h2>
+<p class="note">{{ pairwise_note }}</p>
+<table id="pairwise"><tr><th>task</th><th>judge</th><th>a vs b</th><th>items</th><th>parsed both orders</th><th>position-consistent</th><th>a wins</th><th>b wins</th><th>ties</th><th>sign test p</th></tr>
+{% for r in s.pairwise %}<tr><td>{{ r.task }}</td><td>{{ r.judge }} (<code>{{ r.judge_model }}</code>)</td><td>{{ r.a }} vs {{ r.b }}</td><td class="num">{{ r.n_items }}</td><td class="num">{{ r.n_parsed }}</td>
+<td class="num">{{ r.consistent }}{% if r.consistency_rate is not none %} ({{ "%.0f"|format(100*r.consistency_rate) }} %){% endif %}</td><td class="num">{{ r.a_wins }}</td><td class="num">{{ r.b_wins }}</td><td class="num">{{ r.ties }}</td><td class="num">{{ "%.2g"|format(r.p_value) }}</td></tr>{% endfor %}
+</table>
 {% endif %}
 {% if s.gap_closed %}
 <h2>Gap closed</h2>
@@ -146,6 +154,7 @@ def render_html(summary: dict[str, Any], order: list[str]) -> str:
     return env.from_string(_TEMPLATE).render(
         s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
         note=COMPARISON_NOTE, verdict=verdict, judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
+        pairwise_note=PAIRWISE_NOTE,
         plot_scores=_plot_scores(summary["scores"], order) if summary["scores"] else "",
         plot_forest=_plot_forest(summary["comparisons"]) if summary.get("comparisons") else "",
     )

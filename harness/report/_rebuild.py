@@ -15,6 +15,7 @@ from ..config import ReportConfig
 from ..errors import HarnessError
 from ._frame import load_frame
 from ._html import render_html
+from ._judge import pairwise_table
 from ._summary import analyse, model_order, render_markdown
 from ._sweep import analyse_sweep, find_runs, load_runs, read_summary, render_sweep_html, render_sweep_markdown
 
@@ -31,6 +32,7 @@ def rebuild(run_dir: Path, out: Path | None = None) -> Path:
     if frame.empty:
         raise HarnessError(f"{run_dir / 'logs'}: no finished inspect logs; re-run the experiment to finish it")
     summary.update(analyse(frame, report_config(summary)))
+    summary["pairwise"] = pairwise_table(run_dir / "judge")
     out = out or run_dir
     write_json(out / "summary.json", summary)
     order = model_order(list(summary["models"]))

@@ -223,6 +223,25 @@ def judge_markdown(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+PAIRWISE_NOTE = ("The judge saw each item's two answers in both orders; a verdict counts only when both orders agree "
+                 "(position-consistent). Wins among consistent verdicts, exact sign test with ties excluded (not "
+                 "corrected; a judge's preference is not a significance claim about the models).")
+
+
+def pairwise_markdown(s: dict[str, Any]) -> list[str]:
+    rows = s.get("pairwise") or []
+    if not rows:
+        return []
+    lines = ["", "## Pairwise judge", "", PAIRWISE_NOTE, "",
+             "| task | judge | a vs b | items | parsed both orders | position-consistent | a wins | b wins | ties | sign test p |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rate = "—" if r["consistency_rate"] is None else f"{r['consistent']} ({100 * r['consistency_rate']:.0f} %)"
+        lines.append(f"| {r['task']} | {r['judge']} (`{r['judge_model']}`) | {r['a']} vs {r['b']} | {r['n_items']} | {r['n_parsed']} | "
+                     f"{rate} | {r['a_wins']} | {r['b_wins']} | {r['ties']} | {r['p_value']:.2g} |")
+    return lines
+
+
 def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
     s = summary
     lines = [f"# {s['experiment']} — run `{s['run']}`", ""]
@@ -255,6 +274,7 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
                          f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {c['test']} | "
                          f"{c['p_value']:.2g} | {c['p_adjusted']:.2g} | {v} |")
     lines += judge_markdown(s)
+    lines += pairwise_markdown(s)
     gaps = s.get("gap_closed") or []
     if gaps:
         lines += ["", "## Gap closed", "",
