@@ -97,7 +97,9 @@ def check_judges(cfg: HarnessConfig) -> list[str]:
         if g.kind == "judge" and (ref is None or ref.kind != "match"):
             raise HarnessError(f"graders.{name}.reference: '{g.reference}' is not a match grader of this run; the judge is "
                                f"validated against one (available: {', '.join(n for n, x in cfg.graders.items() if x.kind == 'match')})")
-        same = [a for a, m in cfg.models.items() if m.model == g.judge.model and m.args == g.judge.args]
+        # the student is graded after its fine-tune, so it is never the same model as a judge
+        same = [a for a, m in cfg.models.items() if m.model == g.judge.model and m.args == g.judge.args
+                and not (m.student and cfg.finetune.method != "none")]
         if same and not g.allow_self_judge:
             raise HarnessError(f"graders.{name}.judge: the judge '{g.judge.model}' is the graded model models.{same[0]}; "
                                f"use another judge or set graders.{name}.allow_self_judge=true (self-preference bias)")
