@@ -53,7 +53,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% if s.judge_agreement %}
 <table id="judge"><tr><th>task</th><th>judge</th><th>reference</th><th>n</th><th>confusion [[jc∧rc, jc∧rw], [jw∧rc, jw∧rw]]</th><th>agreement</th><th>κ</th><th>McNemar p</th><th>parse failures</th><th>verdict</th></tr>
 {% for r in s.judge_agreement %}<tr><td>{{ r.task }}</td><td>{{ r.judge }} (<code>{{ r.judge_model }}</code>)</td><td>{{ r.reference }}</td><td class="num">{{ r.n }}</td>
-<td>{{ r.confusion }}</td><td class="num">{% if r.agreement is none %}—{% else %}{{ "%.1f"|format(100*r.agreement) }} %{% endif %}</td>
+<td>{{ r.confusion }}</td><td class="num">{% if not r.n %}—{% else %}{{ "%.1f"|format(100*r.agreement) }} %{% endif %}</td>
 <td class="num">{% if r.kappa is none %}—{% else %}{{ "%.2f"|format(r.kappa) }}{% endif %}</td><td class="num">{{ "%.2g"|format(r.mcnemar_p) }}</td>
 <td class="num">{{ r.parse_failures }} ({{ "%.0f"|format(100*r.parse_failure_rate) }} %)</td>
 <td{% if r.unreliable %} class="warn"{% endif %}>{% if r.unreliable %}{{ unreliable(r) }}{% else %}agrees (κ ≥ 0.6){% endif %}</td></tr>{% endfor %}

@@ -39,7 +39,8 @@ def agreement(judge: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
         kappa = None if np.isnan(k) else k
     b, c = table[0][1], table[1][0]
     p = float(stats.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
-    return {"n": n, "agreement": round((table[0][0] + table[1][1]) / n, 6) if n else None,
+    # agreement is 0 when nothing could be compared (n = 0): the contract wants a number
+    return {"n": n, "agreement": round((table[0][0] + table[1][1]) / n, 6) if n else 0.0,
             "kappa": None if kappa is None else round(kappa, 6), "parse_failures": failed,
             "parse_failure_rate": round(failed / judge.size, 6) if judge.size else 0.0,
             "confusion": table, "mcnemar_p": p, "unreliable": kappa is None or kappa < KAPPA_MIN}

@@ -216,7 +216,7 @@ def judge_markdown(s: dict[str, Any]) -> list[str]:
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             k = "—" if r["kappa"] is None else f"{r['kappa']:.2f}"
-            agree = "—" if r["agreement"] is None else f"{100 * r['agreement']:.1f} %"
+            agree = "—" if not r["n"] else f"{100 * r['agreement']:.1f} %"
             v = f"**{unreliable_sentence(r)}**" if r["unreliable"] else "agrees (κ ≥ 0.6)"
             lines.append(f"| {r['task']} | {r['judge']} (`{r['judge_model']}`) | {r['reference']} | {r['n']} | {r['confusion']} | "
                          f"{agree} | {k} | {r['mcnemar_p']:.2g} | {r['parse_failures']} ({100 * r['parse_failure_rate']:.0f} %) | {v} |")
