@@ -24,7 +24,7 @@ from .evaluate._scorers import check_grader
 from .finetune import METHODS, run_finetune
 from .generate import run_generate
 from .models import resolve_args
-from .report._judge import pairwise_table
+from .report._judge import calibration_table, pairwise_table, read_labels
 from .report import SCHEMA_VERSION, analyse, load_frame, model_order, render_html, render_markdown
 
 
@@ -94,6 +94,11 @@ def check_judges(cfg: HarnessConfig) -> list[str]:
             if len(pair) != 2 or any(a not in cfg.models for a in pair):
                 raise HarnessError(f"graders.{name}.pairs[{k}]: {pair} must be two model aliases out of {', '.join(cfg.models)}")
         ref = cfg.graders.get(g.reference)
+        if g.calibration:
+            labels = read_labels(g.calibration)
+            bad = sorted(set(labels["alias"]) - set(cfg.models))
+            if bad:
+                raise HarnessError(f"{g.calibration}: model(s) {', '.join(bad)} are not aliases of this run ({', '.join(cfg.models)})")
         if g.kind == "judge" and (ref is None or ref.kind != "match"):
             raise HarnessError(f"graders.{name}.reference: '{g.reference}' is not a match grader of this run; the judge is "
                                f"validated against one (available: {', '.join(n for n, x in cfg.graders.items() if x.kind == 'match')})")
@@ -210,6 +215,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
         **analyse(frame, cfg.report),
         "judge_notes": judge_notes,
         "pairwise": pairwise_table(run_dir / "judge"),
+        "judge_calibration": calibration_table(frame, {n: g.calibration for n, g in cfg.graders.items() if g.calibration}),
         "data": {
             "n_train": len(data.train),
             "n_train_rows": gen.n_rows,

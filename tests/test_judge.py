@@ -139,7 +139,9 @@ def test_judge_over_a_real_openai_compatible_server(harness_bin, llama_server, t
     block in summary.json, and the 135M judge honestly flagged as unreliable."""
     from inspect_ai.log import list_eval_logs, read_eval_log
 
-    p = subprocess.run([harness_bin, "run", "experiment=tiny", "+grader@graders.judge=judge",
+    labels = tmp_path / "labels.csv"  # a human-labelled calibration set (control items are deterministic)
+    labels.write_text("task,id,model,label\ncontrol,control.0,baseline,1\ncontrol,control.1,baseline,0\ncontrol,control.2,baseline,1\n")
+    p = subprocess.run([harness_bin, "run", "experiment=tiny", "+grader@graders.judge=judge", f"graders.judge.calibration={labels}",
                         "model@graders.judge.judge=llama_cpp_server", f"graders.judge.judge.args.base_url={llama_server}",
                         "+grader@graders.pair=pairwise", "model@graders.pair.judge=llama_cpp_server",
                         f"graders.pair.judge.args.base_url={llama_server}", f"results_dir={tmp_path}"],
@@ -168,6 +170,8 @@ def test_judge_over_a_real_openai_compatible_server(harness_bin, llama_server, t
         assert r["consistent"] <= r["n_parsed"] <= r["n_items"]
         assert r["a_wins"] + r["b_wins"] + r["ties"] == r["consistent"]
     assert "## Pairwise judge" in (run_dir / "report.md").read_text()
+    cal = s["judge_calibration"][0]
+    assert cal["judge"] == "judge" and cal["labels"] == 3 and cal["n"] + cal["parse_failures"] == 3
     assert len(list((run_dir / "judge" / "pair").glob("*.eval"))) == 1
 
 
@@ -195,3 +199,17 @@ def test_parse_choice(text, expect):
     from harness.evaluate._pairwise import parse_choice
 
     assert parse_choice(text) == expect
+
+
+def test_calibration_labels_bad_rows_name_file_and_line(tmp_path):
+    from harness.report._judge import read_labels
+
+    f = tmp_path / "labels.csv"
+    f.write_text("task,id,label\n")
+    with pytest.raises(HarnessError, match=r"labels.csv:1: missing column\(s\) model"):
+        read_labels(f)
+    f.write_text("task,id,model,label\nheldout,a,student,1\nheldout,b,student,maybe\n")
+    with pytest.raises(HarnessError, match=r"labels.csv:3: label must be 0 or 1, got 'maybe'"):
+        read_labels(f)
+    with pytest.raises(HarnessError, match="calibration file not found"):
+        read_labels(tmp_path / "none.csv")

@@ -46,7 +46,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 </table>
 <img id="plot-forest" alt="forest plot of paired differences" src="{{ plot_forest }}">
 {% endif %}
-{% if s.judge_agreement or s.judge_notes %}
+{% if s.judge_agreement or s.judge_notes or s.judge_calibration %}
 <h2>Judge agreement</h2>
 <p class="note">{{ judge_note }}</p>
 {% for n in s.judge_notes %}<p class="warn">⚠ {{ n }}</p>{% endfor %}
@@ -57,6 +57,14 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 <td class="num">{% if r.kappa is none %}—{% else %}{{ "%.2f"|format(r.kappa) }}{% endif %}</td><td class="num">{{ "%.2g"|format(r.mcnemar_p) }}</td>
 <td class="num">{{ r.parse_failures }} ({{ "%.0f"|format(100*r.parse_failure_rate) }} %)</td>
 <td{% if r.unreliable %} class="warn"{% endif %}>{% if r.unreliable %}{{ unreliable(r) }}{% else %}agrees (κ ≥ 0.6){% endif %}</td></tr>{% endfor %}
+</table>
+{% endif %}
+{% if s.judge_calibration %}
+<p>Against human labels (calibration set):</p>
+<table id="judge-calibration"><tr><th>judge</th><th>labels file</th><th>labels</th><th>n compared</th><th>confusion</th><th>agreement</th><th>κ</th><th>verdict</th></tr>
+{% for r in s.judge_calibration %}<tr><td>{{ r.judge }}</td><td><code>{{ r.file }}</code></td><td class="num">{{ r.labels }}</td><td class="num">{{ r.n }}</td><td>{{ r.confusion }}</td>
+<td class="num">{{ "%.1f"|format(100*r.agreement) }} %</td><td class="num">{% if r.kappa is none %}—{% else %}{{ "%.2f"|format(r.kappa) }}{% endif %}</td>
+<td{% if r.unreliable %} class="warn"{% endif %}>{% if r.unreliable %}unreliable (κ &lt; 0.6){% else %}agrees (κ ≥ 0.6){% endif %}</td></tr>{% endfor %}
 </table>
 {% endif %}
 {% endif %}

@@ -114,3 +114,45 @@ def pairwise_table(judge_dir: Path) -> list[dict[str, Any]]:
                     "consistency_rate": round(consistent / parsed, 6) if parsed else None,
                     "a_wins": a_wins, "b_wins": b_wins, "ties": ties, "p_value": p, "test": "sign test (exact binomial), ties excluded"})
     return sorted(out, key=lambda r: r["task"] != "heldout")
+
+
+LABEL_COLUMNS = ("task", "id", "model", "label")
+
+
+def read_labels(path: str | Path) -> pd.DataFrame:
+    """Human labels for judge calibration: a CSV with columns task,id,model,label (label 0/1;
+    model = a model alias). A bad row fails as `file:line: what is wrong`."""
+    import csv
+
+    from ..errors import HarnessError
+
+    p = Path(path)
+    if not p.is_file():
+        raise HarnessError(f"{p}: calibration file not found (graders.<judge>.calibration)")
+    rows = []
+    with p.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in LABEL_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise HarnessError(f"{p}:1: missing column(s) {', '.join(missing)}; the header must have {','.join(LABEL_COLUMNS)}")
+        for line, r in enumerate(reader, start=2):
+            if r["label"] not in ("0", "1"):
+                raise HarnessError(f"{p}:{line}: label must be 0 or 1, got '{r['label']}'")
+            if not r["id"] or not r["model"] or not r["task"]:
+                raise HarnessError(f"{p}:{line}: task, id and model must not be empty")
+            rows.append((r["task"], r["id"], r["model"], float(r["label"])))
+    return pd.DataFrame(rows, columns=["task", "id", "alias", "label"])
+
+
+def calibration_table(frame: pd.DataFrame, files: dict[str, str]) -> list[dict[str, Any]]:
+    """Judge vs human labels, computed exactly as the judge-vs-exact agreement."""
+    out = []
+    for grader, path in files.items():
+        labels = read_labels(path)
+        j = frame[frame["grader"] == grader].groupby(["task", "id", "alias"])["value"].mean().reset_index()
+        both = labels.merge(j, on=["task", "id", "alias"], how="left")
+        unmatched = int(both["value"].isna().sum())
+        row = agreement(both["value"].to_numpy(float), both["label"].to_numpy(float))
+        out.append({"judge": grader, "reference": "human labels", "file": str(path), "labels": len(labels),
+                    "unmatched_or_unparsed": unmatched, **row})
+    return out

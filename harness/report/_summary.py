@@ -207,7 +207,8 @@ JUDGE_NOTE = ("Each judge grader is checked against its reference match grader o
 def judge_markdown(s: dict[str, Any]) -> list[str]:
     rows = s.get("judge_agreement") or []
     notes = s.get("judge_notes") or []
-    if not rows and not notes:
+    cal = s.get("judge_calibration") or []
+    if not rows and not notes and not cal:
         return []
     lines = ["", "## Judge agreement", "", JUDGE_NOTE, ""]
     lines += [f"- ⚠ {n}" for n in notes] + ([""] if notes else [])
@@ -220,6 +221,14 @@ def judge_markdown(s: dict[str, Any]) -> list[str]:
             v = f"**{unreliable_sentence(r)}**" if r["unreliable"] else "agrees (κ ≥ 0.6)"
             lines.append(f"| {r['task']} | {r['judge']} (`{r['judge_model']}`) | {r['reference']} | {r['n']} | {r['confusion']} | "
                          f"{agree} | {k} | {r['mcnemar_p']:.2g} | {r['parse_failures']} ({100 * r['parse_failure_rate']:.0f} %) | {v} |")
+    if cal:
+        lines += ["", "Against human labels (calibration set):", "",
+                  "| judge | labels file | labels | n compared | confusion | agreement | κ | verdict |", "|---|---|---|---|---|---|---|---|"]
+        for r in cal:
+            k = "—" if r["kappa"] is None else f"{r['kappa']:.2f}"
+            v = "**unreliable (κ < 0.6)**" if r["unreliable"] else "agrees (κ ≥ 0.6)"
+            lines.append(f"| {r['judge']} | `{_md(r['file'], 60)}` | {r['labels']} | {r['n']} | {r['confusion']} | "
+                         f"{100 * r['agreement']:.1f} % | {k} | {v} |")
     return lines
 
 
