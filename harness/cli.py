@@ -1,7 +1,9 @@
 """The `harness` console script. Only this module knows Hydra.
 
     harness run [hydra overrides]      compose conf/ + an experiment, run the pipeline
-    harness report RUN_DIR [--out D]   rebuild summary.json / report.md from a finished run's logs
+    harness report DIR [DIR ...] [--out D]
+                                       rebuild a finished run's summary.json / report.md / report.html
+                                       from its logs; several runs or a sweep dir: one combined report
 
 Exit codes: 0 success, 2 usage or input error (one line on stderr, no traceback), 1 anything else.
 """
@@ -52,32 +54,74 @@ def _precheck(overrides: list[str]) -> None:
             for name in names:
                 if name not in experiments():
                     fail(f"unknown experiment '{name}'; available: {', '.join(experiments())} (files in {EXPERIMENTS_DIR})")
-    sweep = [o for o in overrides if not o.startswith("-") and "=" in o and "," in o.split("=", 1)[1]]
-    try:
-        # a multirun override list is checked with its first value of every swept key
-        cfg = compose([o.split("=", 1)[0] + "=" + o.split("=", 1)[1].split(",")[0] if o in sweep else o
-                       for o in overrides if not o.startswith("-")])
-    except (HydraException, OmegaConfBaseException) as e:
-        msg = " ".join(str(e).split()).split(" Config search path")[0]
-        cause = e.__cause__
-        if cause is not None:
-            msg += ": " + " ".join(str(cause).split("\n")[0].split())
-        fail(msg)
+    from omegaconf import OmegaConf
+
     from .config import to_dataclass
     from .errors import HarnessError
-    from .pipeline import check_writable, validate
+
+    def one_line(e: Exception) -> str:
+        msg = " ".join(str(e).split()).split(" Config search path")[0].split(" See https://hydra.cc")[0]
+        if isinstance(e, HydraException) and e.__cause__ is not None:
+            msg += ": " + " ".join(str(e.__cause__).split("\n")[0].split())
+        return msg
 
     try:
-        from omegaconf import OmegaConf
+        # every value of every swept key is composed and validated, so a sweep never dies half-way
+        for k, overrides_k in enumerate(_sweep_variants([o for o in overrides if not o.startswith("-")])):
+            plain = OmegaConf.to_container(compose(overrides_k), resolve=False)
+            plain.pop("hydra", None)
+            c = to_dataclass(OmegaConf.create(plain))
+            if k == 0:
+                _offline_if_local(c)  # before anything imports huggingface_hub
+            from .pipeline import check_writable, validate
 
-        plain = OmegaConf.to_container(cfg, resolve=False)
-        plain.pop("hydra", None)
-        c = to_dataclass(OmegaConf.create(plain))
-        validate(c)
-        check_writable(Path(c.results_dir))
-        check_writable(Path(c.cache_dir), "cache_dir")
-    except (HarnessError, OmegaConfBaseException) as e:
-        fail(" ".join(str(e).split()))
+            validate(c)
+            check_writable(Path(c.results_dir))
+            check_writable(Path(c.cache_dir), "cache_dir")
+    except (HydraException, OmegaConfBaseException, HarnessError) as e:
+        fail(one_line(e))
+
+
+def _sweep_variants(overrides: list[str]) -> list[list[str]]:
+    """Override lists to check before a (multi)run: the first value of every swept key, then each
+    further value of each swept key in turn (linear in the number of values, not the product).
+    Sweeps Hydra cannot expand without a config loader (glob) are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from .errors import HarnessError
+
+    parser = OverridesParser.create()
+    base: list[str] = []
+    alternatives: list[tuple[int, list[str]]] = []
+    for line in overrides:
+        try:
+            o = parser.parse_override(line)
+        except HydraException as e:
+            raise HarnessError(f"override '{line}' is malformed ({' '.join(str(e).split())[:160]}); "
+                               "write key=value, or key=v1,v2 to sweep") from None
+        if not o.is_sweep_override():
+            base.append(o.input_line)
+            continue
+        try:
+            values = list(o.sweep_string_iterator())
+        except HydraException:
+            continue
+        key = o.get_key_element()
+        base.append(f"{key}={values[0]}")
+        alternatives.append((len(base) - 1, [f"{key}={v}" for v in values[1:]]))
+    out = [base]
+    for i, alts in alternatives:
+        out += [base[:i] + [a] + base[i + 1:] for a in alts]
+    return out
+
+
+def _offline_if_local(cfg) -> None:
+    """Local `hf/` models are loaded from `model_path`; without this, transformers still asks the
+    Hub for an adapter config under the model's name and retries for a minute when offline. Must
+    run before huggingface_hub is imported (it reads the variable once)."""
+    if all(m.args.get("model_path") for m in cfg.models.values() if m.model.startswith("hf/")):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _hydra_run(argv: list[str]) -> None:
@@ -106,6 +150,26 @@ def _hydra_run(argv: list[str]) -> None:
     _main()
 
 
+try:
+    from hydra.experimental.callback import Callback
+except ImportError:  # pragma: no cover - hydra is a dependency; keeps `harness --help` importable anyway
+    Callback = object  # type: ignore[assignment,misc]
+
+
+class SweepReport(Callback):  # type: ignore[misc,valid-type]
+    """Hydra callback (conf/config.yaml: hydra.callbacks): after a multirun, write one report over
+    every job of the sweep, as `harness report <sweep dir>` would."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:  # noqa: ANN001
+        from .errors import HarnessError
+        from .report._rebuild import report
+
+        try:
+            print(f"[sweep report] {report([Path(config.hydra.sweep.dir)])}", flush=True)
+        except HarnessError as e:  # the jobs' own reports are written; say why this one is not
+            print(f"harness: warning: no sweep report: {e}", file=sys.stderr)
+
+
 def _headline(summary: dict) -> str:
     rows = [r for r in summary["scores"] if r["task"] == "heldout"]
     parts = [f"{r['model']} {r['grader']} {100 * r['accuracy']:.0f}%" for r in rows]
@@ -128,10 +192,10 @@ def main(argv: list[str] | None = None) -> None:
         _hydra_run(rest)
     elif cmd == "report":
         from .errors import HarnessError
-        from .report._rebuild import rebuild
+        from .report._rebuild import report
 
         if not rest:
-            fail("usage: harness report RUN_DIR [--out DIR]")
+            fail("usage: harness report RUN_DIR [RUN_DIR ...] [--out DIR]")
         out = None
         if "--out" in rest:
             i = rest.index("--out")
@@ -140,9 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             out = Path(rest[i + 1])
             rest = rest[:i] + rest[i + 2:]
         try:
-            for d in rest:
-                path = rebuild(Path(d), out)
-                print(f"[report] {path}")
+            print(f"[report] {report([Path(d) for d in rest], out)}")
         except HarnessError as e:
             fail(str(e))
     else:

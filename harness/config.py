@@ -108,10 +108,24 @@ class FinetuneConfig:
 
 @dataclass
 class GraderConfig:
-    kind: str = "match"
+    kind: str = "match"  # match | judge | pairwise
+    # --- match
     mode: str = "exact"  # exact | contains
     extract: str = "auto"  # see harness.evaluate._match.EXTRACT_MODES
     regex: Optional[str] = None
+    # --- judge (harness.evaluate._judge): the judge model is bound to inspect's required role `grader`
+    judge: Optional[ModelConfig] = None
+    rubric: Optional[str] = None  # template with {question} {answer} {target}
+    scale: str = "binary"  # binary (correct vs reference) | 1-5 (quality)
+    max_tokens: int = 16
+    # a judge that is one of the graded models is refused unless this is true (self-preference bias)
+    allow_self_judge: bool = False
+    # the match grader the judge is validated against on every run (agreement, Cohen's kappa)
+    reference: str = "exact"
+    # optional CSV of human labels (columns task,id,model,label) to validate the judge against
+    calibration: Optional[str] = None
+    # --- pairwise (kind: pairwise): alias pairs whose answers the judge compares, in both orders
+    pairs: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
@@ -135,6 +149,18 @@ class EvalConfig:
 
 
 @dataclass
+class ReportConfig:
+    alpha: float = 0.05
+    # multiple-comparison correction over every comparison of the report: holm (family-wise) | bh (FDR)
+    correction: str = "holm"
+    # extra [a, b] alias pairs to compare (a - b), on top of student-baseline, teacher-student,
+    # teacher-baseline
+    pairs: list[list[str]] = field(default_factory=list)
+    # items listed per pair and direction in "items that flipped"
+    flips: int = 5
+
+
+@dataclass
 class HarnessConfig:
     experiment: str = "default"
     results_dir: str = "results"
@@ -146,6 +172,7 @@ class HarnessConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     graders: dict[str, GraderConfig] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 def register() -> None:

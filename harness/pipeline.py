@@ -18,11 +18,14 @@ from .cache import write_json, write_text
 from .config import HarnessConfig
 from .data import run_data
 from .errors import HarnessError
-from .evaluate import EvalModel, run_evaluate
+from .evaluate import EvalModel, open_judge, run_evaluate
+from .evaluate._pairwise import run_pairwise
 from .evaluate._scorers import check_grader
 from .finetune import LOCAL, METHODS, run_finetune
 from .generate import run_generate
 from .models import Endpoints, api_model_name, check_endpoint, is_openai, resolve_args
+from .models._openai import remote_connect
+from .report._judge import calibration_table, pairwise_table, read_labels
 from .report import SCHEMA_VERSION, analyse, load_frame, model_order, render_html, render_markdown
 
 
@@ -55,10 +58,24 @@ def validate(cfg: HarnessConfig) -> None:
         raise HarnessError("graders is empty: add at least one, e.g. grader@graders.exact=exact")
     for name, g in cfg.graders.items():
         check_grader(name, g)
+    check_judges(cfg)
+    for k, pair in enumerate(cfg.report.pairs):
+        if len(pair) != 2 or any(a not in cfg.models for a in pair):
+            raise HarnessError(f"report.pairs[{k}]: {pair} must be two model aliases out of {', '.join(cfg.models)}")
+    if cfg.report.correction not in ("holm", "bh"):
+        raise HarnessError(f"report.correction: unknown correction '{cfg.report.correction}'; available: holm, bh")
+    if not 0 < cfg.report.alpha < 1:
+        raise HarnessError(f"report.alpha must be between 0 and 1, got {cfg.report.alpha}")
     for alias, m in cfg.models.items():
         if not m.model or "/" not in m.model:
             raise HarnessError(f"models.{alias}.model: '{m.model}' is not an inspect model string like 'hf/<name>' or 'openai/gpt-4o'")
         check_endpoint(alias, m)  # keys come from the environment: a missing one fails here, before any work
+    for name, g in cfg.graders.items():
+        if g.judge is not None:
+            if g.judge.serve:
+                raise HarnessError(f"graders.{name}.judge.serve: a judge cannot be served by the harness yet; start the "
+                                   "server yourself and use conf/model/llama_cpp_server.yaml (args.base_url)")
+            check_endpoint(f"graders.{name}.judge", g.judge)
     student = cfg.models[students[0]]
     if cfg.finetune.method == "openai" and not is_openai(student.model):
         raise HarnessError(f"finetune=openai fine-tunes a hosted model: models.{students[0]}.model must be 'openai/<name>' "
@@ -77,6 +94,52 @@ def openai_errors() -> tuple[type[BaseException], ...]:
     import openai
 
     return (openai.APIError,)
+
+
+def _family(model: str) -> str:
+    """The provider family of an inspect model string: openai/gpt-4o -> openai,
+    openai-api/<provider>/<model> -> <provider>, hf/<name> -> hf/<name> (same weights)."""
+    parts = model.split("/")
+    if parts[0] == "openai-api" and len(parts) > 2:
+        return parts[1]
+    return model if parts[0] == "hf" else parts[0]
+
+
+def check_judges(cfg: HarnessConfig) -> list[str]:
+    """Judge graders: refused when the judge is a graded model (unless allow_self_judge), one
+    judge model per run (it is the `grader` role), a match grader to validate it against.
+    Returns warnings for the report (self-judging allowed, same provider family as the teacher)."""
+    judges = {n: g for n, g in cfg.graders.items() if g.kind in ("judge", "pairwise")}
+    notes: list[str] = []
+    if len({(g.judge.model, str(sorted(g.judge.args.items()))) for g in judges.values() if g.judge}) > 1:
+        raise HarnessError(f"graders: judges {', '.join(judges)} use different judge models; one run binds one model to "
+                           "the `grader` role -- use the same judge for all of them")
+    for name, g in judges.items():
+        assert g.judge is not None
+        for k, pair in enumerate(g.pairs):
+            if len(pair) != 2 or any(a not in cfg.models for a in pair):
+                raise HarnessError(f"graders.{name}.pairs[{k}]: {pair} must be two model aliases out of {', '.join(cfg.models)}")
+        ref = cfg.graders.get(g.reference)
+        if g.calibration:
+            labels = read_labels(g.calibration)
+            bad = sorted(set(labels["alias"]) - set(cfg.models))
+            if bad:
+                raise HarnessError(f"{g.calibration}: model(s) {', '.join(bad)} are not aliases of this run ({', '.join(cfg.models)})")
+        if g.kind == "judge" and (ref is None or ref.kind != "match"):
+            raise HarnessError(f"graders.{name}.reference: '{g.reference}' is not a match grader of this run; the judge is "
+                               f"validated against one (available: {', '.join(n for n, x in cfg.graders.items() if x.kind == 'match')})")
+        # the student is graded after its fine-tune, so it is never the same model as a judge
+        same = [a for a, m in cfg.models.items() if m.model == g.judge.model and m.args == g.judge.args
+                and not (m.student and cfg.finetune.method != "none")]
+        if same and not g.allow_self_judge:
+            raise HarnessError(f"graders.{name}.judge: the judge '{g.judge.model}' is the graded model models.{same[0]}; "
+                               f"use another judge or set graders.{name}.allow_self_judge=true (self-preference bias)")
+        if same:
+            notes.append(f"{name}: the judge is the same model as {', '.join(same)} (allow_self_judge) -- expect self-preference")
+        elif _family(g.judge.model) == _family(cfg.models["teacher"].model):
+            notes.append(f"{name}: the judge shares a provider family with the teacher ({_family(g.judge.model)}) -- "
+                         "judges are known to prefer their own family's answers")
+    return notes
 
 
 def check_writable(path: Path, key: str = "results_dir") -> None:
@@ -103,17 +166,24 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     check_writable(cache_dir, "cache_dir")
     # resolve model paths first: a missing model file fails before any stage runs
     resolved = {alias: resolve_args(alias, m.args, cache_dir) for alias, m in cfg.models.items()}
+    judge_cfg = next((g.judge for g in cfg.graders.values() if g.kind in ("judge", "pairwise") and g.judge), None)
+    # a judge's endpoint fields (base_url, api_key_env) work as for any model; `serve` is refused in validate
+    judge_args = {**resolve_args("judge", judge_cfg.args, cache_dir), **remote_connect(judge_cfg)} if judge_cfg else None
+    judge_notes = check_judges(cfg)
+    for note in judge_notes:
+        print(f"[judge] warning: {note}", flush=True)
+    judge = open_judge(cfg.graders, judge_args, cfg.eval)
     # OpenAI-compatible endpoints: llama.cpp servers (started when a model asks for one, stopped at
     # the end, logs in servers/), then one cheap request per model, so a wrong URL, a dead server,
     # a bad key or an unknown model fails now in one line rather than as failed samples later
     with Endpoints(cfg.models, run_dir / "servers", cache_dir) as endpoints:
         for alias in cfg.models:
             endpoints.preflight(alias)
-        return _stages(cfg, run_dir, cache_dir, resolved, endpoints)
+        return _stages(cfg, run_dir, cache_dir, resolved, endpoints, judge, judge_notes)
 
 
 def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[str, dict[str, Any]],
-            endpoints: Endpoints) -> dict[str, Any]:
+            endpoints: Endpoints, judge: Any, judge_notes: list[str]) -> dict[str, Any]:
     student_alias = next(a for a, m in cfg.models.items() if m.student)
     teacher = cfg.models["teacher"]
 
@@ -128,7 +198,7 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
 
     t = time.time()
     gen = run_generate(data.train, teacher, resolved["teacher"], cfg.generate, cfg.eval.prompt, cfg.eval.system,
-                       data.key, cache_dir, run_dir / "data", cfg.cache, endpoints,
+                       data.train_key, cache_dir, run_dir / "data", cfg.cache, endpoints,
                        {"experiment": cfg.experiment, "run": run_dir.name}, cfg.eval.max_retries, cfg.eval.timeout)
     seconds["generate"] = time.time() - t
     stage_calls["generate"] = calls["teacher"] = gen.calls
@@ -164,9 +234,15 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
                   endpoints.connect(alias))
         for alias, m in cfg.models.items()
     ]
-    ev = run_evaluate(models, data.eval, cfg.eval, cfg.graders, run_dir / "logs")
-    seconds["evaluate"] = time.time() - t
+    ev = run_evaluate(models, data.eval, cfg.eval, cfg.graders, run_dir / "logs", judge)
     stage_calls["evaluate"] = sum(ev.calls.values())
+    questions = {(e.task, e.id): e.question for e in data.eval}
+    for name, g in cfg.graders.items():
+        if g.kind == "pairwise":
+            n = run_pairwise(name, g, judge, load_frame(run_dir / "logs"), questions, cfg.eval, run_dir / "judge" / name)
+            stage_calls["evaluate"] += n
+            print(f"[evaluate] pairwise judge '{name}': {n} verdicts requested", flush=True)
+    seconds["evaluate"] = time.time() - t
     for alias, n in ev.calls.items():
         calls[alias] += n
 
@@ -185,7 +261,10 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
             ] if x)
             for alias, m in cfg.models.items()
         },
-        **analyse(frame),
+        **analyse(frame, cfg.report),
+        "judge_notes": judge_notes,
+        "pairwise": pairwise_table(run_dir / "judge"),
+        "judge_calibration": calibration_table(frame, {n: g.calibration for n, g in cfg.graders.items() if g.calibration}),
         "data": {
             "n_train": len(data.train),
             "n_train_rows": gen.n_rows,

@@ -72,6 +72,11 @@ def test_typed_values_are_checked_at_composition():
         (["experiment=demo", "graders.exact.extract=telepathy"], "graders.exact.extract"),
         (["experiment=demo", "data.n_islands=many"], "data.n_islands"),
         (["experiment=demo", "finetune.method=magic"], "finetune.method"),
+        (["experiment=demo", "report.pairs=[[student,oracle]]"], "report.pairs[0]"),
+        (["experiment=demo", "report.correction=bonferonni"], "report.correction"),
+        (["-m", "experiment=demo", "finetune.lr=1e-3,2e-3", "data.n_islands=5,x"], "data.n_islands"),
+        (["-m", "experiment=demo", "finetune.lr=1e-3,,"], "finetune.lr"),
+        (["-m", "experiment=demo", "no_such.key=1,2"], "no_such"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(harness_bin, tmp_path, overrides, expect):
@@ -79,6 +84,7 @@ def test_bad_input_is_one_line_exit_2(harness_bin, tmp_path, overrides, expect):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
+    assert "[HYDRA] Launching" not in p.stdout  # rejected before any job starts
     assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
     assert expect in lines[0]
     assert not (tmp_path / "r").exists()  # nothing written

@@ -163,3 +163,70 @@ def test_report_html_renders_self_contained_in_chromium(tiny_run, tmp_path):
     assert len(dom.imgs) == 2 and all(s.startswith("data:image/png;base64,") and len(s) > 1000 for s in dom.imgs)
     assert not [r for r in dom.refs if not r.startswith("data:")]  # nothing that could hit the network
     assert "<script" not in (run_dir / "report.html").read_text()  # model output is escaped, never markup
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    """A real Hydra multirun over a fine-tune setting; the sweep report is written at its end."""
+    from tests.conftest import HARNESS
+
+    results = tmp_path_factory.mktemp("sweep")
+    p = subprocess.run([HARNESS, "run", "-m", "experiment=tiny", "finetune.max_steps=1,3", f"results_dir={results}"],
+                       capture_output=True, text=True, timeout=1500, cwd=REPO)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return results / "tiny" / "multirun", p.stdout
+
+
+def test_sweep_report_compares_every_setting(tiny_sweep):
+    sweep_dir, stdout = tiny_sweep
+    assert f"[sweep report] {sweep_dir / 'report.md'}" in stdout
+    jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
+    assert jobs == ["finetune.max_steps=1", "finetune.max_steps=3"]  # readable, deterministic job dirs
+    s = json.loads((sweep_dir / "sweep.json").read_text())
+    assert s["kind"] == "sweep" and s["swept"] == ["finetune.max_steps"]
+    assert [r["overrides"] for r in s["runs"]] == [{"finetune.max_steps": "1"}, {"finetune.max_steps": "3"}]
+    # teacher and baseline answered identically in both jobs: shown once; the students per setting
+    students = ["student[finetune.max_steps=1]", "student[finetune.max_steps=3]"]
+    assert set(s["models"]) == {"teacher", "baseline", *students}
+    pairs = {(c["a"], c["b"]) for c in s["comparisons"]}
+    assert (students[0], students[1]) in pairs and (students[0], "baseline") in pairs and ("teacher", students[1]) in pairs
+    n = len(s["comparisons"])
+    assert all(c["correction"] == f"holm over {n} comparisons" and c["p_value"] <= c["p_adjusted"] for c in s["comparisons"])
+    assert {g["student"] for g in s["gap_closed"]} == set(students)
+    html = (sweep_dir / "report.html").read_text()
+    assert 'id="plot-sweep"' in html and "student[finetune.max_steps=3]" in html
+    # the jobs' own reports are there too
+    assert all((sweep_dir / j / "report.html").is_file() for j in jobs)
+
+
+def _one_line_error(args):
+    from tests.conftest import HARNESS
+
+    p = subprocess.run([HARNESS, "report", *map(str, args)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+def test_report_refuses_bad_input_with_one_line(tiny_sweep, tmp_path):
+    sweep_dir, _ = tiny_sweep
+    job = sweep_dir / "finetune.max_steps=1"
+    # nothing finished here
+    (tmp_path / "empty").mkdir()
+    assert "no finished run" in _one_line_error([tmp_path / "empty"])
+    # a corrupt (truncated) inspect log: named, with what to do
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(job, corrupt)
+    log = sorted((corrupt / "logs" / "student").glob("*.eval"))[0]
+    log.write_bytes(log.read_bytes()[:500])
+    msg = _one_line_error([corrupt])
+    assert str(log) in msg and "re-run" in msg
+    # two runs evaluated on different items cannot be compared
+    fewer = tmp_path / "fewer"
+    shutil.copytree(job, fewer)
+    for f in (fewer / "logs").rglob("*_control_*.eval"):
+        f.unlink()
+    msg = _one_line_error([sweep_dir / "finetune.max_steps=3", fewer, "--out", tmp_path / "out"])
+    assert "evaluation items differ" in msg and str(fewer) in msg
+    assert not (tmp_path / "out").exists()  # nothing half-written

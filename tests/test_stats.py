@@ -74,3 +74,29 @@ def test_gap_closed():
     g = gap_closed(t, b, s)
     assert g.value == pytest.approx(0.5) and g.ci_low < 0.5 < g.ci_high and g.n == 100
     assert gap_closed([0, 1], [1, 0], [1, 1]).value is None  # no gap to close
+
+
+def test_clustered_se_matches_cr1_by_hand():
+    """Paraphrases of one fact share a cluster: the SE is the CR1 sandwich, t with G - 1 df."""
+    from harness.stats import clustered_mean
+
+    rng = np.random.default_rng(3)
+    clusters = np.repeat(np.arange(12), 3)
+    d = (rng.random(36) < 0.4).astype(float) - (rng.random(36) < 0.2).astype(float)
+    lo, hi, p, g = clustered_mean(d, clusters)
+    e = d - d.mean()
+    s = np.array([e[clusters == k].sum() for k in range(12)])
+    se = np.sqrt(12 / 11 * (s ** 2).sum()) / d.size
+    t = st.t.ppf(0.975, 11)
+    assert g == 12
+    assert (lo, hi) == pytest.approx((d.mean() - t * se, d.mean() + t * se), abs=1e-9)
+    assert p == pytest.approx(2 * st.t.sf(abs(d.mean() / se), 11), abs=1e-9)
+
+
+def test_clusters_switch_the_test_only_when_items_share_a_cluster():
+    a, b = _pairs(20, 10, 3, 7)
+    assert paired_binary(a, b, clusters=list(range(40))).test == "McNemar exact"  # all singletons: independent
+    r = paired_binary(a, b, clusters=[k // 4 for k in range(40)])
+    assert r.test == "paired t, cluster-robust SE (10 clusters)" and r.ci_low <= r.diff <= r.ci_high
+    rc = paired_continuous(np.array(a) * 3.0, np.array(b) * 2.0, clusters=[k // 4 for k in range(40)])
+    assert rc.test.startswith("paired t, cluster-robust")

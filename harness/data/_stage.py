@@ -29,7 +29,10 @@ class EvalItem:
     question: str
     answer: str
     passage: str  # "" for control items
-    group: str
+    group: str  # category, for per-category breakdowns
+    # items that share a source (paraphrases of one fact) share a cluster: paired tests then use
+    # cluster-robust standard errors. "" = the item is its own cluster.
+    cluster: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class DataOutput:
     train: list[TrainQuestion]
     eval: list[EvalItem]
     key: str
+    # hash of the training questions only: what the teacher's answers depend on, so changing the
+    # evaluation set (e.g. data.n_control) re-uses the cached teacher answers and student
+    train_key: str = ""
 
     @property
     def tasks(self) -> list[str]:
@@ -61,7 +67,7 @@ def run_data(cfg: DataConfig, out_dir: Path) -> DataOutput:
         # a seeded random subset (kept in file order), so a smaller n_train still covers the domain
         keep = set(random.Random(cfg.seed).sample(range(len(train)), min(cfg.n_train, len(train))))
         train = [t for k, t in enumerate(train) if k in keep]
-    evals = [EvalItem(q.id, "heldout", q.text, q.answer, passages[q.fact_id], q.group) for q in eval_q]
+    evals = [EvalItem(q.id, "heldout", q.text, q.answer, passages[q.fact_id], q.group, q.fact_id) for q in eval_q]
     if not 0 <= cfg.n_control <= len(CONTROL):
         raise HarnessError(f"data.n_control must be between 0 and {len(CONTROL)}, got {cfg.n_control}")
     evals += [
@@ -73,8 +79,9 @@ def run_data(cfg: DataConfig, out_dir: Path) -> DataOutput:
     write_text(out_dir / "domain.md", _archipelago.document(facts))
     write_jsonl(out_dir / "questions.jsonl", [asdict(t) for t in train])
     write_jsonl(out_dir / "eval.jsonl", [asdict(e) for e in evals])
-    key = digest({"v": VERSION, "train": [asdict(t) for t in train], "eval": [asdict(e) for e in evals]})
-    return DataOutput(out_dir, train, evals, key)
+    train_key = digest({"v": VERSION, "train": [asdict(t) for t in train]})
+    key = digest({"train": train_key, "eval": [asdict(e) for e in evals]})
+    return DataOutput(out_dir, train, evals, key, train_key)
 
 
 def check_heldout(train: list[TrainQuestion], evals: list[EvalItem]) -> None:

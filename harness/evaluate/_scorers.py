@@ -10,10 +10,21 @@ from ..errors import HarnessError
 from ._match import EXTRACT_MODES, MATCH_MODES, match
 
 
+KINDS = ("match", "judge", "pairwise")
+
+
 def check_grader(name: str, cfg: GraderConfig) -> None:
     """Fail before any sample is graded, naming the key."""
-    if cfg.kind != "match":
-        raise HarnessError(f"graders.{name}.kind: unknown grader kind '{cfg.kind}'; available: match")
+    if cfg.kind not in KINDS:
+        raise HarnessError(f"graders.{name}.kind: unknown grader kind '{cfg.kind}'; available: {', '.join(KINDS)}")
+    if cfg.kind == "judge":
+        from ._judge import check_rubric
+
+        return check_rubric(name, cfg)
+    if cfg.kind == "pairwise":
+        from ._pairwise import check_pairwise
+
+        return check_pairwise(name, cfg)
     if cfg.mode not in MATCH_MODES:
         raise HarnessError(f"graders.{name}.mode: unknown mode '{cfg.mode}'; available: {', '.join(MATCH_MODES)}")
     if cfg.extract not in EXTRACT_MODES:
@@ -22,6 +33,14 @@ def check_grader(name: str, cfg: GraderConfig) -> None:
         )
     if cfg.extract == "regex" and not cfg.regex:
         raise HarnessError(f"graders.{name}.regex: extraction mode 'regex' needs a regex")
+
+
+def build_scorer(name: str, cfg: GraderConfig) -> Scorer:
+    if cfg.kind == "judge":
+        from ._judge import judge_scorer
+
+        return judge_scorer(name, cfg)
+    return match_scorer(name, cfg)
 
 
 def match_scorer(name: str, cfg: GraderConfig) -> Scorer:

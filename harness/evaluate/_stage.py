@@ -15,8 +15,8 @@ from typing import Any
 from ..cache import digest, write_text
 from ..config import EvalConfig, GraderConfig
 from ..data import EvalItem
-from ..errors import HarnessError
-from ._scorers import match_scorer
+from ..errors import HarnessError, redact_text
+from ._scorers import build_scorer
 from ._task import qa_task
 
 
@@ -67,9 +67,38 @@ def _claim(log_dir: Path, key: str) -> None:
     write_text(stamp, key + "\n")
 
 
+def open_judge(graders: dict[str, GraderConfig], judge_args: dict[str, Any] | None, cfg: EvalConfig) -> Any:
+    """The model bound to the `grader` role (None without judge graders), checked to answer with
+    one tiny request -- the pipeline calls this before any stage runs, so an unreachable judge
+    costs seconds, not a fine-tune."""
+    import asyncio
+
+    from inspect_ai.model import GenerateConfig, get_model
+
+    judges = {n: g for n, g in graders.items() if g.kind in ("judge", "pairwise")}
+    if not judges:
+        return None
+    name, g = next(iter(judges.items()))
+    assert g.judge is not None
+    try:
+        model = get_model(g.judge.model, config=GenerateConfig(max_connections=cfg.batch_size, max_retries=cfg.max_retries,
+                                                                timeout=cfg.timeout), **(judge_args or g.judge.args))
+        asyncio.run(model.generate("Reply with the word yes.", config=GenerateConfig(max_tokens=2, max_retries=1, timeout=60)))
+    except Exception as e:  # unreachable server, bad key, unknown model: one line, nothing graded yet
+        while hasattr(e, "last_attempt") and e.last_attempt.exception() is not None:  # tenacity's RetryError
+            e = e.last_attempt.exception()
+        where = f" at {(judge_args or g.judge.args)['base_url']}" if "base_url" in (judge_args or g.judge.args) else ""
+        raise HarnessError(f"graders.{name}.judge: cannot use judge model '{g.judge.model}'{where} "
+                           f"({type(e).__name__}: {redact_text(' '.join(str(e).split()))[:200]}); check the model name, "
+                           "that its server is up, and its key") from None
+    return model
+
+
 def run_evaluate(
-    models: list[EvalModel], items: list[EvalItem], cfg: EvalConfig, graders: dict[str, GraderConfig], log_root: Path
+    models: list[EvalModel], items: list[EvalItem], cfg: EvalConfig, graders: dict[str, GraderConfig], log_root: Path,
+    judge: Any = None,
 ) -> EvaluateOutput:
+    """`judge`: the model from open_judge(), bound to inspect's `grader` role for judge graders."""
     from inspect_ai import eval_set
     from inspect_ai.model import GenerateConfig, get_model
 
@@ -80,7 +109,10 @@ def run_evaluate(
     by_task = {t: v for t, v in by_task.items() if v}
     out = EvaluateOutput(log_root)
     display = None if sys.stdout.isatty() else "plain"
-    scorers = [match_scorer(name, g) for name, g in graders.items()]
+    # pairwise graders compare two models' answers after evaluation (see _pairwise.py)
+    scorers = [build_scorer(name, g) for name, g in graders.items() if g.kind != "pairwise"]
+    if judge is None and any(g.kind == "judge" for g in graders.values()):
+        raise HarnessError("graders: a judge grader needs a judge model; call open_judge() first")
     for m in models:
         tasks = [
             qa_task(t, its, cfg.prompt, cfg.context_prompt if m.context else None, scorers, cfg.system)
@@ -115,6 +147,7 @@ def run_evaluate(
             log_level="warning",
             tags=[m.alias],
             metadata={"alias": m.alias},
+            model_roles={"grader": judge} if judge is not None else None,
         )
         if not ok:
             raise RuntimeError(f"evaluation of '{m.alias}' did not complete; logs in {log_dir}, re-run to resume")

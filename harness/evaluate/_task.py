@@ -37,7 +37,7 @@ def qa_task(name: str, items: list[EvalItem], prompt: str, context_prompt: str |
             input=to_inspect(chat(system, render(context_prompt, it.question, it.passage) if context_prompt and it.passage
                                   else render(prompt, it.question))),
             target=it.answer,
-            metadata={"question": it.question, "group": it.group},
+            metadata={"question": it.question, "group": it.group, "cluster": it.cluster or it.id},
         )
         for it in items
     ]

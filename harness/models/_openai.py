@@ -73,25 +73,27 @@ def identity(m: ModelConfig) -> dict[str, Any]:
 
 
 def check_endpoint(alias: str, m: ModelConfig) -> None:
-    """Config-level checks, before any work: key variable set, URL known, served model sane."""
+    """Config-level checks, before any work: key variable set, URL known, served model sane.
+    `alias` is a model alias, or a dotted config key for models elsewhere (a judge)."""
+    key = alias if "." in alias else f"models.{alias}"
     if not is_openai(m.model):
         if m.serve or m.base_url or m.api_key_env:
-            raise HarnessError(f"models.{alias}: serve/base_url/api_key_env need an OpenAI-compatible model string "
+            raise HarnessError(f"{key}: serve/base_url/api_key_env need an OpenAI-compatible model string "
                                f"('openai/<name>' or 'openai-api/<service>/<name>'), not '{m.model}'")
         return
     if m.model.startswith("openai-api/") and m.model.count("/") < 2:
-        raise HarnessError(f"models.{alias}.model: '{m.model}' needs a service and a name: 'openai-api/<service>/<name>'")
+        raise HarnessError(f"{key}.model: '{m.model}' needs a service and a name: 'openai-api/<service>/<name>'")
     if m.serve:
         if not m.serve.startswith("embedded:") and not Path(m.serve).is_file():
-            raise HarnessError(f"models.{alias}.serve: no such GGUF file: {m.serve}")
+            raise HarnessError(f"{key}.serve: no such GGUF file: {m.serve}")
         return
     var = key_env(m)
     assert var is not None
     if not os.environ.get(var):
-        raise HarnessError(f"models.{alias}: environment variable {var} is not set; export it with your API key "
-                           f"(keys are read from the environment only; models.{alias}.api_key_env names another variable)")
+        raise HarnessError(f"{key}: environment variable {var} is not set; export it with your API key "
+                           f"(keys are read from the environment only; {key}.api_key_env names another variable)")
     if m.model.startswith("openai-api/") and not base_url(m):
-        raise HarnessError(f"models.{alias}.base_url: not set; give the server's URL (e.g. http://127.0.0.1:8000/v1) "
+        raise HarnessError(f"{key}.base_url: not set; give the server's URL (e.g. http://127.0.0.1:8000/v1) "
                            f"or export {_service(m.model)}_BASE_URL")
 
 
@@ -130,6 +132,13 @@ def scrub(text: str, secrets: list[str]) -> str:
         if s:
             text = text.replace(s, "<redacted>")
     return text
+
+
+def remote_connect(m: ModelConfig) -> dict[str, Any]:
+    """get_model's base_url/api_key for a (not served) OpenAI-compatible model; {} for others."""
+    if not is_openai(m.model) or m.serve:
+        return {}
+    return {"base_url": base_url(m), "api_key": os.environ.get(key_env(m) or "", "")}
 
 
 class Endpoints:
@@ -177,8 +186,7 @@ class Endpoints:
         if m.serve:
             ep = self._serve(m)
             return {"base_url": ep.base_url, "api_key": ep.api_key}
-        var = key_env(m)
-        return {"base_url": base_url(m), "api_key": os.environ.get(var or "", "")}
+        return remote_connect(m)
 
     def url(self, alias: str, m: ModelConfig | None = None) -> str:
         m = m or self.models[alias]

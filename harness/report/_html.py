@@ -9,7 +9,8 @@ import base64
 import io
 from typing import Any
 
-from ._summary import ALPHA, power_sentence, score_rows
+from ._judge import unreliable_sentence
+from ._summary import ALPHA, COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, power_sentence, score_rows, verdict
 
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -19,7 +20,7 @@ _TEMPLATE = """<!doctype html>
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;font-size:.9em}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}.sig{font-weight:bold}
-.note{color:#555;font-size:.9em}img{max-width:100%}
+.note{color:#555;font-size:.9em}img{max-width:100%}.warn{color:#a00;font-weight:bold}
 </style></head><body>
 <h1>{{ s.experiment }} — run <code>{{ s.run }}</code></h1>
 <h2>Models</h2>
@@ -35,16 +36,45 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 <img id="plot-scores" alt="accuracy per model with 95% CI" src="{{ plot_scores }}">
 {% if s.comparisons %}
 <h2>Paired comparisons</h2>
-<p class="note">Same items aligned by sample id. Test: {{ s.comparisons[0].test }}; CI: paired t interval of per-item
-differences; correction: {{ s.comparisons[0].correction }}; α = {{ alpha }}. Better/worse only when the adjusted p &lt; α.</p>
-<table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [95 % CI]</th><th>p</th><th>p adj.</th><th>verdict</th></tr>
+<p class="note">{{ note }} Correction: {{ s.comparisons[0].correction }}; α = {{ alpha }}.</p>
+<table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [{{ "%.0f"|format(100*(1-alpha)) }} % CI]</th><th>test</th><th>p</th><th>p adj.</th><th>verdict</th></tr>
 {% for c in s.comparisons %}<tr><td>{{ c.task }}</td><td>{{ c.grader }}</td><td>{{ c.a }} − {{ c.b }}</td>
 <td class="num">{{ c.n_pairs }}{% if c.n_dropped %} ({{ c.n_dropped }} dropped){% endif %}</td>
 <td class="num">{{ "%+.1f"|format(100*c.diff) }} [{{ "%+.1f"|format(100*c.ci_low) }}, {{ "%+.1f"|format(100*c.ci_high) }}]</td>
-<td class="num">{{ "%.2g"|format(c.p_value) }}</td><td class="num">{{ "%.2g"|format(c.p_adjusted) }}</td>
-<td{% if c.significant %} class="sig"{% endif %}>{% if c.significant %}{{ c.a }} {{ "better" if c.diff > 0 else "worse" }}{% else %}no significant difference (MDE {{ "%.0f"|format(100*c.mde) }} pp){% endif %}</td></tr>{% endfor %}
+<td>{{ c.test }}</td><td class="num">{{ "%.2g"|format(c.p_value) }}</td><td class="num">{{ "%.2g"|format(c.p_adjusted) }}</td>
+<td{% if c.significant %} class="sig"{% endif %}>{{ verdict(c) }}</td></tr>{% endfor %}
 </table>
 <img id="plot-forest" alt="forest plot of paired differences" src="{{ plot_forest }}">
+{% endif %}
+{% if s.judge_agreement or s.judge_notes or s.judge_calibration %}
+<h2>Judge agreement</h2>
+<p class="note">{{ judge_note }}</p>
+{% for n in s.judge_notes %}<p class="warn">⚠ {{ n }}</p>{% endfor %}
+{% if s.judge_agreement %}
+<table id="judge"><tr><th>task</th><th>judge</th><th>reference</th><th>n</th><th>confusion [[jc∧rc, jc∧rw], [jw∧rc, jw∧rw]]</th><th>agreement</th><th>κ</th><th>McNemar p</th><th>parse failures</th><th>verdict</th></tr>
+{% for r in s.judge_agreement %}<tr><td>{{ r.task }}</td><td>{{ r.judge }} (<code>{{ r.judge_model }}</code>)</td><td>{{ r.reference }}</td><td class="num">{{ r.n }}</td>
+<td>{{ r.confusion }}</td><td class="num">{% if not r.n %}—{% else %}{{ "%.1f"|format(100*r.agreement) }} %{% endif %}</td>
+<td class="num">{% if r.kappa is none %}—{% else %}{{ "%.2f"|format(r.kappa) }}{% endif %}</td><td class="num">{{ "%.2g"|format(r.mcnemar_p) }}</td>
+<td class="num">{{ r.parse_failures }} ({{ "%.0f"|format(100*r.parse_failure_rate) }} %)</td>
+<td{% if r.unreliable %} class="warn"{% endif %}>{% if r.unreliable %}{{ unreliable(r) }}{% else %}agrees (κ ≥ 0.6){% endif %}</td></tr>{% endfor %}
+</table>
+{% endif %}
+{% if s.judge_calibration %}
+<p>Against human labels (calibration set):</p>
+<table id="judge-calibration"><tr><th>judge</th><th>labels file</th><th>labels</th><th>n compared</th><th>confusion</th><th>agreement</th><th>κ</th><th>verdict</th></tr>
+{% for r in s.judge_calibration %}<tr><td>{{ r.judge }}</td><td><code>{{ r.file }}</code></td><td class="num">{{ r.labels }}</td><td class="num">{{ r.n }}</td><td>{{ r.confusion }}</td>
+<td class="num">{{ "%.1f"|format(100*r.agreement) }} %</td><td class="num">{% if r.kappa is none %}—{% else %}{{ "%.2f"|format(r.kappa) }}{% endif %}</td>
+<td{% if r.unreliable %} class="warn"{% endif %}>{% if r.unreliable %}unreliable (κ &lt; 0.6){% else %}agrees (κ ≥ 0.6){% endif %}</td></tr>{% endfor %}
+</table>
+{% endif %}
+{% endif %}
+{% if s.pairwise %}
+<h2>Pairwise judge</h2>
+<p class="note">{{ pairwise_note }}</p>
+<table id="pairwise"><tr><th>task</th><th>judge</th><th>a vs b</th><th>items</th><th>parsed both orders</th><th>position-consistent</th><th>a wins</th><th>b wins</th><th>ties</th><th>sign test p</th></tr>
+{% for r in s.pairwise %}<tr><td>{{ r.task }}</td><td>{{ r.judge }} (<code>{{ r.judge_model }}</code>)</td><td>{{ r.a }} vs {{ r.b }}</td><td class="num">{{ r.n_items }}</td><td class="num">{{ r.n_parsed }}</td>
+<td class="num">{{ r.consistent }}{% if r.consistency_rate is not none %} ({{ "%.0f"|format(100*r.consistency_rate) }} %){% endif %}</td><td class="num">{{ r.a_wins }}</td><td class="num">{{ r.b_wins }}</td><td class="num">{{ r.ties }}</td><td class="num">{{ "%.2g"|format(r.p_value) }}</td></tr>{% endfor %}
+</table>
 {% endif %}
 {% if s.gap_closed %}
 <h2>Gap closed</h2>
@@ -119,17 +149,20 @@ def _plot_forest(comps: list[dict[str, Any]]) -> str:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(rows)), [f"{c['task']} · {c['grader']} · {c['a']} − {c['b']}" for c in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("paired difference, pp (95 % CI; blue = significant after Holm)")
+    ax.set_xlabel(f"paired difference, pp (CI; blue = significant after {rows[0]['correction'].split()[0]})")
     return _png(fig)
 
 
 def render_html(summary: dict[str, Any], order: list[str]) -> str:
     from jinja2 import Environment
 
-    power = power_sentence(summary["scores"])
+    alpha = summary.get("alpha", ALPHA)
+    power = power_sentence(summary["scores"], alpha)
     env = Environment(autoescape=True)
     return env.from_string(_TEMPLATE).render(
-        s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=ALPHA, power=power,
+        s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
+        note=COMPARISON_NOTE, verdict=verdict, judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
+        pairwise_note=PAIRWISE_NOTE,
         plot_scores=_plot_scores(summary["scores"], order) if summary["scores"] else "",
         plot_forest=_plot_forest(summary["comparisons"]) if summary.get("comparisons") else "",
     )

@@ -6,6 +6,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..config import ReportConfig
+from ._judge import KAPPA_MIN, judge_agreement, unreliable_sentence
 from ..stats import adjust, gap_closed, mde, paired_binary, paired_continuous, proportion_ci, required_n
 
 SCHEMA_VERSION = 1
@@ -20,18 +22,28 @@ def score_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     if frame.empty:
         return out
-    per_item = frame.groupby(["task", "alias", "grader", "id"], sort=True)["value"].mean().fillna(0.0)
+    per_item = frame.groupby(["task", "alias", "grader", "id"], sort=True)["value"].mean()
     for (task, alias, grader), s in per_item.groupby(level=[0, 1, 2], sort=True):
-        n, k = int(s.size), float(s.sum())
+        unscored = int(s.isna().sum())
+        n, k = int(s.size), float(s.fillna(0.0).sum())
         lo, hi = proportion_ci(k, n)
         out.append({"task": task, "model": alias, "grader": grader, "n": n,
-                    "accuracy": round(k / n, 6), "ci_low": round(lo, 6), "ci_high": round(hi, 6)})
+                    "accuracy": round(k / n, 6), "ci_low": round(lo, 6), "ci_high": round(hi, 6), "n_unscored": unscored})
     return out
 
 
 # (a, b) pairs compared in every run that has these aliases: a - b
 PAIRS = [("student", "baseline"), ("teacher", "student"), ("teacher", "baseline")]
-ALPHA = 0.05
+ALPHA = ReportConfig.alpha
+
+
+def pairs_for(rc: ReportConfig) -> list[tuple[str, str]]:
+    """The default pairs plus the ones the experiment asks for (report.pairs), without repeats."""
+    out = list(PAIRS)
+    for a, b in (tuple(p) for p in rc.pairs):
+        if (a, b) not in out:
+            out.append((a, b))
+    return out
 
 
 def model_order(aliases: list[str]) -> list[str]:
@@ -44,36 +56,56 @@ def _per_item(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["task", "grader", "id", "alias"], sort=True)["value"].mean().unstack("alias")
 
 
-def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, alpha: float = ALPHA) -> list[dict[str, Any]]:
-    """Paired comparisons aligned by sample id, Holm-adjusted over every comparison of the run."""
+def _clusters(frame: pd.DataFrame) -> pd.Series:
+    """(task, id) -> cluster label (an item's own id when it shares no source with another item)."""
+    if "cluster" not in frame.columns:
+        return pd.Series(dtype=object)
+    return frame.drop_duplicates(["task", "id"]).set_index(["task", "id"])["cluster"]
+
+
+def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, alpha: float = ALPHA,
+                     correction: str = "holm") -> list[dict[str, Any]]:
+    """Paired comparisons aligned by sample id, adjusted over every comparison of the report.
+
+    Items whose metadata puts several of them in one cluster get cluster-robust SEs (see
+    harness.stats.paired_binary)."""
     rows: list[dict[str, Any]] = []
     if frame.empty:
         return rows
+    clusters = _clusters(frame)
     for (task, grader), g in _per_item(frame).groupby(level=[0, 1], sort=True):
+        c = clusters.reindex(pd.MultiIndex.from_arrays([g.index.get_level_values(0), g.index.get_level_values(2)])).to_numpy() \
+            if not clusters.empty else None
         for a, b in pairs:
             if a not in g.columns or b not in g.columns:
                 continue
             x, y = g[a].to_numpy(), g[b].to_numpy()
             binary = set(pd.unique(pd.Series(list(x) + list(y)).dropna())) <= {0.0, 1.0}
-            r = paired_binary(x, y, alpha) if binary else paired_continuous(x, y, alpha)
+            r = paired_binary(x, y, alpha, clusters=c) if binary else paired_continuous(x, y, alpha, clusters=c)
             rows.append({"task": task, "grader": grader, "a": a, "b": b, "n_pairs": r.n, "n_dropped": r.n_dropped,
                          "diff": round(r.diff, 6), "ci_low": round(r.ci_low, 6), "ci_high": round(r.ci_high, 6),
-                         "p_value": r.p_value, "test": r.test, "mde": round(mde(r.n), 6)})
-    for row, p_adj in zip(rows, adjust([r["p_value"] for r in rows], "holm")):
+                         "p_value": r.p_value, "test": r.test, "mde": round(mde(r.n, alpha=alpha), 6)})
+    for row, p_adj in zip(rows, adjust([r["p_value"] for r in rows], correction)):
         row["p_adjusted"] = p_adj
-        row["correction"] = f"holm over {len(rows)} comparisons"
+        row["correction"] = f"{correction} over {len(rows)} comparisons"
         row["significant"] = bool(p_adj < alpha)
     return sorted(rows, key=lambda r: r["task"] != "heldout")  # stable: held-out task first
 
 
-def gap_table(frame: pd.DataFrame, alpha: float = ALPHA) -> list[dict[str, Any]]:
+def gap_table(frame: pd.DataFrame, alpha: float = ALPHA,
+              triples: list[tuple[str, str, str]] = [("teacher", "baseline", "student")]) -> list[dict[str, Any]]:
+    """Gap closed per task x grader for each (teacher, baseline, student) alias triple."""
     out: list[dict[str, Any]] = []
     if frame.empty:
         return out
     for (task, grader), g in _per_item(frame).groupby(level=[0, 1], sort=True):
-        if {"teacher", "baseline", "student"} <= set(g.columns):
-            r = gap_closed(g["teacher"], g["baseline"], g["student"], alpha)
-            out.append({"task": task, "grader": grader, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n})
+        for t, b, s in triples:
+            if {t, b, s} <= set(g.columns):
+                r = gap_closed(g[t], g[b], g[s], alpha)
+                row = {"task": task, "grader": grader, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n}
+                if s != "student":
+                    row["student"] = s
+                out.append(row)
     return out
 
 
@@ -117,14 +149,28 @@ def _md(text: str, width: int = 90) -> str:
              .replace("|", "\\|").replace("`", "\\`").replace("*", "\\*").replace("_", "\\_"))
 
 
-def power_sentence(scores: list[dict[str, Any]]) -> str:
+def power_sentence(scores: list[dict[str, Any]], alpha: float = ALPHA) -> str:
     """The power section: the MDE at the held-out task's n, and the n needed for 10 / 5 pp."""
     n = next((r["n"] for r in scores if r["task"] == "heldout"), None)
     if not n:
         return ""
     return (f"With n = {n} held-out items the minimum detectable difference between two models at 80 % power "
-            f"(α = {ALPHA}, two-sided, conservative per-item SD 0.5) is {100 * mde(n):.0f} pp; "
-            f"detecting 10 pp would need {required_n(0.10)} items, 5 pp {required_n(0.05)}.")
+            f"(α = {alpha}, two-sided, conservative per-item SD 0.5) is {100 * mde(n, alpha=alpha):.0f} pp; "
+            f"detecting 10 pp would need {required_n(0.10, alpha=alpha)} items, 5 pp {required_n(0.05, alpha=alpha)}.")
+
+
+COMPARISON_NOTE = ("Same items, aligned by sample id; n pairs = items both models answered (a missing or unscorable "
+                   "answer drops its pair, and the count is shown). Tests: McNemar exact = exact binomial test on the "
+                   "discordant pairs, with a paired t interval of the per-item differences; where several items share "
+                   "a source (cluster), a paired t test with cluster-robust SE; sign-flip permutation with a BCa "
+                   "bootstrap CI for non-binary scores. A difference is called better/worse only when its adjusted "
+                   "p < α. MDE = minimum detectable difference at 80 % power (conservative per-item SD 0.5).")
+
+
+def verdict(c: dict[str, Any]) -> str:
+    if c["significant"]:
+        return f"{c['a']} {'better' if c['diff'] > 0 else 'worse'}"
+    return f"no significant difference (MDE {100 * c['mde']:.0f} pp)"
 
 
 def _pct(x: float) -> str:
@@ -138,14 +184,71 @@ def score_rows(scores: list[dict[str, Any]], order: list[str]) -> list[tuple[str
     for t, g in sorted({(r["task"], r["grader"]) for r in scores}, key=lambda k: (k[0] != "heldout", k)):
         cells = [cell.get((t, g, a)) for a in order]
         n = next((c["n"] for c in cells if c), 0)
-        rows.append((t, g, n, [f"{_pct(c['accuracy'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]" if c else "—" for c in cells]))
+        rows.append((t, g, n, [f"{_pct(c['accuracy'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}]"
+                               + (f" ({c['n_unscored']} unscored)" if c.get("n_unscored") else "") if c else "—" for c in cells]))
     return rows
 
 
-def analyse(frame: pd.DataFrame) -> dict[str, Any]:
+def analyse(frame: pd.DataFrame, rc: ReportConfig = ReportConfig()) -> dict[str, Any]:
     """Every frame-derived section of summary.json (a run and `harness report` share this)."""
-    return {"scores": score_table(frame), "comparisons": comparison_table(frame), "gap_closed": gap_table(frame),
-            "categories": category_table(frame), "flips": flip_table(frame)}
+    pairs = pairs_for(rc)
+    return {"alpha": rc.alpha, "scores": score_table(frame), "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction),
+            "gap_closed": gap_table(frame, rc.alpha), "categories": category_table(frame),
+            "flips": flip_table(frame, pairs, rc.flips), "judge_agreement": judge_agreement(frame)}
+
+
+JUDGE_NOTE = ("Each judge grader is checked against its reference match grader on the same samples (every model, "
+              "aligned by model × item × epoch): confusion matrix (rows judge, columns reference: correct / wrong), "
+              "raw agreement, Cohen's κ (statsmodels), exact McNemar on the discordant cells (a lenient or harsh judge), "
+              f"and the verdicts the judge's reply could not be parsed into (unscored, counted as wrong in the scores). "
+              f"1–5 scales count ≥ 3 as correct here. κ < {KAPPA_MIN}: the judge is unreliable for that task.")
+
+
+def judge_markdown(s: dict[str, Any]) -> list[str]:
+    rows = s.get("judge_agreement") or []
+    notes = s.get("judge_notes") or []
+    cal = s.get("judge_calibration") or []
+    if not rows and not notes and not cal:
+        return []
+    lines = ["", "## Judge agreement", "", JUDGE_NOTE, ""]
+    lines += [f"- ⚠ {n}" for n in notes] + ([""] if notes else [])
+    if rows:
+        lines += ["| task | judge | reference | n | confusion [[jc∧rc, jc∧rw], [jw∧rc, jw∧rw]] | agreement | κ | McNemar p | parse failures | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            k = "—" if r["kappa"] is None else f"{r['kappa']:.2f}"
+            agree = "—" if not r["n"] else f"{100 * r['agreement']:.1f} %"
+            v = f"**{unreliable_sentence(r)}**" if r["unreliable"] else "agrees (κ ≥ 0.6)"
+            lines.append(f"| {r['task']} | {r['judge']} (`{r['judge_model']}`) | {r['reference']} | {r['n']} | {r['confusion']} | "
+                         f"{agree} | {k} | {r['mcnemar_p']:.2g} | {r['parse_failures']} ({100 * r['parse_failure_rate']:.0f} %) | {v} |")
+    if cal:
+        lines += ["", "Against human labels (calibration set):", "",
+                  "| judge | labels file | labels | n compared | confusion | agreement | κ | verdict |", "|---|---|---|---|---|---|---|---|"]
+        for r in cal:
+            k = "—" if r["kappa"] is None else f"{r['kappa']:.2f}"
+            v = "**unreliable (κ < 0.6)**" if r["unreliable"] else "agrees (κ ≥ 0.6)"
+            lines.append(f"| {r['judge']} | `{_md(r['file'], 60)}` | {r['labels']} | {r['n']} | {r['confusion']} | "
+                         f"{100 * r['agreement']:.1f} % | {k} | {v} |")
+    return lines
+
+
+PAIRWISE_NOTE = ("The judge saw each item's two answers in both orders; a verdict counts only when both orders agree "
+                 "(position-consistent). Wins among consistent verdicts, exact sign test with ties excluded (not "
+                 "corrected; a judge's preference is not a significance claim about the models).")
+
+
+def pairwise_markdown(s: dict[str, Any]) -> list[str]:
+    rows = s.get("pairwise") or []
+    if not rows:
+        return []
+    lines = ["", "## Pairwise judge", "", PAIRWISE_NOTE, "",
+             "| task | judge | a vs b | items | parsed both orders | position-consistent | a wins | b wins | ties | sign test p |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rate = "—" if r["consistency_rate"] is None else f"{r['consistent']} ({100 * r['consistency_rate']:.0f} %)"
+        lines.append(f"| {r['task']} | {r['judge']} (`{r['judge_model']}`) | {r['a']} vs {r['b']} | {r['n_items']} | {r['n_parsed']} | "
+                     f"{rate} | {r['a_wins']} | {r['b_wins']} | {r['ties']} | {r['p_value']:.2g} |")
+    return lines
 
 
 def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
@@ -168,22 +271,19 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
         lines.append(f"| {t} | {g} | {n} | " + " | ".join(vals) + " |")
     comps = s.get("comparisons") or []
     if comps:
+        alpha = s.get("alpha", ALPHA)
         lines += ["", "## Paired comparisons", "",
-                  f"Same items, aligned by sample id. Test: {comps[0]['test']} on the discordant pairs; CI: paired t "
-                  f"interval of the per-item differences; correction: {comps[0]['correction']}; α = {ALPHA}. "
-                  "A difference is called better/worse only when its adjusted p < α. "
-                  "MDE = minimum detectable difference at 80 % power (conservative per-item SD 0.5).", "",
-                  "| task | grader | a − b | n pairs | diff (pp) [95 % CI] | p | p adj. | verdict |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  f"{COMPARISON_NOTE} Correction: {comps[0]['correction']}; α = {alpha}; CIs are {100 * (1 - alpha):.0f} %.", "",
+                  "| task | grader | a − b | n pairs | diff (pp) [CI] | test | p | p adj. | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for c in comps:
-            if c["significant"]:
-                verdict = f"**{c['a']} {'better' if c['diff'] > 0 else 'worse'}**"
-            else:
-                verdict = f"no significant difference (MDE {100 * c['mde']:.0f} pp)"
-            dropped = f" ({c['n_dropped']} dropped)" if c["n_dropped"] else ""
+            v = f"**{verdict(c)}**" if c["significant"] else verdict(c)
+            dropped = f" ({c['n_dropped']} dropped)" if c.get("n_dropped") else ""
             lines.append(f"| {c['task']} | {c['grader']} | {c['a']} − {c['b']} | {c['n_pairs']}{dropped} | "
-                         f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | "
-                         f"{c['p_value']:.2g} | {c['p_adjusted']:.2g} | {verdict} |")
+                         f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {c['test']} | "
+                         f"{c['p_value']:.2g} | {c['p_adjusted']:.2g} | {v} |")
+    lines += judge_markdown(s)
+    lines += pairwise_markdown(s)
     gaps = s.get("gap_closed") or []
     if gaps:
         lines += ["", "## Gap closed", "",
@@ -196,7 +296,7 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
                 ci = f"[{_pct(g['ci_low'])}, {_pct(g['ci_high'])}]" if g["ci_low"] is not None else "[CI undefined]"
                 val = f"{_pct(g['value'])} % {ci}"
             lines.append(f"| {g['task']} | {g['grader']} | {val} |")
-    power = power_sentence(s["scores"])
+    power = power_sentence(s["scores"], s.get("alpha", ALPHA))
     if power:
         lines += ["", "## Power", "", power]
     cats = s.get("categories") or []
