@@ -107,6 +107,7 @@ def test_llama_server_bad_gguf_is_one_line(tmp_path):
             pass
 
 
+@pytest.mark.slow
 def test_served_model_end_to_end(tmp_path):
     """All three models on the embedded GGUF behind a llama.cpp server the harness starts and stops."""
     served = ["model@models.teacher=smollm2_server", "model@models.baseline=smollm2_server",
@@ -142,6 +143,7 @@ def distill_run(standin, tmp_path_factory):
     return run_dir, p, args, env, standin.requests[n_before:]
 
 
+@pytest.mark.slow
 def test_openai_distill_runs_against_the_standin(distill_run, standin):
     run_dir, p, _, _, requests = distill_run
     s = json.loads((run_dir / "summary.json").read_text())
@@ -171,6 +173,7 @@ def test_openai_distill_runs_against_the_standin(distill_run, standin):
     assert min(r["time"] for r in retried) - max(r["time"] for r in limited) >= 0.9
 
 
+@pytest.mark.slow
 def test_teacher_answers_are_stored_completions_with_metadata(distill_run, standin):
     from openai import OpenAI
 
@@ -189,12 +192,14 @@ def test_teacher_answers_are_stored_completions_with_metadata(distill_run, stand
         assert len(found[0].metadata) <= 16
 
 
+@pytest.mark.slow
 def test_key_never_written_or_printed(distill_run):
     run_dir, p, _, _, _ = distill_run
     assert KEY not in p.stdout + p.stderr
     assert KEY not in everything_written(run_dir)
 
 
+@pytest.mark.slow
 def test_rerun_reuses_the_job_and_calls_nothing(distill_run, standin):
     run_dir, _, args, env, _ = distill_run
     before = len(standin.requests)
@@ -358,6 +363,7 @@ def test_unknown_model_is_one_line(standin, tmp_path):
     assert "does not serve model 'gpt-4o-nano-typo'" in line and "models.baseline.model" in line
 
 
+@pytest.mark.slow
 def test_too_small_training_file_keeps_finished_stages(standin, tmp_path):
     p = harness(["experiment=openai_distill", "data.n_islands=2", "data.train_per_fact=1", "data.n_control=3",
                  "generate.max_tokens=16", "finetune.confirm=true", f"results_dir={tmp_path}", f"cache_dir={tmp_path}/c"],
@@ -369,6 +375,7 @@ def test_too_small_training_file_keeps_finished_stages(standin, tmp_path):
     assert not (run_dir / "student" / "openai_job.json").exists()
 
 
+@pytest.mark.slow
 def test_interactive_yes_then_ctrl_c_offers_to_cancel(upstream, tmp_path):
     """In a terminal: no finetune.confirm, so the harness asks; Ctrl-C while the job runs offers to
     cancel it, and "y" cancels it on the server."""
