@@ -142,31 +142,44 @@ def _answer_http(endpoints: Any, teacher: ModelConfig, questions: list[TrainQues
     """Teacher answers from an OpenAI-compatible endpoint, through the `openai` client (inspect's
     provider drops `metadata`, which stored completions need). With OpenAI itself (`openai/...`)
     every request is a stored completion tagged with experiment, run and question id, so the
-    answers can be found and re-used in the dashboard. Answers received are kept in `partial`
-    as they arrive: a re-run after failures asks only for the missing ones, nothing paid is lost.
+    answers can be found and re-used in the dashboard. Answers are appended to `partial` as they
+    arrive: a re-run after failures (or a crash, or Ctrl-C) asks only for the missing ones.
 
     Returns ({question id: answer + provenance}, requests sent)."""
     from .models import api_model_name
     from .models._openai import chat_many
 
-    done = {r["id"]: r for r in read_jsonl(partial)} if partial.exists() else {}
+    done: dict[str, dict[str, Any]] = {}
+    if partial.exists():
+        for line in partial.read_text(encoding="utf-8").splitlines():
+            try:
+                r = json.loads(line)
+                done[r["id"]] = r
+            except (ValueError, KeyError):  # a line cut off by a crash: that answer is asked again
+                pass
     todo = [(q, p) for q, p in zip(questions, prompts) if q.id not in done]
     store = teacher.model.startswith("openai/")
     # at most 16 pairs, keys <= 64 and values <= 512 characters (OpenAI's limits)
     tags = [{**{k: str(v)[:512] for k, v in metadata.items()}, "question_id": q.id[:512]} for q, _ in todo]
-    client = endpoints.client("teacher", teacher, max_retries=max_retries, timeout=timeout, asynchronous=True)
-    results = asyncio.run(chat_many(client, api_model_name(teacher.model), [p for _, p in todo], max_tokens=cfg.max_tokens,
-                                    temperature=cfg.temperature, concurrency=cfg.batch_size, store=store, metadata=tags))
-    failed = []
-    for (q, _), tag, r in zip(todo, tags, results):
-        if isinstance(r, BaseException):
-            failed.append(r)
-            continue
-        done[q.id] = {"id": q.id, "answer": (r.choices[0].message.content or "").strip(), "response_id": r.id,
-                      "served_model": r.model, "stored_completion": store, **({"metadata": tag} if store else {})}
-    if todo:
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        write_jsonl(partial, list(done.values()))
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    failed: list[BaseException] = []
+    with open(partial, "a", encoding="utf-8") as out:
+
+        def keep(i: int, r: Any) -> None:
+            """Append each answer the moment it arrives: a crash or Ctrl-C loses none that was paid for."""
+            if isinstance(r, BaseException):
+                failed.append(r)
+                return
+            q = todo[i][0]
+            done[q.id] = {"id": q.id, "answer": (r.choices[0].message.content or "").strip(), "response_id": r.id,
+                          "served_model": r.model, "stored_completion": store, **({"metadata": tags[i]} if store else {})}
+            out.write(json.dumps(done[q.id], ensure_ascii=False) + "\n")
+            out.flush()
+
+        client = endpoints.client("teacher", teacher, max_retries=max_retries, timeout=timeout, asynchronous=True)
+        asyncio.run(chat_many(client, api_model_name(teacher.model), [p for _, p in todo], max_tokens=cfg.max_tokens,
+                              temperature=cfg.temperature, concurrency=cfg.batch_size, store=store, metadata=tags,
+                              on_done=keep))
     if failed:
         first = endpoints.error(failed[0], "teacher", teacher)
         raise HarnessError(f"generate: {len(failed)} of {len(todo)} teacher requests failed after {max_retries} retries "

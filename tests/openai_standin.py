@@ -83,11 +83,12 @@ class Job:
 
 class StandIn:
     def __init__(self, api_key: str = "sk-standin", upstream: Any = None, step_seconds: float = 0.5,
-                 rate_limit: int = 0, fail_jobs: str | None = None):
+                 rate_limit: int = 0, fail_jobs: str | None = None, fail_chat: str | None = None):
         """`upstream`: an object with base_url, api_key, model (harness.models.Endpoint) that base
-        models are proxied to. `fail_jobs`: a message every job fails with while running."""
+        models are proxied to. `fail_jobs`: a message every job fails with while running.
+        `fail_chat`: chat requests whose messages contain this text get 500 (a broken backend)."""
         self.api_key, self.upstream, self.step = api_key, upstream, step_seconds
-        self.rate_limit, self.fail_jobs = rate_limit, fail_jobs
+        self.rate_limit, self.fail_jobs, self.fail_chat = rate_limit, fail_jobs, fail_chat
         self.files: dict[str, dict[str, Any]] = {}
         self.contents: dict[str, bytes] = {}
         self.jobs: dict[str, Job] = {}
@@ -262,6 +263,8 @@ class StandIn:
             raise APIError(400, "'messages' must be a non-empty array of messages with a role", "messages")
         if body.get("stream"):
             raise APIError(400, "the stand-in does not stream", "stream")
+        if self.fail_chat and self.fail_chat in json.dumps(msgs):
+            raise APIError(500, "The server had an error while processing your request.", None, None, "server_error")
         meta = body.get("metadata")
         if meta is not None:
             if not body.get("store"):

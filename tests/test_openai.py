@@ -419,3 +419,31 @@ def test_interactive_yes_then_ctrl_c_offers_to_cancel(upstream, tmp_path):
         (job,) = slow.jobs.values()
         assert job.obj["status"] == "cancelled"
         assert KEY not in seen
+
+
+@pytest.mark.slow
+def test_exhausted_retries_fail_visibly_and_keep_the_answers(standin, tmp_path):
+    """A request that keeps failing (500 after every retry) fails the stage in one line; the other
+    answers are kept, and the re-run sends only the missing request."""
+    args = ["experiment=openai_distill", *SMALL, "eval.max_retries=1", f"results_dir={tmp_path}", f"cache_dir={tmp_path}/c"]
+    env = {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": KEY}
+    standin.fail_chat = "capital of Veidubrouth"
+    try:
+        before = len(standin.requests)
+        p = harness(args, env)
+    finally:
+        standin.fail_chat = None
+    line = one_line_error(p)
+    assert "generate: 1 of 12 teacher requests failed after 1 retries" in line and "answered 500" in line
+    assert "11 answers are kept" in line
+    failed = [r for r in standin.requests[before:] if r["status"] == 500]
+    assert [r["retry"] for r in failed] == [0, 1]  # bounded: the first try and one retry
+    (partial,) = (tmp_path / "c" / "generate").glob("*/answers.partial.jsonl")
+    assert len(partial.read_text().splitlines()) == 11
+    before = len(standin.requests)
+    p = harness(args, env)  # no finetune.confirm: stops at the cost gate, after generate
+    assert "finetune.confirm" in one_line_error(p)
+    assert len([r for r in standin.requests[before:] if r["path"] == "/v1/chat/completions"]) == 1
+    run_dir = next((tmp_path / "openai_distill").iterdir())
+    assert len((run_dir / "data" / "train.jsonl").read_text().splitlines()) == 12
+    assert not partial.exists()  # the entry is complete

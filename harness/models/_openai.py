@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import ModelConfig, model_identity
 from ..errors import HarnessError
@@ -233,10 +233,11 @@ class Endpoints:
 
 async def chat_many(client: Any, model: str, prompts: list[list[dict[str, str]]], *, max_tokens: int,
                     temperature: float, concurrency: int, store: bool = False,
-                    metadata: list[dict[str, str]] | None = None) -> list[Any]:
+                    metadata: list[dict[str, str]] | None = None,
+                    on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
     """Chat completions for every prompt, `concurrency` at a time: a ChatCompletion or the
     exception that remained after the client's retries, per prompt (so one bad request fails
-    its own row, visibly, not the batch)."""
+    its own row, visibly, not the batch). `on_done(i, result)` is called as each one finishes."""
     sem = asyncio.Semaphore(max(1, concurrency))
 
     async def one(i: int) -> Any:
@@ -246,10 +247,13 @@ async def chat_many(client: Any, model: str, prompts: list[list[dict[str, str]]]
             extra = {"store": True, "metadata": (metadata or [{}] * len(prompts))[i]}
         async with sem:
             try:
-                return await client.chat.completions.create(model=model, messages=prompts[i], max_tokens=max_tokens,
-                                                            temperature=temperature, **extra)
+                r: Any = await client.chat.completions.create(model=model, messages=prompts[i], max_tokens=max_tokens,
+                                                              temperature=temperature, **extra)
             except Exception as e:  # noqa: BLE001  (returned, reported per row by the caller)
-                return e
+                r = e
+        if on_done is not None:
+            on_done(i, r)
+        return r
 
     try:
         return list(await asyncio.gather(*(one(i) for i in range(len(prompts)))))
