@@ -152,6 +152,9 @@ def test_openai_distill_runs_against_the_standin(distill_run, standin):
     assert s["models"] == {"teacher": "openai/gpt-4o-2024-08-06", "baseline": "openai/gpt-4o-mini-2024-07-18",
                            "student": f"openai/{ft}"}
     assert s["model_calls"] == {"teacher": 12 + 15, "baseline": 15, "student": 15}
+    import jsonschema
+
+    jsonschema.validate(s, json.loads((REPO / "docs" / "summary.schema.json").read_text()))
     # the student answers from what it was trained on: it beats its untuned base on the held-out wordings
     acc = {(r["model"], r["grader"]): r["accuracy"] for r in s["scores"] if r["task"] == "heldout"}
     assert acc[("student", "contains")] > acc[("baseline", "contains")]
@@ -447,3 +450,14 @@ def test_exhausted_retries_fail_visibly_and_keep_the_answers(standin, tmp_path):
     run_dir = next((tmp_path / "openai_distill").iterdir())
     assert len((run_dir / "data" / "train.jsonl").read_text().splitlines()) == 12
     assert not partial.exists()  # the entry is complete
+
+
+@pytest.mark.slow
+def test_report_rebuilds_from_an_openai_run(distill_run, tmp_path):
+    run_dir = distill_run[0]
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(run_dir), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert p.returncode == 0, p.stderr[-2000:]
+    rebuilt = json.loads((tmp_path / "summary.json").read_text())
+    assert rebuilt["scores"] == json.loads((run_dir / "summary.json").read_text())["scores"]
+    assert "ft:gpt-4o-mini-2024-07-18:standin:veshari:" in (tmp_path / "report.md").read_text()
