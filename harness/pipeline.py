@@ -176,7 +176,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     # OpenAI-compatible endpoints: llama.cpp servers (started when a model asks for one, stopped at
     # the end, logs in servers/), then one cheap request per model, so a wrong URL, a dead server,
     # a bad key or an unknown model fails now in one line rather than as failed samples later
-    with Endpoints(cfg.models, run_dir / "servers", cache_dir) as endpoints:
+    with Endpoints(cfg.models, run_dir / "servers") as endpoints:
         for alias in cfg.models:
             endpoints.preflight(alias)
         return _stages(cfg, run_dir, cache_dir, resolved, endpoints, judge, judge_notes)

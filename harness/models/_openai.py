@@ -149,8 +149,8 @@ class Endpoints:
     key every run, and keys must never reach a file.
     """
 
-    def __init__(self, models: dict[str, ModelConfig], servers_dir: Path, cache_dir: Path):
-        self.models, self.servers_dir, self.cache_dir = models, servers_dir, cache_dir
+    def __init__(self, models: dict[str, ModelConfig], servers_dir: Path):
+        self.models, self.servers_dir = models, servers_dir
         self._stack = contextlib.ExitStack()
         self._served: dict[tuple[str, str], Any] = {}  # (gguf, name) -> llama_server Endpoint
 
