@@ -175,6 +175,17 @@ class HarnessConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
 
 
+def run_name(overrides: str) -> str:
+    """The run dir name: the override list, readable and deterministic. File names are limited to
+    255 bytes, so a long list keeps its first 150 characters plus a hash of the whole."""
+    import hashlib
+
+    name = overrides.replace("/", "_") or "default"
+    if len(name.encode()) > 200:
+        name = name[:150] + "…" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    return name
+
+
 def register() -> None:
     """Register the schema and the resolvers Hydra needs. Idempotent."""
     from hydra.core.config_store import ConfigStore
@@ -183,7 +194,7 @@ def register() -> None:
     if not OmegaConf.has_resolver("run_name"):
         # `results/<experiment>/<run>`: the run name is the override list (deterministic, so the
         # same command lands in the same dir and can resume); "default" when nothing is overridden.
-        OmegaConf.register_new_resolver("run_name", lambda s: s.replace("/", "_") or "default")
+        OmegaConf.register_new_resolver("run_name", run_name)
 
 
 def to_dataclass(cfg: Any) -> HarnessConfig:

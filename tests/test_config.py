@@ -51,6 +51,10 @@ def test_run_dir_is_deterministic_from_overrides():
         "finetune.confirm", "finetune.openai.poll_seconds", "finetune.openai.max_poll_seconds"}
     probe = OmegaConf.create({"a": "${run_name:''}", "b": "${run_name:'data.n_islands=5,finetune.lr=0.001'}"})
     assert probe.a == "default" and probe.b == "data.n_islands=5,finetune.lr=0.001"
+    from harness.config import run_name
+
+    long = ",".join(f"graders.judge.judge.args.k{i}=http://127.0.0.1:8000/v1" for i in range(8))
+    assert len(run_name(long).encode()) <= 200 and run_name(long) == run_name(long) != run_name(long + "x")
 
 
 def test_typed_values_are_checked_at_composition():

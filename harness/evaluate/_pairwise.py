@@ -62,7 +62,6 @@ def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, 
     number of judge requests sent (0 when the logs are complete: eval_set resumes)."""
     from inspect_ai import Task, eval_set
     from inspect_ai.dataset import MemoryDataset, Sample
-    from inspect_ai.model import GenerateConfig
     from inspect_ai.scorer import Score, Target, scorer
     from inspect_ai.solver import TaskState, generate
 
@@ -98,7 +97,7 @@ def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, 
     before = _completed(log_dir)
     ok, _ = eval_set(tasks, log_dir=str(log_dir), model=judge, log_level="warning", retry_attempts=2,
                      fail_on_error=eval_cfg.fail_on_error, display=None if sys.stdout.isatty() else "plain",
-                     config=GenerateConfig(max_tokens=cfg.max_tokens, temperature=0.0), metadata={"alias": f"pairwise:{name}"})
+                     max_tokens=cfg.max_tokens, temperature=0.0, metadata={"alias": f"pairwise:{name}"})
     if not ok:
         raise RuntimeError(f"pairwise judging '{name}' did not complete; logs in {log_dir}, re-run to resume")
     return max(0, _completed(log_dir) - before)

@@ -83,7 +83,8 @@ def open_judge(graders: dict[str, GraderConfig], judge_args: dict[str, Any] | No
     try:
         model = get_model(g.judge.model, config=GenerateConfig(max_connections=cfg.batch_size, max_retries=cfg.max_retries,
                                                                 timeout=cfg.timeout), **(judge_args or g.judge.args))
-        asyncio.run(model.generate("Reply with the word yes.", config=GenerateConfig(max_tokens=2, max_retries=1, timeout=60)))
+        if not g.judge.model.startswith("hf/"):  # an in-process model is checked by loading it
+            asyncio.run(model.generate("Reply with the word yes.", config=GenerateConfig(max_tokens=2, max_retries=1, timeout=60)))
     except Exception as e:  # unreachable server, bad key, unknown model: one line, nothing graded yet
         while hasattr(e, "last_attempt") and e.last_attempt.exception() is not None:  # tenacity's RetryError
             e = e.last_attempt.exception()
