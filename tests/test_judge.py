@@ -213,3 +213,20 @@ def test_calibration_labels_bad_rows_name_file_and_line(tmp_path):
         read_labels(f)
     with pytest.raises(HarnessError, match="calibration file not found"):
         read_labels(tmp_path / "none.csv")
+
+
+def test_position_consistency_counts_only_order_consistent_verdicts():
+    from harness.report._judge import position_consistency
+
+    v = {
+        "q1": {"ab": "A", "ba": "B"},  # teacher both ways: consistent, teacher wins
+        "q2": {"ab": "A", "ba": "A"},  # always the first answer: position bias, not counted
+        "q3": {"ab": "B", "ba": "A"},  # student both ways
+        "q4": {"ab": "tie", "ba": "tie"},
+        "q5": {"ab": None, "ba": "A"},  # one order unreadable: not parsed
+        "q6": {"ab": "A", "ba": "B"},
+    }
+    r = position_consistency(v, "teacher", "student")
+    assert (r["n_items"], r["n_parsed"], r["consistent"]) == (6, 5, 4)
+    assert (r["a_wins"], r["b_wins"], r["ties"]) == (2, 1, 1) and r["consistency_rate"] == 0.8
+    assert r["p_value"] == 1.0

@@ -68,15 +68,38 @@ def unreliable_sentence(row: dict[str, Any]) -> str:
             f"below {KAPPA_MIN})")
 
 
+def position_consistency(verdicts: dict[str, dict[str, str | None]], a: str, b: str) -> dict[str, Any]:
+    """verdicts: item -> {"ab": "A"|"B"|"tie"|None, "ba": ...}; in order "ab" answer A is a's, in
+    "ba" answer A is b's. A verdict counts only when both orders name the same winner (or tie)."""
+    from scipy import stats
+
+    parsed = consistent = a_wins = b_wins = ties = 0
+    for d in verdicts.values():
+        ab, ba = d.get("ab"), d.get("ba")
+        if ab is None or ba is None:
+            continue
+        parsed += 1
+        w1 = {"A": a, "B": b, "tie": "tie"}[ab]
+        w2 = {"A": b, "B": a, "tie": "tie"}[ba]
+        if w1 == w2:
+            consistent += 1
+            a_wins += w1 == a
+            b_wins += w1 == b
+            ties += w1 == "tie"
+    p = float(stats.binomtest(a_wins, a_wins + b_wins, 0.5).pvalue) if a_wins + b_wins else 1.0
+    return {"n_items": len(verdicts), "n_parsed": parsed, "consistent": consistent,
+            "consistency_rate": round(consistent / parsed, 6) if parsed else None,
+            "a_wins": a_wins, "b_wins": b_wins, "ties": ties, "p_value": p, "test": "sign test (exact binomial), ties excluded"}
+
+
 def pairwise_table(judge_dir: Path) -> list[dict[str, Any]]:
     """From the pairwise judge logs: per task x pair, the position-consistency rate and the wins
     among order-consistent verdicts, with an exact sign test (ties excluded)."""
     from inspect_ai.log import list_eval_logs, read_eval_log
-    from scipy import stats
 
     if not judge_dir.is_dir():
         return []
-    rows: list[tuple[str, str, str, str, str, str, str | None]] = []
+    rows: list[tuple[str, str, str, str, str, str, str, str | None]] = []
     for info in list_eval_logs(str(judge_dir), recursive=True):
         if "/.superseded/" in info.name:
             continue
@@ -88,31 +111,15 @@ def pairwise_table(judge_dir: Path) -> list[dict[str, Any]]:
             m = s.metadata or {}
             sc = next(iter((s.scores or {}).values()), None)
             v = sc.value if sc is not None and sc.value in ("A", "B", "tie") else None
-            rows.append((grader, log.eval.model, m["task"], m["a"], m["b"], f"{m['item']}", m["order"] + ":" + str(v)))
+            rows.append((grader, log.eval.model, m["task"], m["a"], m["b"], str(m["item"]), m["order"], v))
     out = []
-    df = pd.DataFrame(rows, columns=["grader", "judge_model", "task", "a", "b", "item", "verdict"])
+    df = pd.DataFrame(rows, columns=["grader", "judge_model", "task", "a", "b", "item", "order", "verdict"])
     for (grader, judge_model, task, a, b), g in df.groupby(["grader", "judge_model", "task", "a", "b"], sort=True):
-        by_item = g.groupby("item")["verdict"].apply(lambda v: dict(x.split(":", 1) for x in v))
-        n = len(by_item)
-        parsed = consistent = a_wins = b_wins = ties = 0
-        for d in by_item:
-            ab, ba = d.get("ab"), d.get("ba")
-            if ab in (None, "None") or ba in (None, "None"):
-                continue
-            parsed += 1
-            # who won in each order: in "ab" A is a's answer, in "ba" A is b's answer
-            w1 = {"A": a, "B": b, "tie": "tie"}[ab]
-            w2 = {"A": b, "B": a, "tie": "tie"}[ba]
-            if w1 == w2:
-                consistent += 1
-                a_wins += w1 == a
-                b_wins += w1 == b
-                ties += w1 == "tie"
-        p = float(stats.binomtest(a_wins, a_wins + b_wins, 0.5).pvalue) if a_wins + b_wins else 1.0
-        out.append({"task": task, "judge": grader, "judge_model": judge_model, "a": a, "b": b, "n_items": n,
-                    "n_parsed": parsed, "consistent": consistent,
-                    "consistency_rate": round(consistent / parsed, 6) if parsed else None,
-                    "a_wins": a_wins, "b_wins": b_wins, "ties": ties, "p_value": p, "test": "sign test (exact binomial), ties excluded"})
+        verdicts: dict[str, dict[str, str | None]] = {}
+        for item, order, v in zip(g["item"], g["order"], g["verdict"]):
+            verdicts.setdefault(item, {})[order] = v
+        out.append({"task": task, "judge": grader, "judge_model": judge_model, "a": a, "b": b,
+                    **position_consistency(verdicts, a, b)})
     return sorted(out, key=lambda r: r["task"] != "heldout")
 
 
