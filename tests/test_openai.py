@@ -461,3 +461,33 @@ def test_report_rebuilds_from_an_openai_run(distill_run, tmp_path):
     rebuilt = json.loads((tmp_path / "summary.json").read_text())
     assert rebuilt["scores"] == json.loads((run_dir / "summary.json").read_text())["scores"]
     assert "ft:gpt-4o-mini-2024-07-18:standin:veshari:" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("overrides, env, expect", [
+    (["model@models.baseline=openai_compatible"], {}, "models.baseline: environment variable LOCAL_API_KEY is not set"),
+    (["model@models.baseline=openai_compatible", "models.baseline.api_key_env=MY_KEY"], {"MY_KEY": None},
+     "environment variable MY_KEY is not set"),
+    (["model@models.baseline=openai_compatible", "models.baseline.base_url=null"], {"LOCAL_API_KEY": "x"},
+     "models.baseline.base_url: not set"),
+    (["models.baseline.serve=embedded:smollm2-135m-instruct"], {}, "serve/base_url/api_key_env need an OpenAI-compatible"),
+    (["model@models.teacher=smollm2_server", "models.teacher.serve=/no/such.gguf"], {}, "models.teacher.serve: no such GGUF"),
+    (["finetune=openai"], {}, "finetune=openai fine-tunes a hosted model"),
+    (["model@models.student=gpt-4o-mini"], {"OPENAI_API_KEY": "x"}, "finetune.method=lora trains local weights"),
+    (["experiment=openai_distill", "finetune.epochs=2.5"], {"OPENAI_API_KEY": "x"}, "finetune.epochs: 2.5"),
+    (["+grader@graders.judge=judge", "model@graders.judge.judge=smollm2_server"], {}, "graders.judge.judge.serve"),
+])
+def test_endpoint_config_is_checked_before_any_work(monkeypatch, overrides, env, expect):
+    from harness.cli import compose
+    from harness.pipeline import validate
+    from tests.test_config import _plain
+
+    monkeypatch.delenv("LOCAL_API_KEY", raising=False)
+    for k, v in env.items():
+        if v is None:
+            monkeypatch.delenv(k, raising=False)
+        else:
+            monkeypatch.setenv(k, v)
+    cfg = _plain(compose(["experiment=tiny", *overrides] if not overrides[0].startswith("experiment=") else overrides))
+    with pytest.raises(HarnessError) as e:
+        validate(cfg)
+    assert expect in str(e.value) and "\n" not in str(e.value)
