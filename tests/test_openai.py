@@ -351,6 +351,13 @@ def test_server_down_is_one_line(tmp_path):
     assert f"cannot reach {down}" in line and "models.teacher" in line and KEY not in p.stdout + p.stderr
 
 
+def test_wrong_base_url_is_one_line(standin, tmp_path):
+    wrong = standin.url.removesuffix("/v1")  # a live server, but not an OpenAI-compatible endpoint
+    p = harness(["experiment=openai_distill", f"results_dir={tmp_path}"], {"OPENAI_BASE_URL": wrong, "OPENAI_API_KEY": KEY})
+    line = one_line_error(p)
+    assert f"{wrong}/models does not exist (404)" in line and "/v1" in line
+
+
 def test_wrong_key_is_401_without_the_key(standin, tmp_path):
     wrong = "sk-wrong-key-also-secret-987654321"
     p = harness(["experiment=openai_distill", f"results_dir={tmp_path}"], {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": wrong})

@@ -222,7 +222,10 @@ class Endpoints:
         try:
             served = [x.id for x in self.client(alias, m, max_retries=2, timeout=30).models.list()]
         except openai.NotFoundError:
-            return  # a server without a model list: the first real request will tell
+            # every OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, LM Studio) lists its
+            # models: a 404 here means the URL is not such an endpoint
+            raise HarnessError(f"models.{alias}: {self.url(alias, m)}/models does not exist (404): models.{alias}.base_url "
+                               "is not an OpenAI-compatible endpoint (they usually end in /v1)") from None
         except openai.APIError as e:
             raise self.error(e, alias, m) from None
         if name not in served:
