@@ -138,7 +138,8 @@ def remote_connect(m: ModelConfig) -> dict[str, Any]:
     """get_model's base_url/api_key for a (not served) OpenAI-compatible model; {} for others."""
     if not is_openai(m.model) or m.serve:
         return {}
-    return {"base_url": base_url(m), "api_key": os.environ.get(key_env(m) or "", "")}
+    url = base_url(m)  # None: the client's default (api.openai.com)
+    return {"api_key": os.environ.get(key_env(m) or "", ""), **({"base_url": url} if url else {})}
 
 
 class Endpoints:
@@ -204,7 +205,7 @@ class Endpoints:
 
         c = self.connect(alias, m)
         cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
-        return cls(base_url=c["base_url"], api_key=c["api_key"], max_retries=max_retries, timeout=timeout)
+        return cls(base_url=c.get("base_url"), api_key=c["api_key"], max_retries=max_retries, timeout=timeout)
 
     def error(self, e: BaseException, alias: str, m: ModelConfig | None = None) -> HarnessError:
         m = m or self.models[alias]
