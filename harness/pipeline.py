@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .cache import write_json, write_text
+from .cache import record_use, write_json, write_text
 from .config import HarnessConfig
 from .data import run_data
 from .errors import HarnessError
@@ -233,6 +233,11 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
         "environment": {"python": platform.python_version(), "cache_keys": {"data": data.key, "generate": gen.key, "finetune": ft.key}},
         "config": redact(asdict(cfg)),
     }
+    used = {"experiment": cfg.experiment, "run": run_dir.name, "run_dir": str(run_dir.resolve()),
+            "used": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    record_use(cache_dir, "generate", gen.key, {**used, "what": f"teacher {teacher.model} answers"})
+    if cfg.finetune.method != "none":
+        record_use(cache_dir, "finetune", ft.key, {**used, "what": f"{cfg.finetune.method} of {student.model}"})
     seconds["report"] = time.time() - t
     summary["stage_seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     order = model_order(list(cfg.models))
