@@ -176,6 +176,8 @@ def prune(cache_dir: Path, older_than_days: float | None = None, stage: str | No
                     # rename first: the entry disappears at once, the (slow) delete happens off to the side
                     trash = e.path.with_name(f".{e.key}.pruned-{os.getpid()}")
                     os.replace(e.path, trash)
+                    if trash.is_symlink():  # e.g. a models dir linked from another cache: drop the link only
+                        trash.unlink()
                     shutil.rmtree(trash, ignore_errors=True)
                     if not e.partial:
                         (e.path.parent / f"{e.key}{META_SUFFIX}").unlink(missing_ok=True)

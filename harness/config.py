@@ -24,6 +24,17 @@ class ModelConfig:
     context: bool = False
     # True for the model that `finetune` trains; its evaluated weights come from that stage.
     student: bool = False
+    # USD per 1M input / output tokens, for the cost column of `usage` (0 = local, free).
+    price_in: float = 0.0
+    price_out: float = 0.0
+
+
+def result_fields(m: ModelConfig) -> dict[str, Any]:
+    """The fields of a model config that change what it answers: cache keys hash these, so that a
+    price change does not invalidate cached teacher answers or fine-tunes."""
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(m).items() if k not in ("price_in", "price_out")}
 
 
 @dataclass

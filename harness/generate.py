@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from .cache import digest, locked, read_jsonl, write_jsonl
-from .config import GenerateConfig, ModelConfig
+from .config import GenerateConfig, ModelConfig, result_fields
 from .data import TrainQuestion
 from .evaluate._match import match
+from .report._usage import call_record
 from .evaluate._task import chat, render, to_inspect
 
 VERSION = 1
@@ -38,11 +39,12 @@ class GenerateOutput:
 
 
 def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str, system: str | None, data_key: str) -> str:
-    return digest({"v": VERSION, "teacher": asdict(teacher), "cfg": asdict(cfg), "student_prompt": student_prompt,
+    return digest({"v": VERSION, "teacher": result_fields(teacher), "cfg": asdict(cfg), "student_prompt": student_prompt,
                    "system": system, "data": data_key})
 
 
-async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[dict[str, str]]], cfg: GenerateConfig) -> list[str]:
+async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[dict[str, str]]], cfg: GenerateConfig
+                      ) -> tuple[list[str], list[dict[str, Any]]]:
     from inspect_ai.model import GenerateConfig as InspectGenerateConfig
     from inspect_ai.model import get_model
 
@@ -58,7 +60,7 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
         **args,
     )
     outputs = await asyncio.gather(*(model.generate(to_inspect(p)) for p in prompts))
-    return [o.completion.strip() for o in outputs]
+    return [o.completion.strip() for o in outputs], [call_record(o) for o in outputs]
 
 
 def run_generate(
@@ -83,7 +85,7 @@ def run_generate(
                 for q in questions
             ]
             t0 = time.time()
-            answers = asyncio.run(_answer_all(teacher.model, teacher_args, prompts, cfg))
+            answers, usage = asyncio.run(_answer_all(teacher.model, teacher_args, prompts, cfg))
             calls = len(prompts)
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             rows, prov = [], []
@@ -103,11 +105,12 @@ def run_generate(
                 })
             entry.mkdir(parents=True, exist_ok=True)
             # provenance first: train.jsonl is the completion marker
+            write_jsonl(entry / "usage.jsonl", usage)  # tokens and latency per teacher call
             write_jsonl(entry / "provenance.jsonl", prov)
             write_jsonl(entry / "train.jsonl", rows)
             print(f"[generate] {len(prompts)} teacher answers in {time.time() - t0:.0f}s", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("train.jsonl", "provenance.jsonl"):
+    for name in ("train.jsonl", "provenance.jsonl", "usage.jsonl")[: 3 if (entry / "usage.jsonl").exists() else 2]:
         shutil.copyfile(entry / name, out_dir / f".{name}.tmp")
         (out_dir / f".{name}.tmp").replace(out_dir / name)
     prov = read_jsonl(out_dir / "provenance.jsonl")

@@ -25,6 +25,7 @@ from .finetune import METHODS, run_finetune
 from .generate import run_generate
 from .models import resolve_args
 from .report._judge import calibration_table, pairwise_table, read_labels
+from .report._usage import run_usage
 from .report import SCHEMA_VERSION, analyse, load_frame, model_order, render_html, render_markdown
 
 
@@ -228,6 +229,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
         "finetune": ft.metrics,
         "stage_seconds": {},
         "stage_calls": stage_calls,
+        **run_usage(run_dir, asdict(cfg)),
         "model_calls": calls,
         "paths": {"logs": str(run_dir / "logs"), "student": ft.model_path, "data": str(run_dir / "data")},
         "environment": {"python": platform.python_version(), "cache_keys": {"data": data.key, "generate": gen.key, "finetune": ft.key}},

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import atomic_dir, digest, file_digest, locked, write_json
-from ..config import FinetuneConfig, ModelConfig
+from ..config import FinetuneConfig, ModelConfig, result_fields
 from ..errors import HarnessError
 
 VERSION = 1
@@ -31,7 +31,7 @@ def run_finetune(
     if cfg.method == "none":
         out = FinetuneOutput(base_path, "none", {"method": "none"}, True)
     else:
-        key = digest({"v": VERSION, "base": asdict(base), "cfg": asdict(cfg), "train": file_digest(train_file)})
+        key = digest({"v": VERSION, "base": result_fields(base), "cfg": asdict(cfg), "train": file_digest(train_file)})
         entry = cache_dir / "finetune" / key
         cached = True
         with locked(entry):
