@@ -15,9 +15,21 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def harness_run(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+def harness_run(*args: str, timeout: int = 1800, cache: Path | None = None) -> subprocess.CompletedProcess:
+    env = ENV if cache is None else {**ENV, "HARNESS_CACHE": str(cache)}
     return subprocess.run([sys.executable, "-m", "harness.cli", "run", *args], capture_output=True, text=True,
-                          env=ENV, cwd=REPO, timeout=timeout)
+                          env=env, cwd=REPO, timeout=timeout)
+
+
+def fresh_cache(tmp_path: Path) -> Path:
+    """An empty cache but for the converted embedded model (linked from the usual cache: the
+    conversion is not what these tests are about)."""
+    models = Path(os.environ.get("HARNESS_CACHE", REPO / ".cache" / "harness")) / "models"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if models.is_dir():
+        (cache / "models").symlink_to(models.resolve(), target_is_directory=True)
+    return cache
 
 
 def test_precheck_accepts_launcher_group_and_refuses_unknown_one(tmp_path):
@@ -39,11 +51,30 @@ def test_precheck_accepts_launcher_group_and_refuses_unknown_one(tmp_path):
     ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=30", "hydra.launcher.cpus_per_task=1"],
 ], ids=["joblib", "submitit_local"])
 def test_sweep_runs_unchanged_under_launcher(launcher, tmp_path):
-    p = harness_run("-m", "experiment=tiny", "finetune.max_steps=1,2", f"results_dir={tmp_path}", *launcher)
+    cache = fresh_cache(tmp_path)
+    p = harness_run("-m", "experiment=tiny", "finetune.max_steps=1,2", f"results_dir={tmp_path}", *launcher, cache=cache)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     sweep = tmp_path / "tiny" / "multirun"
+    sent_by_teacher_in_generate = 0
     for job in ("finetune.max_steps=1", "finetune.max_steps=2"):
         s = json.loads((sweep / job / "summary.json").read_text())
         assert s["finetune"]["steps"] == int(job[-1]) and s["scores"]
+        sent_by_teacher_in_generate += s["stage_calls"]["generate"]
+        # usage: both jobs account for the teacher's answers (built once, recorded with the cache entry)
+        assert s["usage_by_stage"]["generate"]["teacher"]["calls"] == s["data"]["n_train"]
+        u = s["usage"]["teacher"]
+        assert u["calls"] > s["data"]["n_train"] and u["input_tokens"] > 0 and u["output_tokens"] > 0 and u["cost_usd"] == 0
+        assert 0 < u["latency_p50_s"] <= u["latency_p95_s"]
+        assert set(s["usage_by_stage"]["evaluate"]) == {"teacher", "baseline", "student"}
+    # the jobs share one fresh cache: the teacher's answers were generated once, not once per job
+    assert sent_by_teacher_in_generate == s["data"]["n_train"]
+    assert "## Usage" in (sweep / job / "report.md").read_text() and 'id="usage"' in (sweep / job / "report.html").read_text()
+    # `harness report` rebuilds the same usage from the run dir alone (logs + data/usage.jsonl)
+    out = tmp_path / "rebuilt"
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(sweep / job), "--out", str(out)],
+                       capture_output=True, text=True, env=ENV, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rebuilt = json.loads((out / "summary.json").read_text())
+    assert rebuilt["usage"] == s["usage"] and rebuilt["usage_by_stage"] == s["usage_by_stage"]
     assert (sweep / "report.md").is_file() and (sweep / "report.html").is_file()
     assert len(json.loads((sweep / "sweep.json").read_text())["runs"]) == 2
