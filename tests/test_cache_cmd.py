@@ -98,3 +98,12 @@ def test_record_use_only_for_existing_entries(tmp_path):
     write_json(tmp_path / "generate" / "k" / "a.json", {})
     record_use(tmp_path, "generate", "k", {"run": "x"})
     assert entries(tmp_path)[0].meta["run"] == "x"
+
+
+def test_no_cache_flag_is_cache_false():
+    """`--no-cache` reaches Hydra as `cache=false` (Hydra's --cfg=job prints the composed job config)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--no-cache", "experiment=tiny", "--cfg=job"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "\ncache: false\n" in p.stdout and "\nexperiment: tiny\n" in p.stdout

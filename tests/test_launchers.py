@@ -49,7 +49,10 @@ def test_precheck_accepts_launcher_group_and_refuses_unknown_one(tmp_path):
 @pytest.mark.parametrize("launcher", [
     ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=30", "hydra.launcher.cpus_per_task=1"],
-], ids=["joblib", "submitit_local"])
+    # a local Ray instance, started by the launcher for this sweep (2 CPUs, one per job)
+    ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2", "+hydra.launcher.ray.init.include_dashboard=false",
+     "+hydra.launcher.ray.remote.num_cpus=1"],
+], ids=["joblib", "submitit_local", "ray"])
 def test_sweep_runs_unchanged_under_launcher(launcher, tmp_path):
     cache = fresh_cache(tmp_path)
     p = harness_run("-m", "experiment=tiny", "finetune.max_steps=1,2", f"results_dir={tmp_path}", *launcher, cache=cache)
