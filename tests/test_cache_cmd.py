@@ -106,4 +106,5 @@ def test_no_cache_flag_is_cache_false():
     p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--no-cache", "experiment=tiny", "--cfg=job"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert "\ncache: false\n" in p.stdout and "\nexperiment: tiny\n" in p.stdout
+    lines = p.stdout.splitlines()
+    assert "cache: false" in lines and "experiment: tiny" in lines
