@@ -22,8 +22,8 @@ from .cache import digest, locked, read_jsonl, write_jsonl
 from .config import GenerateConfig, ModelConfig, result_fields
 from .data import TrainQuestion
 from .evaluate._match import match
-from .report._usage import call_record
 from .evaluate._task import chat, render, to_inspect
+from .report._usage import call_record
 
 VERSION = 1
 

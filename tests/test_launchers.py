@@ -12,7 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # each job is its own process: one thread each keeps 2 parallel jobs on 2 cores
-ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+       "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def harness_run(*args: str, timeout: int = 1800, cache: Path | None = None) -> subprocess.CompletedProcess:
