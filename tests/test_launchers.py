@@ -1,6 +1,7 @@
-"""The same sweep under Hydra's launcher plugins: joblib (parallel on this machine) and submitit_local
-(the Slurm launcher's local mode). Real jobs, the real embedded model; the sweep report is written
-by the Hydra callback in the launching process once both jobs are done."""
+"""The same sweep under Hydra's launcher plugins: joblib (parallel on this machine), submitit_local
+(the Slurm launcher's local mode) and ray (a local Ray instance the launcher starts). Real jobs, the
+real embedded model, one fresh cache shared by both jobs; the sweep report is written by the Hydra
+callback in the launching process once both jobs are done."""
 
 import json
 import os
