@@ -43,7 +43,7 @@ def test_precheck_accepts_launcher_group_and_refuses_unknown_one(tmp_path):
     # the real launchers compose (the group override passes the precheck)
     from harness.cli import _precheck
 
-    for launcher in ("joblib", "submitit_local"):
+    for launcher in ("joblib", "submitit_local", "ray"):
         _precheck(["experiment=tiny", f"hydra/launcher={launcher}", f"results_dir={tmp_path}"])
 
 
