@@ -1,14 +1,13 @@
 """The `harness` console script. Only this module knows Hydra.
 
-    harness run [hydra overrides]      compose conf/ + an experiment, run the pipeline
+    harness run [--no-cache] [hydra overrides]
+                                       compose conf/ + an experiment, run the pipeline (--no-cache = cache=false)
     harness report DIR [DIR ...] [--out D]
                                        rebuild a finished run's summary.json / report.md / report.html
                                        from its logs; several runs or a sweep dir: one combined report
     harness cache ls [overrides]       the stage cache: stage, key, size, last use, which run used it
     harness cache prune [--older-than DAYS] [--stage S] [--all] [--dry-run] [overrides]
                                        delete cache entries (never one a running job holds locked)
-
-`harness run --no-cache ...` is `harness run cache=false ...` (recompute every stage).
 
 Exit codes: 0 success, 2 usage or input error (one line on stderr, no traceback), 1 anything else.
 """
