@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -77,3 +78,110 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
+
+
+# --- `harness cache ls | prune`: what is in the cache, and clearing it safely ----------------------
+# Layout: <cache_dir>/<stage>/<key>/ (a finished entry), <key>.lock (its flock), <key>.meta.json
+# (which run last used it, written by the pipeline) and .<key>.tmp-<pid>/ (a build in progress, or
+# the debris of a killed one).
+
+META_SUFFIX = ".meta.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    stage: str
+    key: str
+    path: Path
+    size: int  # bytes
+    last_used: float  # epoch seconds: the newest of the entry's mtime and its last recorded use
+    meta: dict[str, Any]
+    partial: bool  # a .tmp-<pid> build dir, not a finished entry
+
+
+def record_use(cache_dir: Path, stage: str, key: str, info: dict[str, Any]) -> None:
+    """Note which run used a cache entry (shown by `harness cache ls`, its time drives --older-than)."""
+    if (cache_dir / stage / key).exists():
+        write_json(cache_dir / stage / f"{key}{META_SUFFIX}", {"stage": stage, "key": key, **info})
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def entries(cache_dir: Path) -> list[Entry]:
+    """Every entry under `cache_dir`, by stage then key (a missing cache dir is an empty cache)."""
+    out: list[Entry] = []
+    if not cache_dir.is_dir():
+        return out
+    for stage_dir in sorted(p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for p in sorted(stage_dir.iterdir()):
+            if not p.is_dir():
+                continue
+            partial = p.name.startswith(".") and ".tmp-" in p.name
+            if p.name.startswith(".") and not partial:  # e.g. an entry being pruned right now
+                continue
+            key = p.name[1:].rsplit(".tmp-", 1)[0] if partial else p.name
+            meta_file = stage_dir / f"{key}{META_SUFFIX}"
+            try:
+                meta = json.loads(meta_file.read_text()) if meta_file.is_file() and not partial else {}
+            except (OSError, ValueError):
+                meta = {}
+            used = max([p.stat().st_mtime] + ([meta_file.stat().st_mtime] if meta else []))
+            out.append(Entry(stage_dir.name, key, p, _size(p), used, meta, partial))
+    return out
+
+
+def is_locked(entry: Entry) -> bool:
+    """True while a job holds the entry's lock (it is building or checking the entry right now)."""
+    lock = entry.path.parent / f"{entry.key}.lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+def prune(cache_dir: Path, older_than_days: float | None = None, stage: str | None = None,
+          dry_run: bool = False) -> tuple[list[Entry], list[Entry]]:
+    """Delete the entries matching every given filter (no filter: all). Returns (removed, skipped
+    because a job holds their lock). The lock is held while an entry is deleted, so a job that
+    wants it waits and then rebuilds it instead of reading a half-deleted dir. Lock files stay:
+    removing one under a waiting job would let a second builder in."""
+    import time
+
+    removed: list[Entry] = []
+    busy: list[Entry] = []
+    now = time.time()
+    for e in entries(cache_dir):
+        if stage is not None and e.stage != stage:
+            continue
+        if older_than_days is not None and now - e.last_used < older_than_days * 86400:
+            continue
+        lock = e.path.parent / f"{e.key}.lock"
+        with open(lock, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                busy.append(e)
+                continue
+            try:
+                if not dry_run:
+                    # rename first: the entry disappears at once, the (slow) delete happens off to the side
+                    trash = e.path.with_name(f".{e.key}.pruned-{os.getpid()}")
+                    os.replace(e.path, trash)
+                    if trash.is_symlink():  # e.g. a models dir linked from another cache: drop the link only
+                        trash.unlink()
+                    shutil.rmtree(trash, ignore_errors=True)
+                    if not e.partial:
+                        (e.path.parent / f"{e.key}{META_SUFFIX}").unlink(missing_ok=True)
+                removed.append(e)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    return removed, busy

@@ -1,9 +1,13 @@
 """The `harness` console script. Only this module knows Hydra.
 
-    harness run [hydra overrides]      compose conf/ + an experiment, run the pipeline
+    harness run [--no-cache] [hydra overrides]
+                                       compose conf/ + an experiment, run the pipeline (--no-cache = cache=false)
     harness report DIR [DIR ...] [--out D]
                                        rebuild a finished run's summary.json / report.md / report.html
                                        from its logs; several runs or a sweep dir: one combined report
+    harness cache ls [overrides]       the stage cache: stage, key, size, last use, which run used it
+    harness cache prune [--older-than DAYS] [--stage S] [--all] [--dry-run] [overrides]
+                                       delete cache entries (never one a running job holds locked)
 
 Exit codes: 0 success, 2 usage or input error (one line on stderr, no traceback), 1 anything else.
 """
@@ -170,6 +174,34 @@ class SweepReport(Callback):  # type: ignore[misc,valid-type]
             print(f"harness: warning: no sweep report: {e}", file=sys.stderr)
 
 
+def _cache(args: list[str]) -> None:
+    from . import _cache_cmd
+    from .errors import HarnessError
+
+    sub, rest = (args[0], args[1:]) if args else ("", [])
+    try:
+        if sub == "ls":
+            print(_cache_cmd.table(_cache_dir(rest)))
+        elif sub == "prune":
+            opts, rest = _cache_cmd.parse_prune(rest)
+            print(_cache_cmd.run_prune(_cache_dir(rest), opts))
+        else:
+            fail(_cache_cmd.USAGE)
+    except HarnessError as e:
+        fail(str(e))
+
+
+def _cache_dir(overrides: list[str]) -> Path:
+    """The cache dir `harness run` would use with these overrides (cache_dir=, $HARNESS_CACHE, default)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return Path(str(compose(overrides).cache_dir))
+    except (HydraException, OmegaConfBaseException) as e:
+        fail(" ".join(str(e).split())[:300])
+
+
 def _headline(summary: dict) -> str:
     rows = [r for r in summary["scores"] if r["task"] == "heldout"]
     parts = [f"{r['model']} {r['grader']} {100 * r['accuracy']:.0f}%" for r in rows]
@@ -188,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         if any(a in ("-h", "--help") for a in rest):
             print(USAGE + "\nexperiments: " + ", ".join(experiments()))
             raise SystemExit(0)
+        rest = ["cache=false" if a == "--no-cache" else a for a in rest]
         _precheck(rest)
         _hydra_run(rest)
     elif cmd == "report":
@@ -207,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[report] {report([Path(d) for d in rest], out)}")
         except HarnessError as e:
             fail(str(e))
+    elif cmd == "cache":
+        _cache(rest)
     else:
         fail(f"unknown command '{cmd}'\n{USAGE}")
 

@@ -33,13 +33,21 @@ class ModelConfig:
     # A GGUF (`embedded:<name>` or a path) that the harness serves with a llama.cpp server on
     # 127.0.0.1 for the duration of the run; `model` is then `openai-api/<service>/<name>`.
     serve: Optional[str] = None
+    # USD per 1M input / output tokens, for the cost column of `usage` (0 = local, free).
+    price_in: float = 0.0
+    price_out: float = 0.0
 
 
 def model_identity(m: ModelConfig) -> dict[str, Any]:
     """What about a model determines its outputs (cache keys). The endpoint fields count only when
-    set, so configs that do not use them keep the cache keys they had before these fields existed."""
+    set, so configs that do not use them keep the cache keys they had before these fields existed;
+    prices never count (a price change must not invalidate cached answers or fine-tunes)."""
     d = asdict(m)
-    return {k: v for k, v in d.items() if not (k in ("base_url", "api_key_env", "serve") and v is None)}
+    return {k: v for k, v in d.items()
+            if not (k in ("base_url", "api_key_env", "serve") and v is None) and k not in ("price_in", "price_out")}
+
+
+result_fields = model_identity
 
 
 @dataclass

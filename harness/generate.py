@@ -24,6 +24,7 @@ from .data import TrainQuestion
 from .errors import HarnessError
 from .evaluate._match import match
 from .evaluate._task import chat, render, to_inspect
+from .report._usage import call_record
 
 VERSION = 1
 
@@ -46,7 +47,7 @@ def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str,
 
 
 async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[dict[str, str]]], cfg: GenerateConfig,
-                      max_retries: int = 3, timeout: int = 600) -> list[str]:
+                      max_retries: int = 3, timeout: int = 600) -> tuple[list[str], list[dict[str, Any]]]:
     from inspect_ai.model import GenerateConfig as InspectGenerateConfig
     from inspect_ai.model import get_model
 
@@ -62,7 +63,7 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
         **args,
     )
     outputs = await asyncio.gather(*(model.generate(to_inspect(p)) for p in prompts))
-    return [o.completion.strip() for o in outputs]
+    return [o.completion.strip() for o in outputs], [call_record(o) for o in outputs]
 
 
 def run_generate(
@@ -95,12 +96,13 @@ def run_generate(
             t0 = time.time()
             from .models import is_openai
 
+            usage: list[dict[str, Any]] = []  # tokens and latency per call (the HTTP path records none yet)
             if is_openai(teacher.model):
                 served, calls = _answer_http(endpoints, teacher, questions, prompts, cfg, metadata or {}, max_retries,
                                              timeout, entry / "answers.partial.jsonl")
                 answers = [served[q.id]["answer"] for q in questions]
             else:
-                answers = asyncio.run(_answer_all(teacher.model, teacher_args, prompts, cfg, max_retries, timeout))
+                answers, usage = asyncio.run(_answer_all(teacher.model, teacher_args, prompts, cfg, max_retries, timeout))
                 served, calls = {}, len(prompts)
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             rows, prov = [], []
@@ -121,12 +123,13 @@ def run_generate(
                 })
             entry.mkdir(parents=True, exist_ok=True)
             # provenance first: train.jsonl is the completion marker
+            write_jsonl(entry / "usage.jsonl", usage)  # tokens and latency per teacher call
             write_jsonl(entry / "provenance.jsonl", prov)
             write_jsonl(entry / "train.jsonl", rows)
             (entry / "answers.partial.jsonl").unlink(missing_ok=True)
             print(f"[generate] {len(prompts)} teacher answers in {time.time() - t0:.0f}s", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("train.jsonl", "provenance.jsonl"):
+    for name in ("train.jsonl", "provenance.jsonl", "usage.jsonl")[: 3 if (entry / "usage.jsonl").exists() else 2]:
         shutil.copyfile(entry / name, out_dir / f".{name}.tmp")
         (out_dir / f".{name}.tmp").replace(out_dir / name)
     prov = read_jsonl(out_dir / "provenance.jsonl")

@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .cache import write_json, write_text
+from .cache import record_use, write_json, write_text
 from .config import HarnessConfig
 from .data import run_data
 from .errors import HarnessError
@@ -26,6 +26,7 @@ from .generate import run_generate
 from .models import Endpoints, api_model_name, check_endpoint, is_openai, resolve_args
 from .models._openai import remote_connect
 from .report._judge import calibration_table, pairwise_table, read_labels
+from .report._usage import run_usage
 from .report import SCHEMA_VERSION, analyse, load_frame, model_order, render_html, render_markdown
 
 
@@ -277,11 +278,17 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
         "finetune": ft.metrics,
         "stage_seconds": {},
         "stage_calls": stage_calls,
+        **run_usage(run_dir, asdict(cfg)),
         "model_calls": calls,
         "paths": {"logs": str(run_dir / "logs"), "student": ft.model_path, "data": str(run_dir / "data")},
         "environment": {"python": platform.python_version(), "cache_keys": {"data": data.key, "generate": gen.key, "finetune": ft.key}},
         "config": redact(asdict(cfg)),
     }
+    used = {"experiment": cfg.experiment, "run": run_dir.name, "run_dir": str(run_dir.resolve()),
+            "used": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    record_use(cache_dir, "generate", gen.key, {**used, "what": f"teacher {teacher.model} answers"})
+    if cfg.finetune.method != "none":
+        record_use(cache_dir, "finetune", ft.key, {**used, "what": f"{cfg.finetune.method} of {student.model}"})
     seconds["report"] = time.time() - t
     summary["stage_seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     order = model_order(list(cfg.models))

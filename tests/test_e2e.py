@@ -111,6 +111,7 @@ def test_warm_rerun_lands_in_same_dir_and_calls_no_model(tiny_run):
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["model_calls"] == {"teacher": 0, "baseline": 0, "student": 0}
     assert s["scores"] == before["scores"]
+    assert s["usage"] == before["usage"] and s["usage"]["teacher"]["calls"] > 0  # what the results cost, not this run
     assert s["stage_seconds"]["finetune"] < 30
 
 

@@ -53,6 +53,22 @@ def _completed(log_dir: Path) -> int:
     return n
 
 
+def _finished(log_dir: Path, tasks: list[str]) -> list[str] | None:
+    """The log files if `log_dir` (already claimed for this evaluation) has a successful log of
+    every task, else None (then eval_set runs, resuming whatever is there)."""
+    from inspect_ai.log import list_eval_logs, read_eval_log
+
+    found: dict[str, str] = {}
+    for info in list_eval_logs(str(log_dir), recursive=False):
+        try:
+            log = read_eval_log(info, header_only=True)
+        except Exception:
+            return None
+        if log.status == "success":
+            found.setdefault(log.eval.task, info.name)
+    return sorted(found[t] for t in tasks) if all(t in found for t in tasks) else None
+
+
 def _claim(log_dir: Path, key: str) -> None:
     """eval_set resumes from whatever logs are in its dir; make sure they are logs of *this*
     evaluation. Logs of a different one (changed items, prompts, model or graders under the same
@@ -115,6 +131,17 @@ def run_evaluate(
     if judge is None and any(g.kind == "judge" for g in graders.values()):
         raise HarnessError("graders: a judge grader needs a judge model; call open_judge() first")
     for m in models:
+        log_dir = log_root / m.alias
+        _claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context, "eval": asdict(cfg),
+                                "graders": {k: asdict(g) for k, g in graders.items()},
+                                "items": [asdict(i) for i in items]}))
+        done = _finished(log_dir, list(by_task))
+        if done is not None:
+            # a finished evaluation: nothing to send, and no model to load (loading an hf/ model
+            # alone costs more than the rest of a warm re-run)
+            out.logs[m.alias], out.calls[m.alias] = done, 0
+            print(f"[evaluate] {m.alias}: finished logs in {log_dir} (nothing to run)", flush=True)
+            continue
         tasks = [
             qa_task(t, its, cfg.prompt, cfg.context_prompt if m.context else None, scorers, cfg.system)
             for t, its in by_task.items()
@@ -131,10 +158,6 @@ def run_evaluate(
             **m.connect,
             **m.args,
         )
-        log_dir = log_root / m.alias
-        _claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context, "eval": asdict(cfg),
-                                "graders": {k: asdict(g) for k, g in graders.items()},
-                                "items": [asdict(i) for i in items]}))
         before = _completed(log_dir)
         ok, logs = eval_set(
             tasks,

@@ -10,6 +10,7 @@ import io
 from typing import Any
 
 from ._judge import unreliable_sentence
+from ._usage import USAGE_NOTE, usage_rows
 from ._summary import ALPHA, COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, power_sentence, score_rows, verdict
 
 _TEMPLATE = """<!doctype html>
@@ -90,6 +91,13 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 <td>{{ f.id }}</td><td>{{ f.target }}</td><td>{{ f.answer_a }}</td><td>{{ f.answer_b }}</td></tr>{% endfor %}
 </table>
 {% endif %}
+{% if usage_rows %}
+<h2>Usage</h2>
+<p class="note">{{ usage_note }}</p>
+<table id="usage"><tr><th>stage</th><th>model</th><th>calls</th><th>input tokens</th><th>output tokens</th><th>latency p50 (s)</th><th>latency p95 (s)</th><th>cost (USD)</th></tr>
+{% for r in usage_rows %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td>{% for c in r[2:] %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+{% endif %}
 <h2>Stage timings</h2>
 <table id="timings"><tr><th>stage</th><th>seconds</th><th>model calls</th></tr>
 {% for st, sec in s.stage_seconds.items() %}<tr><td>{{ st }}</td><td class="num">{{ "%.1f"|format(sec) }}</td><td class="num">{{ s.stage_calls.get(st, 0) }}</td></tr>{% endfor %}
@@ -162,7 +170,7 @@ def render_html(summary: dict[str, Any], order: list[str]) -> str:
     return env.from_string(_TEMPLATE).render(
         s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
         note=COMPARISON_NOTE, verdict=verdict, judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
-        pairwise_note=PAIRWISE_NOTE,
+        pairwise_note=PAIRWISE_NOTE, usage_rows=usage_rows(summary), usage_note=USAGE_NOTE,
         plot_scores=_plot_scores(summary["scores"], order) if summary["scores"] else "",
         plot_forest=_plot_forest(summary["comparisons"]) if summary.get("comparisons") else "",
     )

@@ -17,6 +17,7 @@ from ._frame import load_frame
 from ._html import render_html
 from ._judge import calibration_table, pairwise_table
 from ._summary import analyse, model_order, render_markdown
+from ._usage import run_usage
 from ._sweep import analyse_sweep, find_runs, load_runs, read_summary, render_sweep_html, render_sweep_markdown
 
 
@@ -33,6 +34,7 @@ def rebuild(run_dir: Path, out: Path | None = None) -> Path:
         raise HarnessError(f"{run_dir / 'logs'}: no finished inspect logs; re-run the experiment to finish it")
     summary.update(analyse(frame, report_config(summary)))
     summary["pairwise"] = pairwise_table(run_dir / "judge")
+    summary.update(run_usage(run_dir, summary.get("config") or {}))
     graders = (summary.get("config") or {}).get("graders") or {}
     summary["judge_calibration"] = calibration_table(frame, {n: g["calibration"] for n, g in graders.items() if g.get("calibration")})
     out = out or run_dir

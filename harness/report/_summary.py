@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..config import ReportConfig
 from ._judge import KAPPA_MIN, judge_agreement, unreliable_sentence
+from ._usage import usage_markdown
 from ..stats import adjust, gap_closed, mde, paired_binary, paired_continuous, proportion_ci, required_n
 
 SCHEMA_VERSION = 1
@@ -320,6 +321,7 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
         lines += ["", "## Fine-tune", "", "| " + " | ".join(k for k in ft if k != "loss_curve") + " |",
                   "|" + "---|" * len([k for k in ft if k != "loss_curve"]),
                   "| " + " | ".join(str(v) for k, v in ft.items() if k != "loss_curve") + " |"]
+    lines += usage_markdown(s)
     lines += ["", "## Stage timings", "", "| stage | seconds | model calls |", "|---|---|---|"]
     for stage, sec in s["stage_seconds"].items():
         lines.append(f"| {stage} | {sec:.1f} | {s['stage_calls'].get(stage, 0)} |")

@@ -1,0 +1,64 @@
+"""Cold vs warm run of `harness run experiment=tiny`: a warm re-run re-uses every stage.
+
+Cold = a fresh results dir and a fresh cache dir (in a temp dir), so data, generate, fine-tune and
+evaluate all run. One thing is NOT cold: the embedded model's one-time GGUF -> transformers
+conversion (~70 s, not a pipeline stage) -- `<cache>/models` is a symlink to an existing converted
+copy (`$HARNESS_CACHE/models`, default .cache/harness/models; converted first if missing), so the
+figures compare stage work, not model conversion. Warm = the same command again.
+
+Run: .venv/bin/python bench/warm_rerun.py [overrides ...]
+Last line: one JSON object with cold_s, warm_s, ratio (= warm_s / cold_s), warm_model_calls, and the
+same in CPU seconds of the harness processes (cold_cpu_s, warm_cpu_s, cpu_ratio): on a shared machine
+the wall-clock figures depend on what else runs (loadavg_1m says how busy it was).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    overrides = sys.argv[1:] or ["experiment=tiny"]
+    models = Path(os.environ.get("HARNESS_CACHE", REPO / ".cache" / "harness")) / "models"
+    with tempfile.TemporaryDirectory(prefix="warm-rerun-") as tmp:
+        cache, results = Path(tmp) / "cache", Path(tmp) / "results"
+        cache.mkdir()
+        models.mkdir(parents=True, exist_ok=True)
+        (cache / "models").symlink_to(models.resolve(), target_is_directory=True)
+        env = {**os.environ, "HARNESS_CACHE": str(cache), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+        cmd = [sys.executable, "-m", "harness.cli", "run", *overrides, f"results_dir={results}"]
+
+        def timed() -> tuple[float, float]:
+            """(wall seconds, CPU seconds of the child): on a shared machine the CPU time is the
+            figure that does not depend on what else is running."""
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if p.returncode != 0:
+                sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+            return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+        (cold, cold_cpu), (warm, warm_cpu) = timed(), timed()
+        (summary,) = results.glob("*/*/summary.json")
+        s = json.loads(summary.read_text())
+        print(f"cold {cold:.1f} s ({cold_cpu:.1f} s CPU), warm {warm:.1f} s ({warm_cpu:.1f} s CPU); "
+              f"warm stage seconds {s['stage_seconds']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", file=sys.stderr)
+        print(json.dumps({"cold_s": round(cold, 2), "warm_s": round(warm, 2), "ratio": round(warm / cold, 4),
+                          "warm_model_calls": sum(s["model_calls"].values()),
+                          "cold_cpu_s": round(cold_cpu, 2), "warm_cpu_s": round(warm_cpu, 2), "cpu_ratio": round(warm_cpu / cold_cpu, 4),
+                          "warm_stage_seconds": s["stage_seconds"], "loadavg_1m": round(os.getloadavg()[0], 1)}))
+
+
+if __name__ == "__main__":
+    main()

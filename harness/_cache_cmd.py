@@ -1,0 +1,103 @@
+"""`harness cache ls | prune`: see and clear the stage cache (the logic is in harness.cache).
+
+    harness cache ls [overrides]
+    harness cache prune [--older-than DAYS] [--stage STAGE] [--all] [--dry-run] [overrides]
+
+The cache dir is the one `harness run` would use with the same overrides: `cache_dir=...`, else
+$HARNESS_CACHE, else .cache/harness.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .cache import Entry, entries, is_locked, prune
+from .errors import HarnessError
+
+USAGE = "usage: harness cache ls [cache_dir=DIR] | harness cache prune [--older-than DAYS] [--stage STAGE] [--all] [--dry-run] [cache_dir=DIR]"
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _age(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _origin(e: Entry) -> str:
+    if e.partial:
+        return "(build in progress, or left by a killed run)"
+    m = e.meta
+    if not m:
+        return ""
+    return " ".join(x for x in [m.get("experiment", ""), m.get("run", ""), m.get("what", "")] if x)
+
+
+def table(cache_dir: Path) -> str:
+    rows = entries(cache_dir)
+    if not rows:
+        return f"{cache_dir}: empty"
+    now = time.time()
+    lines = [("stage", "key", "size", "last used", "lock", "from (experiment, run, what)")]
+    for e in rows:
+        lines.append((e.stage, e.key, _human(e.size), _age(now - e.last_used) + " ago",
+                      "held" if is_locked(e) else "-", _origin(e)))
+    widths = [max(len(r[i]) for r in lines) for i in range(5)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in lines]
+    total = sum(e.size for e in rows)
+    out.append(f"{len(rows)} entries, {_human(total)} in {cache_dir}")
+    return "\n".join(x.rstrip() for x in out)
+
+
+def parse_prune(args: list[str]) -> tuple[dict, list[str]]:
+    """--older-than/--stage/--all/--dry-run out of `args`; the rest are config overrides."""
+    opts: dict = {"older_than_days": None, "stage": None, "all": False, "dry_run": False}
+    rest: list[str] = []
+    it = iter(args)
+    for a in it:
+        if a in ("--older-than", "--stage"):
+            v = next(it, None)
+            if v is None:
+                raise HarnessError(f"{a} needs a value; {USAGE}")
+            if a == "--stage":
+                opts["stage"] = v
+            else:
+                try:
+                    opts["older_than_days"] = float(v)
+                except ValueError:
+                    raise HarnessError(f"--older-than: '{v}' is not a number of days") from None
+                if opts["older_than_days"] < 0:
+                    raise HarnessError(f"--older-than: '{v}' must be >= 0 days")
+        elif a == "--all":
+            opts["all"] = True
+        elif a == "--dry-run":
+            opts["dry_run"] = True
+        elif a.startswith("--"):
+            raise HarnessError(f"unknown option '{a}'; {USAGE}")
+        else:
+            rest.append(a)
+    if not (opts["all"] or opts["older_than_days"] is not None or opts["stage"]):
+        raise HarnessError("cache prune: say what to remove: --older-than DAYS, --stage STAGE, or --all")
+    return opts, rest
+
+
+def run_prune(cache_dir: Path, opts: dict) -> str:
+    stages = sorted({e.stage for e in entries(cache_dir)})
+    if opts["stage"] and opts["stage"] not in stages:
+        raise HarnessError(f"--stage: no stage '{opts['stage']}' in {cache_dir}; stages there: {', '.join(stages) or 'none'}")
+    removed, busy = prune(cache_dir, opts["older_than_days"], opts["stage"], opts["dry_run"])
+    verb = "would remove" if opts["dry_run"] else "removed"
+    lines = [f"{verb} {e.stage}/{e.key} ({_human(e.size)})" for e in removed]
+    lines += [f"kept {e.stage}/{e.key}: a job holds its lock" for e in busy]
+    lines.append(f"{verb} {len(removed)} entries, {_human(sum(e.size for e in removed))}; {len(busy)} in use kept")
+    return "\n".join(lines)
