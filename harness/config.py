@@ -27,8 +27,21 @@ class ModelConfig:
 
 
 @dataclass
+class ColumnsConfig:
+    """Field (JSONL) / column (CSV) names of bring-your-own data files."""
+
+    question: str = "question"
+    # reference answer: required in the evaluation file, optional in the training file (it enables
+    # generate.filter_wrong and the gold count)
+    answer: str = "answer"
+    group: str = "group"  # optional category, for per-category breakdowns
+    id: str = "id"  # optional; the line number when absent
+    passage: str = "passage"  # optional; what a `context: true` teacher is shown
+
+
+@dataclass
 class DataConfig:
-    name: str = "archipelago"
+    name: str = "archipelago"  # archipelago | jsonl | csv
     seed: int = 0
     n_islands: int = 20
     # training questions per fact (distinct wordings, all different from the evaluation wording)
@@ -37,6 +50,11 @@ class DataConfig:
     n_train: Optional[int] = None
     # general-knowledge control questions (shows forgetting); 0 disables the control task
     n_control: int = 20
+    # bring-your-own data (name: jsonl | csv): training questions, evaluation items, optional document
+    train_path: Optional[str] = None
+    eval_path: Optional[str] = None
+    document: Optional[str] = None
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
 
 
 @dataclass

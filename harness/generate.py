@@ -79,7 +79,7 @@ def run_generate(
     with locked(entry):
         if not (use_cache and (entry / "train.jsonl").exists()):
             prompts = [
-                chat(system, render(cfg.prompt, q.question, q.passage) if teacher.context else render(student_prompt, q.question))
+                chat(system, render(cfg.prompt, q.question, q.passage) if teacher.context and q.passage else render(student_prompt, q.question))
                 for q in questions
             ]
             t0 = time.time()
@@ -88,8 +88,9 @@ def run_generate(
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             rows, prov = [], []
             for q, p, a in zip(questions, prompts, answers):
-                ok = match(a, [q.answer], "contains", "whole").correct
-                if cfg.filter_wrong and not ok:
+                # None: no reference answer (bring-your-own questions may have none), so unknown
+                ok = match(a, [q.answer], "contains", "whole").correct if q.answer else None
+                if cfg.filter_wrong and ok is False:
                     continue
                 rows.append({"messages": chat(system, render(student_prompt, q.question)) + [{"role": "assistant", "content": a}]})
                 prov.append({
@@ -113,5 +114,5 @@ def run_generate(
     prov = read_jsonl(out_dir / "provenance.jsonl")
     return GenerateOutput(
         out_dir / "train.jsonl", out_dir / "provenance.jsonl", len(prov),
-        sum(p["gold_contained"] for p in prov), key, calls,
+        sum(1 for p in prov if p["gold_contained"]), key, calls,
     )

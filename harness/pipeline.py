@@ -16,7 +16,7 @@ from typing import Any
 
 from .cache import write_json, write_text
 from .config import HarnessConfig
-from .data import run_data
+from .data import build, run_data
 from .errors import HarnessError
 from .evaluate import EvalModel, run_evaluate
 from .evaluate._scorers import check_grader
@@ -58,6 +58,7 @@ def validate(cfg: HarnessConfig) -> None:
     for alias, m in cfg.models.items():
         if not m.model or "/" not in m.model:
             raise HarnessError(f"models.{alias}.model: '{m.model}' is not an inspect model string like 'hf/<name>' or 'openai/gpt-4o'")
+    build(cfg.data)  # bad data files fail here, before a run dir exists
 
 
 def check_writable(path: Path, key: str = "results_dir") -> None:
