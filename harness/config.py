@@ -84,6 +84,20 @@ class GenerateConfig:
     batch_size: int = 16
     # drop teacher answers that do not contain the gold answer (we know it for generated domains)
     filter_wrong: bool = False
+    # More answer filters, off by default; each is reported with the rows it removed
+    # (summary.json data.filters, the rows in data/filtered.jsonl).
+    min_words: int = 0  # drop answers with fewer words (0 = off)
+    max_words: int = 0  # drop answers with more words (0 = off)
+    drop_refusals: bool = False  # drop answers matching one of refusal_patterns (case-insensitive regexes)
+    refusal_patterns: list[str] = field(default_factory=lambda: [
+        r"\bI (?:can ?not|can't|cannot|am unable|'m unable|do not know|don't know)\b", r"\bas an AI\b",
+        r"\bI'?m sorry\b", r"\bno (?:information|data) (?:about|on)\b"])
+    # k-sample self-consistency: the teacher answers each question `samples` times (the greedy answer
+    # + samples-1 draws at sample_temperature); a row is kept when >= min_agree of them give the
+    # same answer as the one trained on (compared like the `exact` grader: extracted + normalised)
+    samples: int = 1
+    min_agree: int = 1
+    sample_temperature: float = 0.7
 
 
 @dataclass

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from typing import Any
 from .cache import digest, locked, read_jsonl, write_jsonl
 from .config import GenerateConfig, ModelConfig
 from .data import TrainQuestion
-from .evaluate._match import match
+from .errors import HarnessError
+from .evaluate._match import extract, match
 from .evaluate._task import chat, render, to_inspect
 
 VERSION = 1
@@ -35,6 +37,7 @@ class GenerateOutput:
     n_gold: int  # rows whose answer contains the gold (known for generated domains)
     key: str
     calls: int  # model calls sent in this run (0 when cached)
+    filters: dict[str, int] = field(default_factory=dict)  # enabled answer filter -> rows it removed
 
 
 def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str, system: str | None, data_key: str) -> str:
@@ -42,7 +45,8 @@ def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str,
                    "system": system, "data": data_key})
 
 
-async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[dict[str, str]]], cfg: GenerateConfig) -> list[str]:
+async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[dict[str, str]]], cfg: GenerateConfig,
+                      temperature: float | None = None) -> list[str]:
     from inspect_ai.model import GenerateConfig as InspectGenerateConfig
     from inspect_ai.model import get_model
 
@@ -50,7 +54,8 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
         model_str,
         config=InspectGenerateConfig(
             max_tokens=cfg.max_tokens,
-            temperature=cfg.temperature,
+            temperature=cfg.temperature if temperature is None else temperature,
+            seed=0,  # self-consistency draws are reproducible where the provider supports a seed
             max_connections=cfg.batch_size,  # for the hf provider this is the batch size
             max_retries=3,
             timeout=600,
@@ -59,6 +64,51 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
     )
     outputs = await asyncio.gather(*(model.generate(to_inspect(p)) for p in prompts))
     return [o.completion.strip() for o in outputs]
+
+
+FILTERS = ("filter_wrong", "length", "refusal", "consistency")
+
+
+def check_generate(cfg: GenerateConfig) -> None:
+    """The answer filters' settings, checked before any work starts."""
+    if cfg.min_words < 0 or cfg.max_words < 0 or (cfg.max_words and cfg.max_words < cfg.min_words):
+        raise HarnessError(f"generate.min_words/max_words: need 0 <= min_words <= max_words (0 = off), got {cfg.min_words}/{cfg.max_words}")
+    if not 1 <= cfg.min_agree <= cfg.samples:
+        raise HarnessError(f"generate.min_agree must be between 1 and generate.samples={cfg.samples}, got {cfg.min_agree}")
+    if cfg.samples > 1 and cfg.sample_temperature <= 0:
+        raise HarnessError("generate.sample_temperature must be > 0 when generate.samples > 1 (greedy draws always agree)")
+    for k, pattern in enumerate(cfg.refusal_patterns):
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise HarnessError(f"generate.refusal_patterns[{k}]: not a regular expression ({e}): {pattern}") from None
+
+
+def agreement(question: str, answer: str, draws: list[str]) -> int:
+    """How many of the k samples (the answer itself + the draws) give the answer's extracted span,
+    compared as the `exact` grader compares an answer with a gold."""
+    target = extract(answer, "auto", question)
+    return 1 + sum(match(d, [target], "exact", "auto", question).correct for d in draws) if target else 0
+
+
+def failed_filter(answer: str, gold_ok: bool | None, agree: int | None, cfg: GenerateConfig) -> str | None:
+    """The first enabled filter that removes this answer (None: kept). Order = FILTERS."""
+    if cfg.filter_wrong and gold_ok is False:
+        return "filter_wrong"
+    words = len(answer.split())
+    if (cfg.min_words and words < cfg.min_words) or (cfg.max_words and words > cfg.max_words):
+        return "length"
+    if cfg.drop_refusals and any(re.search(p, answer, re.IGNORECASE) for p in cfg.refusal_patterns):
+        return "refusal"
+    if agree is not None and agree < cfg.min_agree:
+        return "consistency"
+    return None
+
+
+def filter_counts(dropped: list[dict[str, Any]], cfg: GenerateConfig) -> dict[str, int]:
+    on = {"filter_wrong": cfg.filter_wrong, "length": bool(cfg.min_words or cfg.max_words),
+          "refusal": cfg.drop_refusals, "consistency": cfg.samples > 1}
+    return {f: sum(1 for d in dropped if d["filter"] == f) for f in FILTERS if on[f]}
 
 
 def run_generate(
@@ -85,12 +135,23 @@ def run_generate(
             t0 = time.time()
             answers = asyncio.run(_answer_all(teacher.model, teacher_args, prompts, cfg))
             calls = len(prompts)
+            draws: list[list[str]] = [[] for _ in prompts]
+            if cfg.samples > 1:
+                # the hf provider samples only with do_sample on; the greedy answer stays the one trained on
+                sargs = {**teacher_args, "do_sample": True} if "do_sample" in teacher_args else teacher_args
+                flat = asyncio.run(_answer_all(teacher.model, sargs, prompts * (cfg.samples - 1), cfg, cfg.sample_temperature))
+                calls += len(flat)
+                draws = [flat[i::len(prompts)] for i in range(len(prompts))]
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            rows, prov = [], []
-            for q, p, a in zip(questions, prompts, answers):
+            rows, prov, dropped = [], [], []
+            for q, p, a, extra in zip(questions, prompts, answers, draws):
                 # None: no reference answer (bring-your-own questions may have none), so unknown
                 ok = match(a, [q.answer], "contains", "whole").correct if q.answer else None
-                if cfg.filter_wrong and ok is False:
+                agree = agreement(q.question, a, extra) if extra else None
+                why = failed_filter(a, ok, agree, cfg)
+                if why:
+                    dropped.append({"id": q.id, "question": q.question, "answer": a, "filter": why, "agree": agree,
+                                    "samples": extra})
                     continue
                 rows.append({"messages": chat(system, render(student_prompt, q.question)) + [{"role": "assistant", "content": a}]})
                 prov.append({
@@ -100,19 +161,21 @@ def run_generate(
                     "sampling": {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens},
                     "context": teacher.context,
                     "gold_contained": ok,
+                    **({"agree": agree, "samples": cfg.samples} if extra else {}),
                     "timestamp": stamp,
                 })
             entry.mkdir(parents=True, exist_ok=True)
             # provenance first: train.jsonl is the completion marker
             write_jsonl(entry / "provenance.jsonl", prov)
+            write_jsonl(entry / "filtered.jsonl", dropped)
             write_jsonl(entry / "train.jsonl", rows)
             print(f"[generate] {len(prompts)} teacher answers in {time.time() - t0:.0f}s", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("train.jsonl", "provenance.jsonl"):
+    for name in ("filtered.jsonl", "train.jsonl", "provenance.jsonl"):
         shutil.copyfile(entry / name, out_dir / f".{name}.tmp")
         (out_dir / f".{name}.tmp").replace(out_dir / name)
     prov = read_jsonl(out_dir / "provenance.jsonl")
     return GenerateOutput(
         out_dir / "train.jsonl", out_dir / "provenance.jsonl", len(prov),
-        sum(1 for p in prov if p["gold_contained"]), key, calls,
+        sum(1 for p in prov if p["gold_contained"]), key, calls, filter_counts(read_jsonl(out_dir / "filtered.jsonl"), cfg),
     )

@@ -21,7 +21,7 @@ from .errors import HarnessError
 from .evaluate import EvalModel, run_evaluate
 from .evaluate._scorers import check_grader
 from .finetune import METHODS, run_finetune
-from .generate import run_generate
+from .generate import check_generate, run_generate
 from .models import resolve_args
 from .report import SCHEMA_VERSION, analyse, load_frame, model_order, render_html, render_markdown
 
@@ -59,6 +59,7 @@ def validate(cfg: HarnessConfig) -> None:
         if not m.model or "/" not in m.model:
             raise HarnessError(f"models.{alias}.model: '{m.model}' is not an inspect model string like 'hf/<name>' or 'openai/gpt-4o'")
     build(cfg.data)  # bad data files fail here, before a run dir exists
+    check_generate(cfg.generate)
 
 
 def check_writable(path: Path, key: str = "results_dir") -> None:
@@ -103,9 +104,10 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
                        data.key, cache_dir, run_dir / "data", cfg.cache)
     seconds["generate"] = time.time() - t
     stage_calls["generate"] = calls["teacher"] = gen.calls
-    print(f"[generate] {gen.n_rows} rows ({gen.n_gold} contain the gold){' (cached)' if not gen.calls else ''}", flush=True)
+    removed = f", filters removed {', '.join(f'{k} {v}' for k, v in gen.filters.items())}" if gen.filters else ""
+    print(f"[generate] {gen.n_rows} rows ({gen.n_gold} contain the gold{removed}){' (cached)' if not gen.calls else ''}", flush=True)
     if gen.n_rows == 0:
-        raise HarnessError("generate: no training rows left (generate.filter_wrong removed them all)")
+        raise HarnessError(f"generate: no training rows left (removed by the answer filters: {gen.filters}); relax them")
     leak = check_answers(data, cfg.data, gen.train_file, gen.provenance_file)  # before anything is fine-tuned
 
     t = time.time()
@@ -155,6 +157,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
             "n_eval": len(data.eval),
             "n_eval_by_task": n_eval_by_task,
             **data_summary(data, leak, cfg.data),
+            "filters": gen.filters,
         },
         "finetune": ft.metrics,
         "stage_seconds": {},

@@ -24,6 +24,7 @@ def test_demo_data_card_in_both_reports(tmp_path):
     cfg = DataConfig(n_islands=4, train_per_fact=3, n_control=5)
     out = run_data(cfg, tmp_path)
     s = _summary(out, cfg)
+    s["data"]["filters"] = {"length": 2, "consistency": 5}
     jsonschema.validate(s, SCHEMA)
     card = s["data"]["card"]
     assert card["groups"]["train"] == {"capital": 12, "export": 12, "peak": 12, "settled": 12}
@@ -34,10 +35,11 @@ def test_demo_data_card_in_both_reports(tmp_path):
     assert {k: len(v) for k, v in card["map"]["points"].items()} == {"train": 48, "heldout": 16, "control": 5}
     md = render_markdown(s, ORDER)
     assert "0.0% of evaluation items match a training item (exact 0, ngram 0, minhash 0, embedding 0)" in md
+    assert "- teacher answers removed by filters: length 2, consistency 5" in md
     assert "### Data card" in md and "| capital | 12 | 4 | 0 |" in md and "⚠" not in md
     html = render_html(s, ORDER)
     assert 'id="plot-data-map"' in html and 'id="data-groups"' in html and 'id="leak-pairs"' in html
-    assert "leak-warning" not in html
+    assert "leak-warning" not in html and "removed by filters: length 2, consistency 5" in html
 
 
 def test_allowed_leak_is_a_visible_warning_and_user_text_is_escaped(tmp_path):
