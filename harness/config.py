@@ -76,6 +76,28 @@ class DataConfig:
 
 
 @dataclass
+class QuestionsConfig:
+    """Question synthesis: the teacher writes training questions, planned as a grid of
+    source x question type x difficulty (x per_cell), so coverage is designed, not luck."""
+
+    enabled: bool = False
+    # sources, first that is non-empty: the domain document's paragraphs (data/domain.md, topic =
+    # its heading), else `topics` (a list of subjects, no passage), else the training rows' passages
+    topics: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=lambda: ["factual", "numeric"])
+    difficulties: list[str] = field(default_factory=lambda: ["easy", "hard"])
+    per_cell: int = 1
+    # {passage} {topic} {type} {difficulty} {examples} (up to 3 of the data's training questions)
+    # (measured with the 135M teacher: ending on "Question:" gave 8 of 8 questions; asking it to
+    # "reply with the question only" or to "ask" gave chatty replies, and examples were copied)
+    prompt: str = ("Read the text and write one {difficulty} {type} question about {topic} that it answers."
+                   "\n\nText: {passage}\n\nQuestion:")
+    max_tokens: int = 40
+    temperature: float = 0.0  # > 0 (with per_cell > 1) for different questions from one cell
+    replace: bool = False  # true: train on the synthesised questions only; false: add them to the data's
+
+
+@dataclass
 class GenerateConfig:
     # The teacher's prompt when writing training answers; by default the same as its eval prompt.
     prompt: str = "${eval.context_prompt}"
@@ -98,6 +120,7 @@ class GenerateConfig:
     samples: int = 1
     min_agree: int = 1
     sample_temperature: float = 0.7
+    questions: QuestionsConfig = field(default_factory=QuestionsConfig)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from .errors import HarnessError
 from .evaluate import EvalModel, run_evaluate
 from .evaluate._scorers import check_grader
 from .finetune import METHODS, run_finetune
-from .generate import check_generate, run_generate
+from .generate import check_generate, run_generate, run_questions
 from .models import resolve_args
 from .report import SCHEMA_VERSION, analyse, load_frame, model_order, render_html, render_markdown
 
@@ -93,8 +93,18 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     stage_calls: dict[str, int] = {}
     calls = {alias: 0 for alias in cfg.models}
 
+    synth = None
+    if cfg.generate.questions.enabled:  # the teacher writes (more) training questions first
+        t = time.time()
+        source_train, _, document, _ = build(cfg.data)
+        synth = run_questions(source_train, document, teacher, resolved["teacher"], cfg.generate, cache_dir, run_dir / "data", cfg.cache)
+        seconds["questions"] = time.time() - t
+        stage_calls["questions"] = calls["teacher"] = synth.calls
+        print(f"[questions] {synth.stats['accepted']} of {synth.stats['prompts']} synthesised questions accepted"
+              f"{' (cached)' if not synth.calls else ''}", flush=True)
+
     t = time.time()
-    data = run_data(cfg.data, run_dir / "data")
+    data = run_data(cfg.data, run_dir / "data", synth.questions if synth else None, cfg.generate.questions.replace)
     seconds["data"] = time.time() - t
     print(f"[data] {len(data.train)} training questions ({len(data.removed)} duplicates removed), {len(data.eval)} evaluation items, "
           f"{data.leak.rate:.1%} of them match a training question -> {data.dir}", flush=True)
@@ -103,7 +113,8 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     gen = run_generate(data.train, teacher, resolved["teacher"], cfg.generate, cfg.eval.prompt, cfg.eval.system,
                        data.key, cache_dir, run_dir / "data", cfg.cache)
     seconds["generate"] = time.time() - t
-    stage_calls["generate"] = calls["teacher"] = gen.calls
+    stage_calls["generate"] = gen.calls
+    calls["teacher"] += gen.calls
     removed = f", filters removed {', '.join(f'{k} {v}' for k, v in gen.filters.items())}" if gen.filters else ""
     print(f"[generate] {gen.n_rows} rows ({gen.n_gold} contain the gold{removed}){' (cached)' if not gen.calls else ''}", flush=True)
     if gen.n_rows == 0:
@@ -158,6 +169,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
             "n_eval_by_task": n_eval_by_task,
             **data_summary(data, leak, cfg.data),
             "filters": gen.filters,
+            **({"synthesis": {**synth.stats, "kept": len({q.id for q in synth.questions} & {t.id for t in data.train})}} if synth else {}),
         },
         "finetune": ft.metrics,
         "stage_seconds": {},

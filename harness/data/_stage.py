@@ -99,11 +99,15 @@ def _check_knobs(cfg: DataConfig) -> None:
         model_dir(cfg.embedding_model)  # installed? (cheap: no model is loaded)
 
 
-def build(cfg: DataConfig) -> tuple[list[TrainQuestion], list[EvalItem], str, list[Duplicate]]:
+def build(cfg: DataConfig, extra: Optional[list[TrainQuestion]] = None, replace: bool = False,
+          ) -> tuple[list[TrainQuestion], list[EvalItem], str, list[Duplicate]]:
     """Everything `run_data` writes, computed and validated without writing or loading a model
-    (`validate` calls it so that bad data fails before a run dir exists)."""
+    (`validate` calls it so that bad data fails before a run dir exists). `extra`: synthesised
+    training questions, added to the source's (or replacing them), deduplicated with them."""
     _check_knobs(cfg)
     train, evals, doc = _build(cfg)
+    if extra is not None:
+        train = list(extra) if replace else train + list(extra)
     removed = near_duplicates([t.id for t in train], [t.question for t in train], cfg.dedup_minhash) if cfg.dedup else []
     gone = {d.removed for d in removed}
     train = [t for t in train if t.id not in gone]
@@ -122,10 +126,12 @@ def build(cfg: DataConfig) -> tuple[list[TrainQuestion], list[EvalItem], str, li
     return train, evals, doc, removed
 
 
-def run_data(cfg: DataConfig, out_dir: Path) -> DataOutput:
+def run_data(cfg: DataConfig, out_dir: Path, extra: Optional[list[TrainQuestion]] = None, replace: bool = False) -> DataOutput:
     """Build the data, write domain.md, questions.jsonl, eval.jsonl, duplicates.jsonl and leak.json
     into `out_dir`, and stop (after writing them) if the questions already leak."""
-    train, evals, doc, removed = build(cfg)
+    train, evals, doc, removed = build(cfg, extra, replace)
+    if not train:
+        raise HarnessError("data: no training questions (generate.questions.replace=true and none was synthesised)")
     vectors = None
     if cfg.embedding_model:
         from ._embed import embed

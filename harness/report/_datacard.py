@@ -22,6 +22,11 @@ def _filters_line(filters: dict[str, int]) -> str:
     return ", ".join(f"{name} {n}" for name, n in filters.items())
 
 
+def _synth_line(x: dict[str, Any]) -> str:
+    return (f"{x['accepted']} of {x['prompts']} teacher replies were questions, {x['kept']} kept after dedup "
+            f"({x.get('mentions_topic', 0):.0%} name their topic; provenance in `data/questions_provenance.jsonl`)")
+
+
 def leak_warning(summary: dict[str, Any]) -> str:
     """A non-empty sentence when the run went on despite a leak (data.allow_leak=true)."""
     d = summary.get("data") or {}
@@ -43,6 +48,8 @@ def data_markdown(summary: dict[str, Any]) -> list[str]:
     lines = []
     if "n_removed_duplicates" in d:
         lines.append(f"- duplicate training questions removed: {d['n_removed_duplicates']} (pairs: `data/duplicates.jsonl`)")
+    if d.get("synthesis"):
+        lines.append(f"- synthesised questions: {_synth_line(d['synthesis'])}")
     if d.get("filters"):
         lines.append(f"- teacher answers removed by filters: {_filters_line(d['filters'])} (rows in `data/filtered.jsonl`)")
     lines.append(f"- leak check (train questions + teacher answers vs evaluation questions): {_leak_line(d)}")
@@ -104,6 +111,7 @@ _CARD = """<h2>Data</h2>
 <ul id="data">
 <li>training questions: {{ d.n_train }}{% if d.n_removed_duplicates is defined %} ({{ d.n_removed_duplicates }} duplicates removed, pairs in <code>data/duplicates.jsonl</code>){% endif %}; rows in the training file: {{ d.get("n_train_rows", "n/a") }} (teacher answers containing the gold: {{ d.get("n_train_gold", "n/a") }})</li>
 <li>evaluation items: {{ d.n_eval }}{% if d.n_eval_by_task %} ({% for t, n in d.n_eval_by_task.items() %}{{ t }}: {{ n }}{% if not loop.last %}, {% endif %}{% endfor %}){% endif %}</li>
+{% if d.synthesis %}<li>synthesised questions: {{ synth_line }}</li>{% endif %}
 {% if d.filters %}<li>teacher answers removed by filters: {{ filters_line }} (rows in <code>data/filtered.jsonl</code>)</li>{% endif %}
 <li>leak check: {{ leak_line }}</li>
 </ul>
@@ -141,6 +149,6 @@ def data_html(summary: dict[str, Any]) -> tuple[Any, Any]:
     sets, rows = _groups(card) if card.get("groups") else ([], [])
     points = (card.get("map") or {}).get("points")
     section = env.from_string(_CARD).render(
-        d=d, leak_line=_leak_line(d), filters_line=_filters_line(d.get("filters") or {}), closest=((d.get("leak") or {}).get("closest") or [])[:5], card=card, sets=sets, rows=rows,
+        d=d, leak_line=_leak_line(d), synth_line=_synth_line(d["synthesis"]) if d.get("synthesis") else "", filters_line=_filters_line(d.get("filters") or {}), closest=((d.get("leak") or {}).get("closest") or [])[:5], card=card, sets=sets, rows=rows,
         disp=card.get("dispersion") or {}, plot_map=_plot_map(points) if points else "")
     return warning, Markup(section)
