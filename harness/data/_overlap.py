@@ -50,10 +50,11 @@ def _hashvalues(sigs: list[Any]) -> np.ndarray:
     return np.stack([s.hashvalues for s in sigs]) if sigs else np.zeros((0, NUM_PERM), dtype=np.uint64)
 
 
-def minhash_matrix(a: list[Any], b: list[Any], chunk: int = 64) -> np.ndarray:
+def minhash_matrix(a: list[Any], b: list[Any]) -> np.ndarray:
     """Estimated Jaccard similarity of every a x b pair (the share of equal signature slots, which
-    is what `MinHash.jaccard` computes), vectorised in chunks to bound memory."""
+    is what `MinHash.jaccard` computes), vectorised in chunks of ~20 M slot comparisons (~20 MB)."""
     ha, hb = _hashvalues(a), _hashvalues(b)
+    chunk = max(1, 20_000_000 // max(1, len(hb) * NUM_PERM))
     out = np.zeros((len(ha), len(hb)), dtype=np.float32)
     for i in range(0, len(ha), chunk):
         out[i:i + chunk] = (ha[i:i + chunk, None, :] == hb[None, :, :]).mean(-1)
