@@ -121,3 +121,27 @@ def test_cli_leak_is_one_line_exit_2(harness_bin, tmp_path):
     assert "Traceback" not in p.stderr, p.stderr[-2000:]
     assert p.stderr.strip().splitlines()[-1].startswith("harness: error: data: 1 of 1 evaluation items (100.0%) match")
     assert not list((tmp_path / "r").rglob("student"))  # stopped before any fine-tune
+
+
+def test_teacher_answers_are_checked_before_fine_tuning(tmp_path):
+    from harness.data import check_answers
+
+    t = _jsonl(tmp_path / "t.jsonl", [{"id": "a", "question": "Who founded the town of Lorn?"}, {"id": "b", "question": "Which river runs past Lorn?"}])
+    e = _jsonl(tmp_path / "e.jsonl", [{"question": "In which year did the great flood of the Vell valley happen?", "answer": "1802"}])
+    cfg = DataConfig(name="jsonl", train_path=t, eval_path=e, n_control=0, embedding_model=None)
+    data = run_data(cfg, tmp_path / "d")
+    assert data.leak.rate == 0.0
+
+    def answers(*texts):
+        rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+                for q, a in zip(["Who founded the town of Lorn?", "Which river runs past Lorn?"], texts)]
+        _jsonl(tmp_path / "train.jsonl", rows)
+        _jsonl(tmp_path / "prov.jsonl", [{"id": i} for i in ("a", "b")[: len(texts)]])
+
+    answers("Ada founded it.", "The Vell.")
+    assert check_answers(data, cfg, tmp_path / "train.jsonl", tmp_path / "prov.jsonl").rate == 0.0
+    answers("Ada founded it.", "The Vell. In which year did the great flood of the Vell valley happen? In 1802.")
+    with pytest.raises(HarnessError, match=r"^leak check before fine-tuning: 1 of 1 evaluation items .*\(ngram 1\)"):
+        check_answers(data, cfg, tmp_path / "train.jsonl", tmp_path / "prov.jsonl")
+    closest = json.loads((tmp_path / "d" / "leak.json").read_text())["closest"][0]
+    assert closest["train_id"] == "b" and closest["flagged_by"] == ["ngram"]
