@@ -15,6 +15,10 @@ from ._summary import analyse, model_order, render_markdown
 
 def rebuild(run_dir: Path, out: Path | None = None) -> Path:
     summary_file = run_dir / "summary.json"
+    if not summary_file.is_file() and any(run_dir.glob("*/summary.json")):  # a --multirun dir: compare its jobs
+        from ._sweep import sweep_report
+
+        return sweep_report(run_dir, out)
     if not summary_file.is_file():
         raise HarnessError(f"{run_dir}: no summary.json, not a finished run dir; run `harness run` first")
     try:
