@@ -120,6 +120,11 @@ class GenerateConfig:
     samples: int = 1
     min_agree: int = 1
     sample_temperature: float = 0.7
+    # judge: the teacher reads passage, question and its own answer and says whether the answer is
+    # right; rows whose verdict does not start with "yes" are removed
+    judge: bool = False
+    judge_prompt: str = ("{passage}\n\nQuestion: {question}\nAnswer: {answer}\n\n"
+                         "Is the answer correct according to the text? Reply yes or no.")
     questions: QuestionsConfig = field(default_factory=QuestionsConfig)
 
 

@@ -68,7 +68,7 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
     return [o.completion.strip() for o in outputs]
 
 
-FILTERS = ("filter_wrong", "length", "refusal", "consistency")
+FILTERS = ("filter_wrong", "length", "refusal", "consistency", "judge")
 
 
 def check_generate(cfg: GenerateConfig) -> None:
@@ -79,6 +79,10 @@ def check_generate(cfg: GenerateConfig) -> None:
         raise HarnessError(f"generate.min_agree must be between 1 and generate.samples={cfg.samples}, got {cfg.min_agree}")
     if cfg.samples > 1 and cfg.sample_temperature <= 0:
         raise HarnessError("generate.sample_temperature must be > 0 when generate.samples > 1 (greedy draws always agree)")
+    try:
+        cfg.judge_prompt.format(passage="", question="", answer="")
+    except (KeyError, IndexError, ValueError) as e:
+        raise HarnessError(f"generate.judge_prompt: unknown placeholder {e}; use {{passage}} {{question}} {{answer}}") from None
     q = cfg.questions
     if q.enabled:
         if not q.types or not q.difficulties or q.per_cell < 1:
@@ -102,7 +106,7 @@ def agreement(question: str, answer: str, draws: list[str]) -> int:
     return 1 + sum(match(d, [target], "exact", "auto", question).correct for d in draws) if target else 0
 
 
-def failed_filter(answer: str, gold_ok: bool | None, agree: int | None, cfg: GenerateConfig) -> str | None:
+def failed_filter(answer: str, gold_ok: bool | None, agree: int | None, cfg: GenerateConfig, verdict: str | None = None) -> str | None:
     """The first enabled filter that removes this answer (None: kept). Order = FILTERS."""
     if cfg.filter_wrong and gold_ok is False:
         return "filter_wrong"
@@ -113,12 +117,14 @@ def failed_filter(answer: str, gold_ok: bool | None, agree: int | None, cfg: Gen
         return "refusal"
     if agree is not None and agree < cfg.min_agree:
         return "consistency"
+    if verdict is not None and not verdict.strip().lower().startswith("yes"):
+        return "judge"
     return None
 
 
 def filter_counts(dropped: list[dict[str, Any]], cfg: GenerateConfig) -> dict[str, int]:
     on = {"filter_wrong": cfg.filter_wrong, "length": bool(cfg.min_words or cfg.max_words),
-          "refusal": cfg.drop_refusals, "consistency": cfg.samples > 1}
+          "refusal": cfg.drop_refusals, "consistency": cfg.samples > 1, "judge": cfg.judge}
     return {f: sum(1 for d in dropped if d["filter"] == f) for f in FILTERS if on[f]}
 
 
@@ -153,16 +159,22 @@ def run_generate(
                 flat = asyncio.run(_answer_all(teacher.model, sargs, prompts * (cfg.samples - 1), cfg, cfg.sample_temperature))
                 calls += len(flat)
                 draws = [flat[i::len(prompts)] for i in range(len(prompts))]
+            verdicts: list[str | None] = [None] * len(prompts)
+            if cfg.judge:
+                asks = [chat(None, cfg.judge_prompt.format(passage=q.passage, question=q.question, answer=a))
+                        for q, a in zip(questions, answers)]
+                verdicts = list(asyncio.run(_answer_all(teacher.model, teacher_args, asks, replace(cfg, max_tokens=8))))
+                calls += len(asks)
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
             rows, prov, dropped = [], [], []
-            for q, p, a, extra in zip(questions, prompts, answers, draws):
+            for q, p, a, extra, verdict in zip(questions, prompts, answers, draws, verdicts):
                 # None: no reference answer (bring-your-own questions may have none), so unknown
                 ok = match(a, [q.answer], "contains", "whole").correct if q.answer else None
                 agree = agreement(q.question, a, extra) if extra else None
-                why = failed_filter(a, ok, agree, cfg)
+                why = failed_filter(a, ok, agree, cfg, verdict)
                 if why:
                     dropped.append({"id": q.id, "question": q.question, "answer": a, "filter": why, "agree": agree,
-                                    "samples": extra})
+                                    "samples": extra, "judge": verdict})
                     continue
                 rows.append({"messages": chat(system, render(student_prompt, q.question)) + [{"role": "assistant", "content": a}]})
                 prov.append({
@@ -173,6 +185,7 @@ def run_generate(
                     "context": teacher.context,
                     "gold_contained": ok,
                     **({"agree": agree, "samples": cfg.samples} if extra else {}),
+                    **({"judge": verdict} if verdict is not None else {}),
                     "timestamp": stamp,
                 })
             entry.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ def test_each_filter_removes_its_rows():
     assert failed_filter("I'm sorry, I cannot answer that.", None, 3, cfg) == "refusal"
     assert failed_filter("I don't know who founded Lorn.", None, 3, cfg) == "refusal"
     assert failed_filter("Lorn was founded by Ada.", True, 1, cfg) == "consistency"
+    assert failed_filter("Lorn was founded by Ada.", True, 3, cfg, "No, it was Bob.") == "judge"
+    assert failed_filter("Lorn was founded by Ada.", True, 3, cfg, " Yes.") is None
     assert failed_filter("Ada.", False, 1, GenerateConfig()) is None  # all off by default
 
 
@@ -38,7 +40,7 @@ def test_counts_only_enabled_filters():
 
 @pytest.mark.parametrize("bad, key", [
     ({"samples": 3, "min_agree": 4}, "generate.min_agree"), ({"samples": 2, "sample_temperature": 0.0}, "generate.sample_temperature"),
-    ({"min_words": 5, "max_words": 2}, "generate.min_words"), ({"refusal_patterns": ["(unclosed"]}, r"generate.refusal_patterns\[0\]"),
+    ({"min_words": 5, "max_words": 2}, "generate.min_words"), ({"judge_prompt": "{context}?"}, "generate.judge_prompt"), ({"refusal_patterns": ["(unclosed"]}, r"generate.refusal_patterns\[0\]"),
 ])
 def test_bad_filter_settings(bad, key):
     with pytest.raises(HarnessError, match=key):
@@ -54,16 +56,17 @@ def test_real_teacher_self_consistency_and_length(tmp_path):
     cache = Path(os.environ["HARNESS_CACHE"])
     data = run_data(DataConfig(n_islands=1, train_per_fact=1, n_control=0, embedding_model=None), tmp_path / "data")
     teacher = ModelConfig("hf/smollm2-135m-instruct", {"model_path": "embedded:smollm2-135m-instruct", "do_sample": False, "device": "cpu"}, context=True)
-    cfg = GenerateConfig(prompt="{passage}\n\nQuestion: {question}", max_tokens=24, samples=3, min_agree=2, sample_temperature=0.7, max_words=40)
+    cfg = GenerateConfig(prompt="{passage}\n\nQuestion: {question}", max_tokens=24, samples=3, min_agree=2, sample_temperature=0.7, max_words=40, judge=True)
     out = run_generate(data.train, teacher, resolve_args("teacher", teacher.args, cache), cfg, "{question}",
                        "Answer the question in one sentence.", data.key, tmp_path / "cache", tmp_path / "run")
-    assert out.calls == 4 * 3
-    assert set(out.filters) == {"length", "consistency"}
+    assert out.calls == 4 * 3 + 4  # greedy + 2 draws per question, and one judge verdict each
+    assert set(out.filters) == {"length", "consistency", "judge"}
     dropped = [json.loads(x) for x in (tmp_path / "run" / "filtered.jsonl").read_text().splitlines()]
     prov = [json.loads(x) for x in out.provenance_file.read_text().splitlines()]
     assert out.n_rows + len(dropped) == 4 and out.n_rows == len(prov)
     assert out.filters["consistency"] == sum(d["filter"] == "consistency" for d in dropped)
     for p in prov:
+        assert p["judge"].strip().lower().startswith("yes")
         assert p["agree"] >= 2 and p["samples"] == 3  # kept rows: at least two of the three samples agreed
     for d in dropped:
         assert len(d["samples"]) == 2 and (d["filter"] != "consistency" or d["agree"] < 2)
