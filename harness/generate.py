@@ -57,7 +57,7 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
         config=InspectGenerateConfig(
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature if temperature is None else temperature,
-            seed=0,  # self-consistency draws are reproducible where the provider supports a seed
+            seed=0 if temperature else None,  # reproducible sampled draws where the provider supports a seed
             max_connections=cfg.batch_size,  # for the hf provider this is the batch size
             max_retries=3,
             timeout=600,
