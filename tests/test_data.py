@@ -7,7 +7,8 @@ import pytest
 from harness.config import DataConfig
 from harness.data import run_data
 from harness.data._archipelago import TEMPLATES, document, generate_facts, questions
-from harness.data._stage import EvalItem, TrainQuestion, check_heldout
+from harness.data._leak import check_leak, enforce
+from harness.data._stage import EvalItem, TrainQuestion
 from harness.errors import HarnessError
 
 
@@ -66,8 +67,11 @@ def test_n_train_is_a_seeded_subset(tmp_path):
 def test_leak_is_refused():
     t = [TrainQuestion("t", "What is X?", "", "a", "g")]
     e = [EvalItem("e", "heldout", "what is x? ", "a", "", "g")]
-    with pytest.raises(HarnessError, match="also appear in training"):
-        check_heldout(t, e)
+    result = check_leak(t, e, DataConfig())
+    assert result.flagged["exact"] == ["e"] and result.rate == 1.0
+    with pytest.raises(HarnessError, match=r"1 of 1 evaluation items \(100.0%\) match a training item \(exact 1"):
+        enforce(result, DataConfig(), "data", "leak.json")
+    enforce(result, DataConfig(allow_leak=True), "data", "leak.json")  # allowed: no error
 
 
 @pytest.mark.parametrize("bad", [{"n_islands": 0}, {"n_islands": 99}, {"train_per_fact": 9}, {"n_control": 999}, {"n_train": 0}, {"name": "atlantis"}])

@@ -96,6 +96,10 @@ def test_summary_matches_schema_and_counts(tiny_run):
         assert c["p_value"] <= c["p_adjusted"] <= 1 and c["significant"] == (c["p_adjusted"] < 0.05)
         assert c["n_pairs"] == (8 if c["task"] == "heldout" else 3)
     assert {(g["task"], g["grader"]) for g in s["gap_closed"]} == {(t, g) for t in ("heldout", "control") for g in ("exact", "contains")}
+    # held out by construction, and checked: no leak by any check, nothing deduplicated
+    assert s["data"]["leak_overlap_rate"] == 0 and s["data"]["n_removed_duplicates"] == 0
+    assert set(s["data"]["leak"]["checks"]) == {"exact", "ngram", "minhash", "embedding"}
+    assert s["data"]["card"]["map"]["points"].keys() == {"train", "heldout", "control"}
     # the in-context teacher beats the context-free baseline on the made-up domain
     assert cells[("heldout", "teacher", "contains")]["accuracy"] > cells[("heldout", "baseline", "contains")]["accuracy"]
 
@@ -161,7 +165,8 @@ def test_report_html_renders_self_contained_in_chromium(tiny_run, tmp_path):
     dom = DOM()
     dom.feed(p.stdout)
     assert {"models", "scores", "comparisons", "gap", "timings"} <= dom.tables
-    assert len(dom.imgs) == 2 and all(s.startswith("data:image/png;base64,") and len(s) > 1000 for s in dom.imgs)
+    assert {"data-groups", "leak-pairs"} <= dom.tables  # the data card
+    assert len(dom.imgs) == 3 and all(s.startswith("data:image/png;base64,") and len(s) > 1000 for s in dom.imgs)
     assert not [r for r in dom.refs if not r.startswith("data:")]  # nothing that could hit the network
     assert "<script" not in (run_dir / "report.html").read_text()  # model output is escaped, never markup
 

