@@ -13,6 +13,21 @@ from ._judge import unreliable_sentence
 from ._usage import USAGE_NOTE, usage_rows
 from ._summary import ALPHA, COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, power_sentence, score_rows, verdict
 
+# the paired-comparisons section, shared by the run report and the sweep report (_sweep.py)
+COMPARISONS_HTML = """{% if s.comparisons %}
+<h2>Paired comparisons</h2>
+<p class="note">{{ note }} Correction: {{ s.comparisons[0].correction }}; α = {{ alpha }}.</p>
+<table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [{{ "%.0f"|format(100*(1-alpha)) }} % CI]</th><th>test</th><th>p</th><th>p adj.</th><th>verdict</th></tr>
+{% for c in s.comparisons %}<tr><td>{{ c.task }}</td><td>{{ c.grader }}</td><td>{{ c.a }} − {{ c.b }}</td>
+<td class="num">{{ c.n_pairs }}{% if c.n_dropped %} ({{ c.n_dropped }} dropped){% endif %}</td>
+<td class="num">{{ "%+.1f"|format(100*c.diff) }} [{{ "%+.1f"|format(100*c.ci_low) }}, {{ "%+.1f"|format(100*c.ci_high) }}]</td>
+<td>{{ c.test }}</td><td class="num">{{ "%.2g"|format(c.p_value) }}</td><td class="num">{{ "%.2g"|format(c.p_adjusted) }}</td>
+<td{% if c.significant %} class="sig"{% endif %}>{{ verdict(c) }}</td></tr>{% endfor %}
+</table>
+<img id="plot-forest" alt="forest plot of paired differences" src="{{ plot_forest }}">
+{% endif %}
+"""
+
 _TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
@@ -37,19 +52,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% for c in cells %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
 <img id="plot-scores" alt="accuracy per model with 95% CI" src="{{ plot_scores }}">
-{% if s.comparisons %}
-<h2>Paired comparisons</h2>
-<p class="note">{{ note }} Correction: {{ s.comparisons[0].correction }}; α = {{ alpha }}.</p>
-<table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [{{ "%.0f"|format(100*(1-alpha)) }} % CI]</th><th>test</th><th>p</th><th>p adj.</th><th>verdict</th></tr>
-{% for c in s.comparisons %}<tr><td>{{ c.task }}</td><td>{{ c.grader }}</td><td>{{ c.a }} − {{ c.b }}</td>
-<td class="num">{{ c.n_pairs }}{% if c.n_dropped %} ({{ c.n_dropped }} dropped){% endif %}</td>
-<td class="num">{{ "%+.1f"|format(100*c.diff) }} [{{ "%+.1f"|format(100*c.ci_low) }}, {{ "%+.1f"|format(100*c.ci_high) }}]</td>
-<td>{{ c.test }}</td><td class="num">{{ "%.2g"|format(c.p_value) }}</td><td class="num">{{ "%.2g"|format(c.p_adjusted) }}</td>
-<td{% if c.significant %} class="sig"{% endif %}>{{ verdict(c) }}</td></tr>{% endfor %}
-</table>
-<img id="plot-forest" alt="forest plot of paired differences" src="{{ plot_forest }}">
-{% endif %}
-{% if s.judge_agreement or s.judge_notes or s.judge_calibration %}
+""" + COMPARISONS_HTML + """{% if s.judge_agreement or s.judge_notes or s.judge_calibration %}
 <h2>Judge agreement</h2>
 <p class="note">{{ judge_note }}</p>
 {% for n in s.judge_notes %}<p class="warn">⚠ {{ n }}</p>{% endfor %}

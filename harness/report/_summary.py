@@ -168,6 +168,23 @@ COMPARISON_NOTE = ("Same items, aligned by sample id; n pairs = items both model
                    "p < α. MDE = minimum detectable difference at 80 % power (conservative per-item SD 0.5).")
 
 
+def comparison_lines(comps: list[dict[str, Any]], alpha: float) -> list[str]:
+    """The paired-comparisons section of report.md (a run's and a sweep's)."""
+    if not comps:
+        return []
+    lines = ["", "## Paired comparisons", "",
+             f"{COMPARISON_NOTE} Correction: {comps[0]['correction']}; α = {alpha}; CIs are {100 * (1 - alpha):.0f} %.", "",
+             "| task | grader | a − b | n pairs | diff (pp) [CI] | test | p | p adj. | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in comps:
+        v = f"**{verdict(c)}**" if c["significant"] else verdict(c)
+        dropped = f" ({c['n_dropped']} dropped)" if c.get("n_dropped") else ""
+        lines.append(f"| {c['task']} | {c['grader']} | {c['a']} − {c['b']} | {c['n_pairs']}{dropped} | "
+                     f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {c['test']} | "
+                     f"{c['p_value']:.2g} | {c['p_adjusted']:.2g} | {v} |")
+    return lines
+
+
 def verdict(c: dict[str, Any]) -> str:
     if c["significant"]:
         return f"{c['a']} {'better' if c['diff'] > 0 else 'worse'}"
@@ -274,19 +291,7 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
     lines += ["| task | grader | n | " + " | ".join(order) + " |", "|---|---|---|" + "---|" * len(order)]
     for t, g, n, vals in score_rows(s["scores"], order):
         lines.append(f"| {t} | {g} | {n} | " + " | ".join(vals) + " |")
-    comps = s.get("comparisons") or []
-    if comps:
-        alpha = s.get("alpha", ALPHA)
-        lines += ["", "## Paired comparisons", "",
-                  f"{COMPARISON_NOTE} Correction: {comps[0]['correction']}; α = {alpha}; CIs are {100 * (1 - alpha):.0f} %.", "",
-                  "| task | grader | a − b | n pairs | diff (pp) [CI] | test | p | p adj. | verdict |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for c in comps:
-            v = f"**{verdict(c)}**" if c["significant"] else verdict(c)
-            dropped = f" ({c['n_dropped']} dropped)" if c.get("n_dropped") else ""
-            lines.append(f"| {c['task']} | {c['grader']} | {c['a']} − {c['b']} | {c['n_pairs']}{dropped} | "
-                         f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {c['test']} | "
-                         f"{c['p_value']:.2g} | {c['p_adjusted']:.2g} | {v} |")
+    lines += comparison_lines(s.get("comparisons") or [], s.get("alpha", ALPHA))
     lines += judge_markdown(s)
     lines += pairwise_markdown(s)
     gaps = s.get("gap_closed") or []

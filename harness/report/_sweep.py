@@ -18,7 +18,8 @@ import pandas as pd
 from ..config import ReportConfig
 from ..errors import HarnessError
 from ._frame import load_frame
-from ._summary import COMPARISON_NOTE, SCHEMA_VERSION, _pct, comparison_table, gap_table, score_table, verdict
+from ._html import COMPARISONS_HTML
+from ._summary import COMPARISON_NOTE, SCHEMA_VERSION, _pct, comparison_lines, comparison_table, gap_table, score_table, verdict
 
 # override keys that do not change results (kept in step with hydra.job.config.override_dirname)
 NOT_SETTINGS = {"experiment", "cache", "results_dir", "cache_dir"}
@@ -199,15 +200,7 @@ def render_sweep_markdown(s: dict[str, Any]) -> str:
               "| model | " + " | ".join(f"{t} · {g}" for t, g in cols) + " |", "|---|" + "---|" * len(cols)]
     for label, cells in rows:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    comps = s["comparisons"]
-    if comps:
-        lines += ["", "## Paired comparisons", "", f"{COMPARISON_NOTE} Correction: {comps[0]['correction']}; α = {s['alpha']}.", "",
-                  "| task | grader | a − b | n pairs | diff (pp) [CI] | test | p | p adj. | verdict |", "|---|---|---|---|---|---|---|---|---|"]
-        for c in comps:
-            v = f"**{verdict(c)}**" if c["significant"] else verdict(c)
-            lines.append(f"| {c['task']} | {c['grader']} | {c['a']} − {c['b']} | {c['n_pairs']} | "
-                         f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {c['test']} | "
-                         f"{c['p_value']:.2g} | {c['p_adjusted']:.2g} | {v} |")
+    lines += comparison_lines(s["comparisons"], s["alpha"])
     if s["gap_closed"]:
         lines += ["", "## Gap closed", "", "(student − baseline) / (teacher − baseline), 95 % paired-bootstrap CI.", "",
                   "| task | grader | student | gap closed [95 % CI] |", "|---|---|---|---|"]
@@ -297,18 +290,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 <table id="scores"><tr><th>model</th>{% for t, g in cols %}<th>{{ t }} · {{ g }}</th>{% endfor %}</tr>
 {% for label, cells in rows %}<tr><td>{{ label }}</td>{% for c in cells %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
-{% if s.comparisons %}
-<h2>Paired comparisons</h2>
-<p class="note">{{ note }} Correction: {{ s.comparisons[0].correction }}; α = {{ s.alpha }}.</p>
-<table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [CI]</th><th>test</th><th>p</th><th>p adj.</th><th>verdict</th></tr>
-{% for c in s.comparisons %}<tr><td>{{ c.task }}</td><td>{{ c.grader }}</td><td>{{ c.a }} − {{ c.b }}</td><td class="num">{{ c.n_pairs }}</td>
-<td class="num">{{ "%+.1f"|format(100*c.diff) }} [{{ "%+.1f"|format(100*c.ci_low) }}, {{ "%+.1f"|format(100*c.ci_high) }}]</td>
-<td>{{ c.test }}</td><td class="num">{{ "%.2g"|format(c.p_value) }}</td><td class="num">{{ "%.2g"|format(c.p_adjusted) }}</td>
-<td{% if c.significant %} class="sig"{% endif %}>{{ verdict(c) }}</td></tr>{% endfor %}
-</table>
-<img id="plot-forest" alt="forest plot of paired differences" src="{{ plot_forest }}">
-{% endif %}
-{% if s.gap_closed %}
+""" + COMPARISONS_HTML + """{% if s.gap_closed %}
 <h2>Gap closed</h2>
 <table id="gap"><tr><th>task</th><th>grader</th><th>student</th><th>gap closed [95 % CI]</th></tr>
 {% for g in s.gap_closed %}<tr><td>{{ g.task }}</td><td>{{ g.grader }}</td><td>{{ g.student or "student" }}</td><td class="num">{% if g.value is none %}—{% else %}{{ "%.1f"|format(100*g.value) }} %{% if g.ci_low is not none %} [{{ "%.1f"|format(100*g.ci_low) }}, {{ "%.1f"|format(100*g.ci_high) }}]{% endif %}{% endif %}</td></tr>{% endfor %}
@@ -325,6 +307,6 @@ def render_sweep_html(s: dict[str, Any]) -> str:
 
     cols, rows = _score_grid(s)
     return Environment(autoescape=True).from_string(_TEMPLATE).render(
-        s=s, cols=cols, rows=rows, note=COMPARISON_NOTE, verdict=verdict,
+        s=s, cols=cols, rows=rows, note=COMPARISON_NOTE, verdict=verdict, alpha=s["alpha"],
         plot_sweep=_plot_sweep(s) if s["scores"] else "",
         plot_forest=_plot_forest(s["comparisons"]) if s["comparisons"] else "")
