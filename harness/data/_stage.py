@@ -132,9 +132,11 @@ def build(cfg: DataConfig, extra: Optional[list[TrainQuestion]] = None, replace:
     return train, evals, doc, removed
 
 
-def run_data(cfg: DataConfig, out_dir: Path, extra: Optional[list[TrainQuestion]] = None, replace: bool = False) -> DataOutput:
+def run_data(cfg: DataConfig, out_dir: Path, extra: Optional[list[TrainQuestion]] = None, replace: bool = False,
+             cache_dir: Optional[Path] = None, use_cache: bool = True) -> DataOutput:
     """Build the data, write domain.md, questions.jsonl, eval.jsonl, duplicates.jsonl and leak.json
-    into `out_dir`, and stop (after writing them) if the questions already leak."""
+    into `out_dir`, and stop (after writing them) if the questions already leak. `cache_dir`: where
+    the question embeddings are cached (by content hash; None = always computed)."""
     train, evals, doc, removed = build(cfg, extra, replace)
     if not train:
         raise HarnessError("data: no training questions (generate.questions.replace=true and none was synthesised)")
@@ -142,7 +144,8 @@ def run_data(cfg: DataConfig, out_dir: Path, extra: Optional[list[TrainQuestion]
     if cfg.embedding_model:
         from ._embed import embed
 
-        v = embed([t.question for t in train] + [e.question for e in evals], cfg.embedding_model)
+        v = embed([t.question for t in train] + [e.question for e in evals], cfg.embedding_model,
+                  cache_dir=cache_dir, use_cache=use_cache)
         vectors = (v[: len(train)], v[len(train):])
     leak = check_leak(train, evals, cfg, vectors=vectors)
     write_text(out_dir / "domain.md", doc)

@@ -65,7 +65,7 @@ def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, 
     from inspect_ai.scorer import Score, Target, scorer
     from inspect_ai.solver import TaskState, generate
 
-    from ._stage import _claim, _completed
+    from ._stage import _claim, _completed, _finished
     from ..cache import digest
 
     @scorer(metrics=[])
@@ -94,8 +94,10 @@ def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, 
         tasks.append(Task(name=f"{name}_{a}_vs_{b}", dataset=MemoryDataset(samples), solver=generate(), scorer=choice()))
     _claim(log_dir, digest({"grader": cfg.rubric, "pairs": cfg.pairs, "judge": cfg.judge.model if cfg.judge else "",
                             "n": [len(t.dataset) for t in tasks], "answers": digest(answers["answer"].astype(str).tolist())}))
+    if _finished(log_dir, [t.name for t in tasks]) is not None:
+        return 0  # every verdict is in the logs: no judge to open (an hf/ judge would load its weights)
     before = _completed(log_dir)
-    ok, _ = eval_set(tasks, log_dir=str(log_dir), model=judge, log_level="warning", retry_attempts=2,
+    ok, _ = eval_set(tasks, log_dir=str(log_dir), model=judge.model, log_level="warning", retry_attempts=2,
                      fail_on_error=eval_cfg.fail_on_error, display=None if sys.stdout.isatty() else "plain",
                      max_tokens=cfg.max_tokens, temperature=0.0, metadata={"alias": f"pairwise:{name}"})
     if not ok:

@@ -83,39 +83,104 @@ def _claim(log_dir: Path, key: str) -> None:
     write_text(stamp, key + "\n")
 
 
-def open_judge(graders: dict[str, GraderConfig], judge_args: dict[str, Any] | None, cfg: EvalConfig) -> Any:
-    """The model bound to the `grader` role (None without judge graders), checked to answer with
-    one tiny request -- the pipeline calls this before any stage runs, so an unreachable judge
-    costs seconds, not a fine-tune."""
-    import asyncio
+class Judge:
+    """The model bound to inspect's `grader` role, opened on first use (`.model`).
 
-    from inspect_ai.model import GenerateConfig, get_model
+    Opening an `hf/` judge loads its weights (seconds and a GB of memory), a remote one is checked
+    with one tiny request; a warm re-run whose judged logs are all finished needs neither."""
 
+    def __init__(self, name: str, cfg: GraderConfig, args: dict[str, Any], eval_cfg: EvalConfig) -> None:
+        assert cfg.judge is not None
+        self.name, self.judge, self.args, self.eval_cfg = name, cfg.judge, args, eval_cfg
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self._open()
+        return self._model
+
+    def _open(self) -> Any:
+        import asyncio
+
+        from inspect_ai.model import GenerateConfig, get_model
+
+        cfg = self.eval_cfg
+        try:
+            model = get_model(self.judge.model, config=GenerateConfig(max_connections=cfg.batch_size, max_retries=cfg.max_retries,
+                                                                       timeout=cfg.timeout), **self.args)
+            if not self.judge.model.startswith("hf/"):  # an in-process model is checked by loading it
+                asyncio.run(model.generate("Reply with the word yes.", config=GenerateConfig(max_tokens=2, max_retries=1, timeout=60)))
+        except Exception as e:  # unreachable server, bad key, unknown model: one line, nothing graded yet
+            while hasattr(e, "last_attempt") and e.last_attempt.exception() is not None:  # tenacity's RetryError
+                e = e.last_attempt.exception()
+            where = f" at {self.args['base_url']}" if "base_url" in self.args else ""
+            raise HarnessError(f"graders.{self.name}.judge: cannot use judge model '{self.judge.model}'{where} "
+                               f"({type(e).__name__}: {redact_text(' '.join(str(e).split()))[:200]}); check the model name, "
+                               "that its server is up, and its key") from None
+        print(f"[judge] {self.judge.model}: {'loaded' if self.judge.model.startswith('hf/') else 'answers'}", flush=True)
+        return model
+
+
+def open_judge(graders: dict[str, GraderConfig], judge_args: dict[str, Any] | None, cfg: EvalConfig,
+               pending: bool = True) -> Judge | None:
+    """The judge (None without judge graders). With `pending` work it is opened and checked now --
+    the pipeline calls this before any stage runs, so an unreachable judge costs seconds, not a
+    fine-tune; when every judged evaluation is already finished (see `judged`), it is opened only
+    if some verdict turns out to be missing after all."""
     judges = {n: g for n, g in graders.items() if g.kind in ("judge", "pairwise")}
     if not judges:
         return None
     name, g = next(iter(judges.items()))
     assert g.judge is not None
+    judge = Judge(name, g, dict(judge_args or g.judge.args), cfg)
+    if pending:
+        judge.model  # noqa: B018 -- open and check it now
+    else:
+        print(f"[judge] {g.judge.model}: not opened (every judged evaluation of this run is finished)", flush=True)
+    return judge
+
+
+def judged(run_dir: Path, cfg: Any) -> bool:
+    """True when this run dir holds a finished run of this very config (`summary.json`) whose
+    judged logs are all still complete: the judge has nothing to do, so it need not be opened
+    (nor checked) up front. Anything else (a first run, an edited config, a missing or partial
+    log) counts as pending. `cfg`: the HarnessConfig."""
+    import json
+
+    from ..pipeline import redact
+
     try:
-        model = get_model(g.judge.model, config=GenerateConfig(max_connections=cfg.batch_size, max_retries=cfg.max_retries,
-                                                                timeout=cfg.timeout), **(judge_args or g.judge.args))
-        if not g.judge.model.startswith("hf/"):  # an in-process model is checked by loading it
-            asyncio.run(model.generate("Reply with the word yes.", config=GenerateConfig(max_tokens=2, max_retries=1, timeout=60)))
-    except Exception as e:  # unreachable server, bad key, unknown model: one line, nothing graded yet
-        while hasattr(e, "last_attempt") and e.last_attempt.exception() is not None:  # tenacity's RetryError
-            e = e.last_attempt.exception()
-        where = f" at {(judge_args or g.judge.args)['base_url']}" if "base_url" in (judge_args or g.judge.args) else ""
-        raise HarnessError(f"graders.{name}.judge: cannot use judge model '{g.judge.model}'{where} "
-                           f"({type(e).__name__}: {redact_text(' '.join(str(e).split()))[:200]}); check the model name, "
-                           "that its server is up, and its key") from None
-    return model
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+    def same(c: dict[str, Any]) -> dict[str, Any]:  # where the run's files go does not change its results
+        return {k: v for k, v in c.items() if k not in ("cache", "cache_dir", "results_dir")}
+
+    now = json.loads(json.dumps(redact(asdict(cfg)), default=str))
+    if not isinstance(summary.get("config"), dict) or same(summary["config"]) != same(now):
+        return False
+    by_task = (summary.get("data") or {}).get("n_eval_by_task") or {}
+    tasks = [t for t in cfg.eval.tasks if by_task.get(t)]
+    if any(g.kind == "judge" for g in cfg.graders.values()):
+        for alias in summary.get("models") or {}:
+            if not (run_dir / "logs" / alias).is_dir() or _finished(run_dir / "logs" / alias, tasks) is None:
+                return False
+    for name, g in cfg.graders.items():
+        if g.kind == "pairwise":
+            log_dir = run_dir / "judge" / name
+            if not log_dir.is_dir() or _finished(log_dir, [f"{name}_{a}_vs_{b}" for a, b in g.pairs]) is None:
+                return False
+    return True
 
 
 def run_evaluate(
     models: list[EvalModel], items: list[EvalItem], cfg: EvalConfig, graders: dict[str, GraderConfig], log_root: Path,
     judge: Any = None,
 ) -> EvaluateOutput:
-    """`judge`: the model from open_judge(), bound to inspect's `grader` role for judge graders."""
+    """`judge`: from open_judge(), bound to inspect's `grader` role for judge graders (opened only
+    if some model's evaluation has to run)."""
     from inspect_ai import eval_set
     from inspect_ai.model import GenerateConfig, get_model
 
@@ -128,7 +193,8 @@ def run_evaluate(
     display = None if sys.stdout.isatty() else "plain"
     # pairwise graders compare two models' answers after evaluation (see _pairwise.py)
     scorers = [build_scorer(name, g) for name, g in graders.items() if g.kind != "pairwise"]
-    if judge is None and any(g.kind == "judge" for g in graders.values()):
+    judging = any(g.kind == "judge" for g in graders.values())  # pairwise graders judge later, not here
+    if judge is None and judging:
         raise HarnessError("graders: a judge grader needs a judge model; call open_judge() first")
     for m in models:
         log_dir = log_root / m.alias
@@ -171,7 +237,7 @@ def run_evaluate(
             log_level="warning",
             tags=[m.alias],
             metadata={"alias": m.alias},
-            model_roles={"grader": judge} if judge is not None else None,
+            model_roles={"grader": judge.model} if judge is not None and judging else None,
         )
         if not ok:
             raise RuntimeError(f"evaluation of '{m.alias}' did not complete; logs in {log_dir}, re-run to resume")

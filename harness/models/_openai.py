@@ -214,11 +214,11 @@ class Endpoints:
     def preflight(self, alias: str, m: ModelConfig | None = None, fix: str | None = None) -> None:
         """One cheap request (the model list) so a wrong URL, a dead server, a bad key or a model
         the server does not serve fails now, in one line, instead of as N failed samples later."""
-        import openai
-
         m = m or self.models[alias]
         if not is_openai(m.model):
             return
+        import openai  # here, not above: a local-only run never imports it (~1 s)
+
         name = api_model_name(m.model)
         try:
             served = [x.id for x in self.client(alias, m, max_retries=2, timeout=30).models.list()]
