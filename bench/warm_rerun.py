@@ -1,4 +1,4 @@
-"""Cold vs warm run of `harness run experiment=tiny`: a warm re-run re-uses every stage.
+"""Cold vs warm run of `harness run experiment=tiny` (or `experiment=demo`): a warm re-run re-uses every stage.
 
 Cold = a fresh results dir and a fresh cache dir (in a temp dir), so data, generate, fine-tune and
 evaluate all run. One thing is NOT cold: the embedded model's one-time GGUF -> transformers
@@ -6,16 +6,22 @@ conversion (~70 s, not a pipeline stage) -- `<cache>/models` is a symlink to an 
 copy (`$HARNESS_CACHE/models`, default .cache/harness/models; converted first if missing), so the
 figures compare stage work, not model conversion. Warm = the same command again.
 
-Run: .venv/bin/python bench/warm_rerun.py [overrides ...]
+Run: .venv/bin/python bench/warm_rerun.py [overrides ...]      (default: experiment=tiny)
+     .venv/bin/python bench/warm_rerun.py experiment=demo      (~10 min cold on 2 cores; LLM + pairwise judge)
 Last line: one JSON object with cold_s, warm_s, ratio (= warm_s / cold_s), warm_model_calls, and the
 same in CPU seconds of the harness processes (cold_cpu_s, warm_cpu_s, cpu_ratio): on a shared machine
-the wall-clock figures depend on what else runs (loadavg_1m says how busy it was).
+the wall-clock figures depend on what else runs (loadavg_1m says how busy it was). Also:
+same_results (the warm summary.json equals the cold one except the per-invocation stage_seconds,
+model_calls and stage_calls), warm_weights_loaded (did the warm run load any model's weights --
+transformers' "Loading weights" line: a graded model, the judge or the embedding model) and
+warm_judge_opened (the harness's own "[judge] <model>: loaded" or "...: checked, it answers" line).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -37,9 +43,11 @@ def main() -> None:
         env = {**os.environ, "HARNESS_CACHE": str(cache), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
         cmd = [sys.executable, "-m", "harness.cli", "run", *overrides, f"results_dir={results}"]
 
-        def timed() -> tuple[float, float]:
-            """(wall seconds, CPU seconds of the child): on a shared machine the CPU time is the
-            figure that does not depend on what else is running."""
+        cold_summary: list[dict] = []
+
+        def timed() -> tuple[float, float, subprocess.CompletedProcess]:
+            """(wall seconds, CPU seconds of the child, the process): on a shared machine the CPU
+            time is the figure that does not depend on what else is running."""
             r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             p = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -47,17 +55,24 @@ def main() -> None:
             r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             if p.returncode != 0:
                 sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
-            return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+            if not cold_summary:
+                cold_summary.extend(json.loads(f.read_text()) for f in results.glob("*/*/summary.json"))
+            return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), p
 
-        (cold, cold_cpu), (warm, warm_cpu) = timed(), timed()
+        (cold, cold_cpu, _), (warm, warm_cpu, p) = timed(), timed()
         (summary,) = results.glob("*/*/summary.json")
         s = json.loads(summary.read_text())
+        per_run = ("stage_seconds", "model_calls", "stage_calls")
+        same = {k: v for k, v in s.items() if k not in per_run} == {k: v for k, v in cold_summary[0].items() if k not in per_run}
         print(f"cold {cold:.1f} s ({cold_cpu:.1f} s CPU), warm {warm:.1f} s ({warm_cpu:.1f} s CPU); "
               f"warm stage seconds {s['stage_seconds']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", file=sys.stderr)
         print(json.dumps({"cold_s": round(cold, 2), "warm_s": round(warm, 2), "ratio": round(warm / cold, 4),
                           "warm_model_calls": sum(s["model_calls"].values()),
                           "cold_cpu_s": round(cold_cpu, 2), "warm_cpu_s": round(warm_cpu, 2), "cpu_ratio": round(warm_cpu / cold_cpu, 4),
-                          "warm_stage_seconds": s["stage_seconds"], "loadavg_1m": round(os.getloadavg()[0], 1)}))
+                          "warm_stage_seconds": s["stage_seconds"], "same_results": same,
+                          "warm_weights_loaded": "Loading weights" in p.stderr,
+                          "warm_judge_opened": bool(re.search(r"^\[judge\] \S+: (loaded|checked, it answers)$", p.stdout, re.M)),
+                          "experiment": s["experiment"], "loadavg_1m": round(os.getloadavg()[0], 1)}))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 def digest(obj: Any) -> str:
@@ -78,6 +78,27 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
+
+
+def memo_text(cache_dir: Path | None, stage: str, key: Any, compute: Callable[[], str], use_cache: bool = True) -> str:
+    """`compute()`, kept as text in `<cache_dir>/<stage>/<digest(key)>/value.txt` and read back next
+    time (for derived artefacts such as report plots; None = not cached). `use_cache=False`
+    recomputes and rewrites. A cache that cannot be written only costs the recomputation."""
+    if cache_dir is None:
+        return compute()
+    entry = cache_dir / stage / digest(key)
+    if use_cache and (entry / "value.txt").is_file():
+        try:
+            return (entry / "value.txt").read_text(encoding="utf-8")
+        except OSError:
+            pass
+    value = compute()
+    try:
+        with atomic_dir(entry) as tmp:
+            (tmp / "value.txt").write_text(value, encoding="utf-8")
+    except OSError:
+        pass
+    return value
 
 
 # --- `harness cache ls | prune`: what is in the cache, and clearing it safely ----------------------

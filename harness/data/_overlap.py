@@ -12,6 +12,7 @@ formats), so "What is X?" and "what is x" are the same question.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -71,6 +72,16 @@ class Duplicate:
     similarity: float
 
 
+@functools.lru_cache(maxsize=8)
+def _lsh_params(threshold: float) -> tuple[int, int]:
+    """datasketch's optimal (bands, rows) for `threshold`: it integrates numerically for every new
+    index (~0.1 s), and a run builds the data three times (two up-front checks, then the stage)."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    return lsh.b, lsh.r
+
+
 def near_duplicates(ids: list[str], texts: list[str], threshold: Optional[float]) -> list[Duplicate]:
     """Training questions to drop: exact (normalised) repeats, then MinHash near-duplicates at
     `threshold` (None: exact only). The first occurrence in file order is kept."""
@@ -89,7 +100,7 @@ def near_duplicates(ids: list[str], texts: list[str], threshold: Optional[float]
             unique.append(k)
     if threshold is None:
         return out
-    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, params=_lsh_params(threshold))
     kept: dict[int, Any] = {}
     for k, sig in zip(unique, signatures([texts[k] for k in unique])):
         # LSH gives candidates; their estimated similarity decides (LSH alone has false positives)

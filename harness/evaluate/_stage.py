@@ -118,7 +118,7 @@ class Judge:
             raise HarnessError(f"graders.{self.name}.judge: cannot use judge model '{self.judge.model}'{where} "
                                f"({type(e).__name__}: {redact_text(' '.join(str(e).split()))[:200]}); check the model name, "
                                "that its server is up, and its key") from None
-        print(f"[judge] {self.judge.model}: {'loaded' if self.judge.model.startswith('hf/') else 'answers'}", flush=True)
+        print(f"[judge] {self.judge.model}: {'loaded' if self.judge.model.startswith('hf/') else 'checked, it answers'}", flush=True)
         return model
 
 

@@ -103,6 +103,12 @@ def _plot_map(points: dict[str, list[list[float]]]) -> str:
     return _png(fig)
 
 
+def _cached_map(summary: dict[str, Any], points: dict[str, list[list[float]]]) -> str:
+    from ._html import cached_plot
+
+    return cached_plot(summary, _plot_map, points)
+
+
 _HTML = """
 {% if warning %}<p id="leak-warning" style="border:2px solid #c00;background:#fee;padding:.6em;font-weight:bold">⚠ {{ warning }}</p>{% endif %}
 """
@@ -150,5 +156,5 @@ def data_html(summary: dict[str, Any]) -> tuple[Any, Any]:
     points = (card.get("map") or {}).get("points")
     section = env.from_string(_CARD).render(
         d=d, leak_line=_leak_line(d), synth_line=_synth_line(d["synthesis"]) if d.get("synthesis") else "", filters_line=_filters_line(d.get("filters") or {}), closest=((d.get("leak") or {}).get("closest") or [])[:5], card=card, sets=sets, rows=rows,
-        disp=card.get("dispersion") or {}, plot_map=_plot_map(points) if points else "")
+        disp=card.get("dispersion") or {}, plot_map=_cached_map(summary, points) if points else "")
     return warning, Markup(section)

@@ -121,6 +121,22 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def cached_plot(summary: dict[str, Any], plot: Any, *args: Any) -> str:
+    """`plot(*args)`, re-used from the run's cache dir when the same plot of the same numbers was
+    drawn before by the same code (a warm re-run: matplotlib and seaborn alone take seconds)."""
+    import importlib.metadata as md
+    import sys
+    from pathlib import Path
+
+    from ..cache import file_digest, memo_text
+
+    c = summary.get("config") or {}
+    cache_dir = Path(c["cache_dir"]) if c.get("cache_dir") else None
+    key = {"plot": plot.__qualname__, "code": file_digest(Path(sys.modules[plot.__module__].__file__ or "")),
+           "versions": [md.version("matplotlib"), md.version("seaborn")], "args": args}
+    return memo_text(cache_dir, "plots", key, lambda: plot(*args), use_cache=c.get("cache", True))
+
+
 def _plot_scores(scores: list[dict[str, Any]], order: list[str]) -> str:
     import matplotlib
 
@@ -180,6 +196,6 @@ def render_html(summary: dict[str, Any], order: list[str]) -> str:
         s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
         note=COMPARISON_NOTE, verdict=verdict, judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
         pairwise_note=PAIRWISE_NOTE, usage_rows=usage_rows(summary), usage_note=USAGE_NOTE,
-        plot_scores=_plot_scores(summary["scores"], order) if summary["scores"] else "",
-        plot_forest=_plot_forest(summary["comparisons"]) if summary.get("comparisons") else "",
+        plot_scores=cached_plot(summary, _plot_scores, summary["scores"], order) if summary["scores"] else "",
+        plot_forest=cached_plot(summary, _plot_forest, summary["comparisons"]) if summary.get("comparisons") else "",
     )
