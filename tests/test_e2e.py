@@ -117,6 +117,12 @@ def test_warm_rerun_lands_in_same_dir_and_calls_no_model(tiny_run):
     assert s["scores"] == before["scores"]
     assert s["usage"] == before["usage"] and s["usage"]["teacher"]["calls"] > 0  # what the results cost, not this run
     assert s["stage_seconds"]["finetune"] < 30
+    # the same results, field for field, but for what this invocation did (config: cache=false -> true)
+    per_run = ("stage_seconds", "model_calls", "stage_calls", "config")
+    assert {k: v for k, v in s.items() if k not in per_run} == {k: v for k, v in before.items() if k not in per_run}
+    # and no model was even loaded (transformers prints this line for each one it loads): not the
+    # graded models (finished logs), not the embedding model (vectors cached by content hash)
+    assert "Loading weights" not in p.stderr
 
 
 def test_report_rebuilds_from_logs(tiny_run, tmp_path):
