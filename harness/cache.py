@@ -66,9 +66,15 @@ def locked(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temp dir; on success it is renamed to `final` (replacing nothing half-done)."""
+    """Yield a temp dir; on success it is renamed to `final` (replacing nothing half-done).
+
+    Call it holding `locked(final)`: then any other temp dir of the same entry is the debris of a
+    build that was killed (kill -9, OOM, a lost node) and is removed here, so it neither blocks nor
+    leaks into this build nor piles up on every retry. (The lock itself cannot go stale: the kernel
+    releases a flock when its holder dies.)"""
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         yield tmp

@@ -33,3 +33,14 @@ def test_logs_of_another_evaluation_are_moved_aside_not_reused(tmp_path):
     assert not (logs / "old.eval").exists()
     moved = list((tmp_path / "logs" / ".superseded").glob("student-*/old.eval"))
     assert len(moved) == 1
+
+
+def test_atomic_dir_clears_the_debris_of_a_killed_build(tmp_path):
+    final = tmp_path / "entry"
+    debris = tmp_path / ".entry.tmp-999999"  # what kill -9 of another build left behind
+    (debris / "model").mkdir(parents=True)
+    (debris / "model" / "half.bin").write_text("x")
+    with atomic_dir(final) as tmp:
+        assert not debris.exists()
+        write_json(tmp / "ok.json", {"a": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]
