@@ -206,7 +206,10 @@ def run_generate(
     entry = cache_dir / "generate" / key
     calls = 0
     with locked(entry):
-        if not (use_cache and (entry / "train.jsonl").exists()):
+        journal, finished = entry / "answers.partial.jsonl", entry / "train.jsonl"
+        if journal.exists() and finished.exists() and journal.stat().st_mtime <= finished.stat().st_mtime:
+            journal.unlink()  # a kill after the entry was written, before its journal was removed
+        if not (use_cache and finished.exists()):
             prompts = [
                 chat(system, render(cfg.prompt, q.question, q.passage) if teacher.context and q.passage else render(student_prompt, q.question))
                 for q in questions
@@ -217,11 +220,11 @@ def run_generate(
             usage: list[dict[str, Any]] = []  # tokens and latency per call (the HTTP path records none yet)
             if is_openai(teacher.model):
                 served, calls = _answer_http(endpoints, teacher, questions, prompts, cfg, metadata or {}, max_retries,
-                                             timeout, entry / "answers.partial.jsonl")
+                                             timeout, journal)
                 answers = [served[q.id]["answer"] for q in questions]
             else:
                 answers, usage, calls = _answer_local(teacher.model, teacher_args, questions, prompts, cfg, max_retries,
-                                                      timeout, entry / "answers.partial.jsonl")
+                                                      timeout, journal)
                 served = {}
             draws: list[list[str]] = [[] for _ in prompts]
             if cfg.samples > 1:
@@ -268,7 +271,7 @@ def run_generate(
             write_jsonl(entry / "provenance.jsonl", prov)
             write_jsonl(entry / "filtered.jsonl", dropped)
             write_jsonl(entry / "train.jsonl", rows)
-            (entry / "answers.partial.jsonl").unlink(missing_ok=True)
+            journal.unlink(missing_ok=True)
             print(f"[generate] {len(prompts)} teacher answers, {calls} requests sent, in {time.time() - t0:.0f}s", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("filtered.jsonl", "train.jsonl", "provenance.jsonl", "usage.jsonl"):
