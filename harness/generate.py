@@ -106,11 +106,11 @@ def _answer_local(model_str: str, args: dict[str, Any], questions: list[TrainQue
     answers and usage in question order (as an uninterrupted run gives them)."""
     done = _read_journal(partial)
     todo = [(q, p) for q, p in zip(questions, prompts) if q.id not in done]
-    if done:
-        print(f"[generate] resuming: {len(questions) - len(todo)} of {len(questions)} answers kept from an interrupted run",
-              flush=True)
+    kept = len(questions) - len(todo)
+    if kept:
+        print(f"[generate] resuming: {kept} of {len(questions)} answers kept from an interrupted run", flush=True)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    with open(partial, "a", encoding="utf-8") as out, Progress("generate", len(questions), "answers", len(questions) - len(todo)) as bar:
+    with open(partial, "a", encoding="utf-8") as out, Progress("generate", len(questions), "answers", kept) as bar:
 
         def keep(i: int, answer: str, usage: dict[str, Any]) -> None:
             done[todo[i][0].id] = row = {"id": todo[i][0].id, "answer": answer, "usage": usage}

@@ -165,6 +165,7 @@ def test_kill_9_at_every_stage_then_the_same_command_finishes(tmp_path):
     reference.finish()
     ref_dir = ref_results / "tiny" / RUN_NAME
     ref = json.loads((ref_dir / "summary.json").read_text())
+    assert ref["model_calls"] == {"teacher": 8 + N_EVAL, "student": N_EVAL, "baseline": N_EVAL}
     assert s["scores"] == ref["scores"]
     assert (run_dir / "data" / "train.jsonl").read_text() == (ref_dir / "data" / "train.jsonl").read_text()
     assert s["usage"]["teacher"]["calls"] == ref["usage"]["teacher"]["calls"]
