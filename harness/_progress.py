@@ -7,6 +7,7 @@ so a log shows progress without thousands of carriage returns. Evaluation has in
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any, TextIO
@@ -31,8 +32,10 @@ class Progress:
         if self.tty:
             from tqdm import tqdm
 
+            # a terminal that reports no size (0 x 0: some containers, `script`) would hide tqdm's bar
+            cols, rows = shutil.get_terminal_size((100, 24))
             self.bar = tqdm(total=total, initial=done, desc=f"[{label}]", unit=f" {unit}", file=self.stream,
-                            dynamic_ncols=True, leave=True)
+                            ncols=cols, nrows=rows, leave=True)
 
     def update(self, n: int = 1, **stats: Any) -> None:
         self.done += n
