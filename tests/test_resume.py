@@ -130,7 +130,7 @@ def test_kill_9_at_every_stage_then_the_same_command_finishes(tmp_path):
     out = Job(env, results).kill_when(lambda: _completed(run_dir / "logs" / "baseline") >= 2, "during evaluate")
     assert "[generate] 8 rows" in out and "(cached)" in out.split("[generate] 8 rows")[1].splitlines()[0]
     assert "[finetune] step 3/3 (" in out and " loss " in out and " tok/s " in out  # plain progress lines (no TTY)
-    assert "[finetune] lora: " in out and not training()
+    assert "[finetune] student: lora: " in out and not training()
     done_at_kill = {a: _completed(run_dir / "logs" / a) for a in ALIASES}
     assert done_at_kill["teacher"] == done_at_kill["student"] == N_EVAL, done_at_kill
     assert 2 <= done_at_kill["baseline"] < N_EVAL, done_at_kill
