@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -64,10 +65,33 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _dead_here(tmp: Path) -> bool:
+    """True if temp dir `.<name>.tmp-<host>-<pid>` was made by a process of this host that has
+    exited. Temp dirs of other hosts (a cache on shared storage) are never judged from here."""
+    host, _, pid = tmp.name.rsplit(".tmp-", 1)[-1].rpartition("-")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temp dir; on success it is renamed to `final` (replacing nothing half-done)."""
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    """Yield a temp dir; on success it is renamed to `final` (replacing nothing half-done).
+
+    The temp dir of a build that was killed (kill -9, OOM) on this host is removed here, so it does
+    not pile up on every retry; call it holding `locked(final)`. Only dead processes' dirs go: where
+    locks do not work (some shared file systems, docs/scale.md) another job may be building the same
+    entry right now. (The lock itself cannot go stale: the kernel releases a dead holder's flock.)"""
+    tmp = final.with_name(f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        if stale != tmp and _dead_here(stale):
+            shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -103,7 +127,7 @@ def memo_text(cache_dir: Path | None, stage: str, key: Any, compute: Callable[[]
 
 # --- `harness cache ls | prune`: what is in the cache, and clearing it safely ----------------------
 # Layout: <cache_dir>/<stage>/<key>/ (a finished entry), <key>.lock (its flock), <key>.meta.json
-# (which run last used it, written by the pipeline) and .<key>.tmp-<pid>/ (a build in progress, or
+# (which run last used it, written by the pipeline) and .<key>.tmp-<host>-<pid>/ (a build in progress, or
 # the debris of a killed one).
 
 META_SUFFIX = ".meta.json"
@@ -117,7 +141,7 @@ class Entry:
     size: int  # bytes
     last_used: float  # epoch seconds: the newest of the entry's mtime and its last recorded use
     meta: dict[str, Any]
-    partial: bool  # a .tmp-<pid> build dir, not a finished entry
+    partial: bool  # a .tmp-<host>-<pid> build dir, not a finished entry
 
 
 def record_use(cache_dir: Path, stage: str, key: str, info: dict[str, Any]) -> None:

@@ -22,8 +22,12 @@ class ModelConfig:
     args: dict[str, Any] = field(default_factory=dict)
     # The teacher of a context-distillation experiment answers with the relevant passage in context.
     context: bool = False
-    # True for the model that `finetune` trains; its evaluated weights come from that stage.
+    # True for a model that `finetune` trains; its evaluated weights come from that stage. Several
+    # models may be students (a model grid): each is fine-tuned on the same teacher answers.
     student: bool = False
+    # A student's own fine-tune settings, on top of the experiment's `finetune` group, e.g.
+    # {method: full, lr: 1.0e-4} or {lora: {r: 8}}; keys are those of conf/finetune/.
+    finetune: dict[str, Any] = field(default_factory=dict)
     # OpenAI-compatible endpoints only (`openai/<name>`, `openai-api/<service>/<name>`): the server
     # URL (None = $OPENAI_BASE_URL / $<SERVICE>_BASE_URL, else api.openai.com) and the NAME of the
     # environment variable holding the key (None = OPENAI_API_KEY / <SERVICE>_API_KEY). Keys are
@@ -43,8 +47,9 @@ def model_identity(m: ModelConfig) -> dict[str, Any]:
     set, so configs that do not use them keep the cache keys they had before these fields existed;
     prices never count (a price change must not invalidate cached answers or fine-tunes)."""
     d = asdict(m)
+    # a student's fine-tune settings change its *trained* weights, which the finetune key hashes
     return {k: v for k, v in d.items()
-            if not (k in ("base_url", "api_key_env", "serve") and v is None) and k not in ("price_in", "price_out")}
+            if not (k in ("base_url", "api_key_env", "serve") and v is None) and k not in ("price_in", "price_out", "finetune")}
 
 
 result_fields = model_identity
@@ -259,6 +264,27 @@ class HarnessConfig:
     graders: dict[str, GraderConfig] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+
+
+def student_finetune(cfg: HarnessConfig, alias: str) -> FinetuneConfig:
+    """The fine-tune settings of student `alias`: the experiment's `finetune` group with the
+    student's own `models.<alias>.finetune` on top (checked against the schema: an unknown key or a
+    wrong type is a one-line error)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .errors import HarnessError
+
+    own = cfg.models[alias].finetune
+    if not own:
+        return cfg.finetune
+    try:
+        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cfg.finetune), own))
+    except OmegaConfBaseException as e:
+        key = f"models.{alias}.finetune.{e.full_key}" if getattr(e, "full_key", None) else f"models.{alias}.finetune"
+        raise HarnessError(f"{key}: {str(e).splitlines()[0]}; the keys are those of conf/finetune/ "
+                           "(method, lr, epochs, max_steps, batch_size, lora.r, ...)") from None
+    assert isinstance(obj, FinetuneConfig)
+    return obj
 
 
 def run_name(overrides: str) -> str:

@@ -17,8 +17,9 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from ._progress import Progress
 from .cache import digest, locked, read_jsonl, write_jsonl
 from .config import GenerateConfig, ModelConfig, QuestionsConfig
 from .data import TrainQuestion
@@ -51,8 +52,10 @@ def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str,
 
 
 async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[dict[str, str]]], cfg: GenerateConfig,
-                      max_retries: int = 3, timeout: int = 600, temperature: float | None = None
+                      max_retries: int = 3, timeout: int = 600, temperature: float | None = None,
+                      on_done: Callable[[int, str, dict[str, Any]], None] | None = None,
                       ) -> tuple[list[str], list[dict[str, Any]]]:
+    """Answers and usage records, in prompt order; `on_done(i, answer, usage)` as each one arrives."""
     from inspect_ai.model import GenerateConfig as InspectGenerateConfig
     from inspect_ai.model import get_model
 
@@ -68,8 +71,57 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
         ),
         **args,
     )
-    outputs = await asyncio.gather(*(model.generate(to_inspect(p)) for p in prompts))
-    return [o.completion.strip() for o in outputs], [call_record(o) for o in outputs]
+
+    async def one(i: int, prompt: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
+        o = await model.generate(to_inspect(prompt))
+        answer, usage = o.completion.strip(), call_record(o)
+        if on_done is not None:
+            on_done(i, answer, usage)
+        return answer, usage
+
+    done = await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
+    return [a for a, _ in done], [u for _, u in done]
+
+
+def _read_journal(partial: Path) -> dict[str, dict[str, Any]]:
+    """Answers kept by an interrupted run: question id -> row. A line cut off by a kill (or Ctrl-C)
+    is skipped, so that one answer is asked again."""
+    done: dict[str, dict[str, Any]] = {}
+    if partial.exists():
+        for line in partial.read_text(encoding="utf-8").splitlines():
+            try:
+                r = json.loads(line)
+                done[r["id"]] = r
+            except (ValueError, KeyError, TypeError):
+                pass
+    return done
+
+
+def _answer_local(model_str: str, args: dict[str, Any], questions: list[TrainQuestion], prompts: list[list[dict[str, str]]],
+                  cfg: GenerateConfig, max_retries: int, timeout: int, partial: Path
+                  ) -> tuple[list[str], list[dict[str, Any]], int]:
+    """Teacher answers from an in-process model (inspect's `hf/` provider), journaled like the
+    HTTP path: each answer and its usage record are appended to `partial` the moment they arrive,
+    so a re-run after a kill sends only the missing prompts. Returns (answers, usage, requests sent),
+    answers and usage in question order (as an uninterrupted run gives them)."""
+    done = _read_journal(partial)
+    todo = [(q, p) for q, p in zip(questions, prompts) if q.id not in done]
+    kept = len(questions) - len(todo)
+    if kept:
+        print(f"[generate] resuming: {kept} of {len(questions)} answers kept from an interrupted run", flush=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    with open(partial, "a", encoding="utf-8") as out, Progress("generate", len(questions), "answers", kept) as bar:
+
+        def keep(i: int, answer: str, usage: dict[str, Any]) -> None:
+            done[todo[i][0].id] = row = {"id": todo[i][0].id, "answer": answer, "usage": usage}
+            # one write per line, then flush: a kill leaves whole lines plus at most one torn last line
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+            bar.update(1)
+
+        if todo:
+            asyncio.run(_answer_all(model_str, args, [p for _, p in todo], cfg, max_retries, timeout, on_done=keep))
+    return [done[q.id]["answer"] for q in questions], [done[q.id]["usage"] for q in questions], len(todo)
 
 
 FILTERS = ("filter_wrong", "length", "refusal", "consistency", "judge")
@@ -154,7 +206,10 @@ def run_generate(
     entry = cache_dir / "generate" / key
     calls = 0
     with locked(entry):
-        if not (use_cache and (entry / "train.jsonl").exists()):
+        journal, finished = entry / "answers.partial.jsonl", entry / "train.jsonl"
+        if journal.exists() and finished.exists() and journal.stat().st_mtime <= finished.stat().st_mtime:
+            journal.unlink()  # a kill after the entry was written, before its journal was removed
+        if not (use_cache and finished.exists()):
             prompts = [
                 chat(system, render(cfg.prompt, q.question, q.passage) if teacher.context and q.passage else render(student_prompt, q.question))
                 for q in questions
@@ -165,11 +220,12 @@ def run_generate(
             usage: list[dict[str, Any]] = []  # tokens and latency per call (the HTTP path records none yet)
             if is_openai(teacher.model):
                 served, calls = _answer_http(endpoints, teacher, questions, prompts, cfg, metadata or {}, max_retries,
-                                             timeout, entry / "answers.partial.jsonl")
+                                             timeout, journal)
                 answers = [served[q.id]["answer"] for q in questions]
             else:
-                answers, usage = asyncio.run(_answer_all(teacher.model, teacher_args, prompts, cfg, max_retries, timeout))
-                served, calls = {}, len(prompts)
+                answers, usage, calls = _answer_local(teacher.model, teacher_args, questions, prompts, cfg, max_retries,
+                                                      timeout, journal)
+                served = {}
             draws: list[list[str]] = [[] for _ in prompts]
             if cfg.samples > 1:
                 # the hf provider samples only with do_sample on; the greedy answer stays the one trained on
@@ -215,8 +271,8 @@ def run_generate(
             write_jsonl(entry / "provenance.jsonl", prov)
             write_jsonl(entry / "filtered.jsonl", dropped)
             write_jsonl(entry / "train.jsonl", rows)
-            (entry / "answers.partial.jsonl").unlink(missing_ok=True)
-            print(f"[generate] {len(prompts)} teacher answers in {time.time() - t0:.0f}s", flush=True)
+            journal.unlink(missing_ok=True)
+            print(f"[generate] {len(prompts)} teacher answers, {calls} requests sent, in {time.time() - t0:.0f}s", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("filtered.jsonl", "train.jsonl", "provenance.jsonl", "usage.jsonl"):
         if name == "usage.jsonl" and not (entry / name).exists():  # entries cached before usage was recorded
@@ -243,21 +299,14 @@ def _answer_http(endpoints: Any, teacher: ModelConfig, questions: list[TrainQues
     from .models import api_model_name
     from .models._openai import chat_many
 
-    done: dict[str, dict[str, Any]] = {}
-    if partial.exists():
-        for line in partial.read_text(encoding="utf-8").splitlines():
-            try:
-                r = json.loads(line)
-                done[r["id"]] = r
-            except (ValueError, KeyError):  # a line cut off by a crash: that answer is asked again
-                pass
+    done = _read_journal(partial)
     todo = [(q, p) for q, p in zip(questions, prompts) if q.id not in done]
     store = teacher.model.startswith("openai/")
     # at most 16 pairs, keys <= 64 and values <= 512 characters (OpenAI's limits)
     tags = [{**{k: str(v)[:512] for k, v in metadata.items()}, "question_id": q.id[:512]} for q, _ in todo]
     partial.parent.mkdir(parents=True, exist_ok=True)
     failed: list[BaseException] = []
-    with open(partial, "a", encoding="utf-8") as out:
+    with open(partial, "a", encoding="utf-8") as out, Progress("generate", len(questions), "answers", len(done)) as bar:
 
         def keep(i: int, r: Any) -> None:
             """Append each answer the moment it arrives: a crash or Ctrl-C loses none that was paid for."""
@@ -269,6 +318,7 @@ def _answer_http(endpoints: Any, teacher: ModelConfig, questions: list[TrainQues
                           "served_model": r.model, "stored_completion": store, **({"metadata": tags[i]} if store else {})}
             out.write(json.dumps(done[q.id], ensure_ascii=False) + "\n")
             out.flush()
+            bar.update(1)
 
         client = endpoints.client("teacher", teacher, max_retries=max_retries, timeout=timeout, asynchronous=True)
         asyncio.run(chat_many(client, api_model_name(teacher.model), [p for _, p in todo], max_tokens=cfg.max_tokens,

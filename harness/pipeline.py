@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from .cache import record_use, write_json, write_text
-from .config import HarnessConfig
+from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_finetune
 from .data import build, check_answers, data_summary, run_data
 from .errors import HarnessError
 from .evaluate import EvalModel, judged, open_judge, run_evaluate
 from .evaluate._pairwise import run_pairwise
 from .evaluate._scorers import check_grader
-from .finetune import LOCAL, METHODS, run_finetune
+from .finetune import LOCAL, METHODS, FinetuneOutput, run_finetune
 from .generate import check_generate, run_generate, run_questions
 from .models import Endpoints, api_model_name, check_endpoint, is_openai, resolve_args
 from .models._openai import remote_connect
@@ -46,15 +46,22 @@ def validate(cfg: HarnessConfig) -> None:
     """Everything that can be checked before any work starts (and before anything is written)."""
     if "teacher" not in cfg.models:
         raise HarnessError("models.teacher is missing: the teacher writes the training answers")
-    students = [a for a, m in cfg.models.items() if m.student]
-    if len(students) != 1:
-        raise HarnessError(f"exactly one model must have student: true, found {students or 'none'}")
+    students = student_aliases(cfg)
+    if not students:
+        raise HarnessError("no model has student: true; mark the model(s) to fine-tune, e.g. models.student.student=true")
+    for alias in ("teacher", "baseline"):
+        if alias in students:
+            raise HarnessError(f"models.{alias}.student: the {alias} is a reference model and cannot be fine-tuned; "
+                               "add a student under another alias")
+    for alias, m in cfg.models.items():
+        if m.finetune and not m.student:
+            raise HarnessError(f"models.{alias}.finetune: only a student (student: true) is fine-tuned")
+    for alias in students:
+        _check_student(alias, cfg.models[alias], student_finetune(cfg, alias))
     for alias, m in cfg.models.items():
         path = m.args.get("model_path")
         if isinstance(path, str) and not path.startswith("embedded:") and not Path(path).exists():
             raise HarnessError(f"models.{alias}.args.model_path: no such file or directory: {path}")
-    if cfg.finetune.method not in METHODS:
-        raise HarnessError(f"finetune.method: unknown method '{cfg.finetune.method}'; available: {', '.join(METHODS)}")
     if not cfg.graders:
         raise HarnessError("graders is empty: add at least one, e.g. grader@graders.exact=exact")
     for name, g in cfg.graders.items():
@@ -79,17 +86,27 @@ def validate(cfg: HarnessConfig) -> None:
             check_endpoint(f"graders.{name}.judge", g.judge)
     build(cfg.data)  # bad data files fail here, before a run dir exists
     check_generate(cfg.generate)
-    student = cfg.models[students[0]]
-    if cfg.finetune.method == "openai" and not is_openai(student.model):
-        raise HarnessError(f"finetune=openai fine-tunes a hosted model: models.{students[0]}.model must be 'openai/<name>' "
-                           f"(e.g. model@models.{students[0]}=gpt-4o-mini), not '{student.model}'")
-    if cfg.finetune.method in LOCAL and is_openai(student.model):
-        raise HarnessError(f"finetune.method={cfg.finetune.method} trains local weights, but models.{students[0]} is hosted "
+
+
+def student_aliases(cfg: HarnessConfig) -> list[str]:
+    """The models `finetune` trains, in config order."""
+    return [a for a, m in cfg.models.items() if m.student]
+
+
+def _check_student(alias: str, student: ModelConfig, ft: FinetuneConfig) -> None:
+    where = f"models.{alias}.finetune.method" if "method" in student.finetune else "finetune.method"
+    if ft.method not in METHODS:
+        raise HarnessError(f"{where}: unknown method '{ft.method}'; available: {', '.join(METHODS)}")
+    if ft.method == "openai" and not is_openai(student.model):
+        raise HarnessError(f"finetune=openai fine-tunes a hosted model: models.{alias}.model must be 'openai/<name>' "
+                           f"(e.g. model@models.{alias}=gpt-4o-mini), not '{student.model}'")
+    if ft.method in LOCAL and is_openai(student.model):
+        raise HarnessError(f"{where}={ft.method} trains local weights, but models.{alias} is hosted "
                            f"('{student.model}'); use finetune=openai or finetune=none")
-    if cfg.finetune.method == "openai":
+    if ft.method == "openai":
         from .finetune._openai import n_epochs
 
-        n_epochs(cfg.finetune)
+        n_epochs(ft)
 
 
 def openai_errors() -> tuple[type[BaseException], ...]:
@@ -133,7 +150,7 @@ def check_judges(cfg: HarnessConfig) -> list[str]:
                                f"validated against one (available: {', '.join(n for n, x in cfg.graders.items() if x.kind == 'match')})")
         # the student is graded after its fine-tune, so it is never the same model as a judge
         same = [a for a, m in cfg.models.items() if m.model == g.judge.model and m.args == g.judge.args
-                and not (m.student and cfg.finetune.method != "none")]
+                and not (m.student and student_finetune(cfg, a).method != "none")]
         if same and not g.allow_self_judge:
             raise HarnessError(f"graders.{name}.judge: the judge '{g.judge.model}' is the graded model models.{same[0]}; "
                                f"use another judge or set graders.{name}.allow_self_judge=true (self-preference bias)")
@@ -185,9 +202,56 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
         return _stages(cfg, run_dir, cache_dir, resolved, endpoints, judge, judge_notes)
 
 
+def _student_dir(run_dir: Path, alias: str) -> Path:
+    """`student/` for the usual single student named `student`; `students/<alias>/` otherwise."""
+    return run_dir / "student" if alias == "student" else run_dir / "students" / alias
+
+
+def _finetune_student(cfg: HarnessConfig, alias: str, train_file: Path, cache_dir: Path, run_dir: Path,
+                      resolved: dict[str, dict[str, Any]], endpoints: Endpoints) -> tuple[FinetuneOutput, str]:
+    """Fine-tune one student; returns its output and the inspect model string it is evaluated as
+    (`resolved[alias]` is pointed at the trained checkpoint)."""
+    student, ftc = cfg.models[alias], student_finetune(cfg, alias)
+    hosted = ftc.method == "openai"
+    try:
+        client = endpoints.client(alias, max_retries=cfg.eval.max_retries, timeout=cfg.eval.timeout) if hosted else None
+        ft = run_finetune(student, resolved[alias].get("model_path"), train_file, ftc, cache_dir, _student_dir(run_dir, alias),
+                          cfg.cache, client)
+    except openai_errors() as e:
+        raise endpoints.error(e, alias) from None
+    print(f"[finetune] {alias}: {ftc.method}: {ft.model_path}{' (cached)' if ft.cached else ''}", flush=True)
+    # the student is evaluated from the fine-tuned checkpoint, on the same backend as its base
+    base_name = student.model.split("/", 1)[1]
+    model = student.model if ftc.method == "none" else f"hf/{base_name}-{ftc.method}-{ft.key[:8]}"
+    if hosted:  # the fine-tuned model, through the same endpoint as its base
+        model = student.model.removesuffix(api_model_name(student.model)) + ft.model_path
+        endpoints.preflight(alias, replace(student, model=model),
+                            fix=f"the fine-tune cached in {cache_dir / 'finetune' / ft.key} is not on this endpoint; "
+                                "re-run with cache=false" if ft.cached else None)
+    if ftc.method in LOCAL:
+        resolved[alias] = {**resolved[alias], "model_path": ft.model_path}
+    return ft, model
+
+
+def _model_note(cfg: HarnessConfig, alias: str) -> str:
+    m = cfg.models[alias]
+    notes = ["passage in context" if m.context else "no context"]
+    if m.student and student_finetune(cfg, alias).method != "none":
+        own = ", ".join(f"{k}={v}" for k, v in _flat(m.finetune).items() if k != "method")
+        notes.append(f"fine-tuned ({student_finetune(cfg, alias).method}{', ' + own if own else ''}) on the teacher's answers")
+    return ", ".join(notes)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[str, dict[str, Any]],
             endpoints: Endpoints, judge: Any, judge_notes: list[str]) -> dict[str, Any]:
-    student_alias = next(a for a, m in cfg.models.items() if m.student)
+    students = student_aliases(cfg)
     teacher = cfg.models["teacher"]
 
     seconds: dict[str, float] = {}
@@ -225,30 +289,15 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
     leak = check_answers(data, cfg.data, gen.train_file, gen.provenance_file)  # before anything is fine-tuned
 
     t = time.time()
-    student = cfg.models[student_alias]
-    base_path = resolved[student_alias].get("model_path")
-    hosted = cfg.finetune.method == "openai"
-    try:
-        client = endpoints.client(student_alias, max_retries=cfg.eval.max_retries, timeout=cfg.eval.timeout) if hosted else None
-        ft = run_finetune(student, base_path, gen.train_file, cfg.finetune, cache_dir, run_dir / "student", cfg.cache, client)
-    except openai_errors() as e:
-        raise endpoints.error(e, student_alias) from None
+    fts: dict[str, FinetuneOutput] = {}
+    eval_model: dict[str, str] = {}  # student alias -> the model string it is evaluated as
+    for alias in students:
+        fts[alias], eval_model[alias] = _finetune_student(cfg, alias, gen.train_file, cache_dir, run_dir, resolved, endpoints)
     seconds["finetune"] = time.time() - t
-    print(f"[finetune] {cfg.finetune.method}: {ft.model_path}{' (cached)' if ft.cached else ''}", flush=True)
-    # the student is evaluated from the fine-tuned checkpoint, on the same backend as its base
-    base_name = student.model.split("/", 1)[1]
-    student_model = student.model if cfg.finetune.method == "none" else f"hf/{base_name}-{cfg.finetune.method}-{ft.key[:8]}"
-    if hosted:  # the fine-tuned model, through the same endpoint as its base
-        student_model = student.model.removesuffix(api_model_name(student.model)) + ft.model_path
-        endpoints.preflight(student_alias, replace(student, model=student_model),
-                            fix=f"the fine-tune cached in {cache_dir / 'finetune' / ft.key} is not on this endpoint; "
-                                "re-run with cache=false" if ft.cached else None)
-    if cfg.finetune.method in LOCAL:
-        resolved[student_alias] = {**resolved[student_alias], "model_path": ft.model_path}
 
     t = time.time()
     models = [
-        EvalModel(alias, student_model if alias == student_alias else m.model, resolved[alias], m.context,
+        EvalModel(alias, eval_model.get(alias, m.model), resolved[alias], m.context,
                   endpoints.connect(alias))
         for alias, m in cfg.models.items()
     ]
@@ -272,14 +321,9 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
         "experiment": cfg.experiment,
         "run": run_dir.name,
         "models": {m.alias: m.model for m in models},
-        "model_notes": {
-            alias: ", ".join(x for x in [
-                "passage in context" if m.context else "no context",
-                f"fine-tuned ({cfg.finetune.method}) on the teacher's answers" if m.student and cfg.finetune.method != "none" else "",
-            ] if x)
-            for alias, m in cfg.models.items()
-        },
-        **analyse(frame, cfg.report),
+        "students": students,
+        "model_notes": {alias: _model_note(cfg, alias) for alias in cfg.models},
+        **analyse(frame, cfg.report, students),
         "judge_notes": judge_notes,
         "pairwise": pairwise_table(run_dir / "judge"),
         "judge_calibration": calibration_table(frame, {n: g.calibration for n, g in cfg.graders.items() if g.calibration}),
@@ -293,23 +337,29 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
             "filters": gen.filters,
             **({"synthesis": {**synth.stats, "kept": len({q.id for q in synth.questions} & {t.id for t in data.train})}} if synth else {}),
         },
-        "finetune": ft.metrics,
+        "finetune": fts[students[0]].metrics,  # the first student's (one-student runs: the student's)
+        "finetunes": {a: ft.metrics for a, ft in fts.items()},
         "stage_seconds": {},
         "stage_calls": stage_calls,
         **run_usage(run_dir, asdict(cfg)),
         "model_calls": calls,
-        "paths": {"logs": str(run_dir / "logs"), "student": ft.model_path, "data": str(run_dir / "data")},
-        "environment": {"python": platform.python_version(), "cache_keys": {"data": data.key, "generate": gen.key, "finetune": ft.key}},
+        "paths": {"logs": str(run_dir / "logs"), "student": fts[students[0]].model_path, "data": str(run_dir / "data"),
+                  "students": {a: ft.model_path for a, ft in fts.items()}},
+        "environment": {"python": platform.python_version(),
+                        "cache_keys": {"data": data.key, "generate": gen.key, "finetune": fts[students[0]].key,
+                                       "finetunes": {a: ft.key for a, ft in fts.items()}}},
         "config": redact(asdict(cfg)),
     }
     used = {"experiment": cfg.experiment, "run": run_dir.name, "run_dir": str(run_dir.resolve()),
             "used": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     record_use(cache_dir, "generate", gen.key, {**used, "what": f"teacher {teacher.model} answers"})
-    if cfg.finetune.method != "none":
-        record_use(cache_dir, "finetune", ft.key, {**used, "what": f"{cfg.finetune.method} of {student.model}"})
+    for alias, ft in fts.items():
+        method = student_finetune(cfg, alias).method
+        if method != "none":
+            record_use(cache_dir, "finetune", ft.key, {**used, "what": f"{method} of {cfg.models[alias].model} ({alias})"})
     seconds["report"] = time.time() - t
     summary["stage_seconds"] = {k: round(v, 2) for k, v in seconds.items()}
-    order = model_order(list(cfg.models))
+    order = model_order(list(cfg.models), students)
     write_json(run_dir / "summary.json", summary)
     write_text(run_dir / "report.md", render_markdown(summary, order))
     write_text(run_dir / "report.html", render_html(summary, order))

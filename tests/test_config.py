@@ -23,7 +23,7 @@ def test_every_experiment_composes(name):
     assert isinstance(c, HarnessConfig)
     assert c.experiment == name  # the overlay wins over the primary config
     assert {"teacher", "baseline", "student"} <= set(c.models)
-    assert [a for a, m in c.models.items() if m.student] == ["student"]
+    assert [a for a, m in c.models.items() if m.student][:1] == ["student"]
     assert c.models["teacher"].context and not c.models["baseline"].context
     for m in c.models.values():
         assert "/" in m.model  # an inspect model string
@@ -57,6 +57,21 @@ def test_run_dir_is_deterministic_from_overrides():
     assert len(run_name(long).encode()) <= 200 and run_name(long) == run_name(long) != run_name(long + "x")
 
 
+def test_a_model_grid_gives_each_student_its_own_finetune():
+    from harness.config import student_finetune
+
+    c = _plain(compose(["experiment=students"]))
+    assert [a for a, m in c.models.items() if m.student] == ["student", "student_full"]
+    full, lora = student_finetune(c, "student_full"), student_finetune(c, "student")
+    assert (full.method, full.lr, full.epochs) == ("full", 1e-4, 4)
+    assert lora == c.finetune and (lora.method, lora.lr) == ("lora", 3e-3)  # the experiment's `finetune` group
+    assert full.batch_size == lora.batch_size  # unset keys come from the group
+    # a student's own settings are not part of the model's identity (cached teacher answers, eval logs)
+    from harness.config import model_identity
+
+    assert "finetune" not in model_identity(c.models["student_full"])
+
+
 def test_typed_values_are_checked_at_composition():
     from hydra.errors import ConfigCompositionException
 
@@ -81,6 +96,13 @@ def test_typed_values_are_checked_at_composition():
         (["-m", "experiment=demo", "finetune.lr=1e-3,2e-3", "data.n_islands=5,x"], "data.n_islands"),
         (["-m", "experiment=demo", "finetune.lr=1e-3,,"], "finetune.lr"),
         (["-m", "experiment=demo", "no_such.key=1,2"], "no_such"),
+        # model grids: a student's own fine-tune settings are checked like the group's
+        (["experiment=students", "+models.student_full.finetune.lora.rank=8"], "models.student_full.finetune.lora.rank"),
+        (["experiment=students", "models.student_full.finetune.lr=fast"], "models.student_full.finetune.lr"),
+        (["experiment=students", "models.student_full.finetune.method=magic"], "models.student_full.finetune.method"),
+        (["experiment=demo", "models.teacher.student=true"], "models.teacher.student"),
+        (["experiment=demo", "+models.baseline.finetune.lr=1"], "models.baseline.finetune"),
+        (["experiment=demo", "models.student.student=false"], "student: true"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(harness_bin, tmp_path, overrides, expect):

@@ -177,6 +177,68 @@ def test_report_html_renders_self_contained_in_chromium(tiny_run, tmp_path):
     assert "<script" not in (run_dir / "report.html").read_text()  # model output is escaped, never markup
 
 
+GRID = ["+model@models.student_b=smollm2", "models.student_b.student=true", "+models.student_b.finetune.max_steps=1",
+        "+models.student_b.finetune.lora.r=4"]
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tiny_run):
+    """A model grid: the tiny run plus a second student with its own fine-tune settings, from the
+    same teacher answers (the cache the tiny run wrote)."""
+    from tests.conftest import HARNESS
+
+    run_dir, _, cmd = tiny_run
+    p = subprocess.run([HARNESS, "run", *cmd[:-1], *GRID], capture_output=True, text=True, timeout=1500, cwd=REPO)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    grid = [d for d in run_dir.parent.iterdir() if "student_b" in d.name]
+    assert len(grid) == 1
+    return grid[0], p.stdout
+
+
+def test_model_grid_fine_tunes_and_compares_every_student(tiny_run, tiny_grid):
+    grid_dir, stdout = tiny_grid
+    s = json.loads((grid_dir / "summary.json").read_text())
+    one = json.loads((tiny_run[0] / "summary.json").read_text())
+    assert s["students"] == ["student", "student_b"]
+    # the first student is the tiny run's (same settings: its fine-tune came from the cache); the
+    # second has its own settings, so its own fine-tune and its own model string
+    assert "[finetune] student: lora:" in stdout and "(cached)" in stdout.split("[finetune] student:")[1].splitlines()[0]
+    assert s["models"]["student"] == one["models"]["student"] != s["models"]["student_b"]
+    assert s["finetunes"]["student"]["steps"] == 3 and s["finetunes"]["student_b"]["steps"] == 1
+    assert s["stage_calls"]["generate"] == 0 < s["model_calls"]["student_b"]  # teacher answers re-used
+    assert (grid_dir / "students" / "student_b" / "student.json").is_file() and (grid_dir / "student" / "student.json").is_file()
+    pairs = {(c["a"], c["b"]) for c in s["comparisons"]}
+    assert {("student", "baseline"), ("student_b", "baseline"), ("teacher", "student_b"), ("student", "student_b")} <= pairs
+    n = len(s["comparisons"])
+    assert all(c["correction"] == f"holm over {n} comparisons" for c in s["comparisons"])
+    assert {g["student"] for g in s["gap_closed"]} == {"student", "student_b"}
+    assert "lora.r=4" in s["model_notes"]["student_b"]
+    md = (grid_dir / "report.md").read_text()
+    assert "| student_b | lora | 8 | 1 |" in md and "student − student_b" in md
+
+
+def test_sweep_report_over_runs_with_different_students(tiny_run, tiny_grid, tmp_path):
+    """One run with one student and one with two: the shared models once, every student compared."""
+    from tests.conftest import HARNESS
+
+    p = subprocess.run([HARNESS, "report", str(tiny_run[0]), str(tiny_grid[0]), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    s = json.loads((tmp_path / "sweep.json").read_text())
+    b = next(lab for r in s["runs"] for a, lab in r["labels"].items() if a == "student_b")
+    # the student is the same fine-tune with the same answers in both runs: shown once
+    assert {"teacher", "baseline", "student", b} == set(s["models"])
+    pairs = {(c["a"], c["b"]) for c in s["comparisons"]}
+    assert {(b, "baseline"), ("teacher", b), ("student", b)} <= pairs
+    # usage per setting x model, and the calls each job sent
+    rows = {(u["setting"], u["model"]): u for u in s["usage"]}
+    grid = json.loads((tiny_grid[0] / "summary.json").read_text())
+    assert rows[(tiny_grid[0].name, "student_b")]["sent"] == grid["model_calls"]["student_b"] > 0
+    # what the teacher's part cost is the same in both runs (the grid re-used the answers)
+    assert rows[(tiny_run[0].name, "teacher")]["calls"] == rows[(tiny_grid[0].name, "teacher")]["calls"] > 0
+    assert "## Usage" in (tmp_path / "report.md").read_text() and 'id="usage"' in (tmp_path / "report.html").read_text()
+
+
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
     """A real Hydra multirun over a fine-tune setting; the sweep report is written at its end."""

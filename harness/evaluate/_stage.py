@@ -38,19 +38,56 @@ class EvaluateOutput:
     calls: dict[str, int] = field(default_factory=dict)  # alias -> samples generated in this run
 
 
-def _completed(log_dir: Path) -> int:
-    """Samples already finished in the logs of `log_dir` (eval_set re-uses them on resume)."""
-    from inspect_ai.log import list_eval_logs, read_eval_log_sample_summaries
+def _by_task(log_dir: Path) -> dict[str, list[tuple[Any, str]]]:
+    """task -> [(log info, status)] of the logs directly in `log_dir`, newest first (unreadable
+    logs, e.g. one cut off mid-write, are left out)."""
+    from inspect_ai.log import list_eval_logs, read_eval_log
 
+    out: dict[str, list[tuple[Any, str]]] = {}
     if not log_dir.exists():
-        return 0
-    n = 0
-    for info in list_eval_logs(str(log_dir)):
+        return out
+    for info in list_eval_logs(str(log_dir), recursive=False):
         try:
-            n += sum(1 for s in read_eval_log_sample_summaries(info) if s.completed)
+            log = read_eval_log(info, header_only=True)
+        except Exception:
+            continue
+        out.setdefault(log.eval.task, []).append((info, log.status))
+    for logs in out.values():
+        logs.sort(key=lambda x: x[0].mtime or 0, reverse=True)
+    return out
+
+
+def _completed(log_dir: Path, since: float | None = None) -> int:
+    """Samples finished in the newest log of each task in `log_dir` (eval_set seeds a resumed
+    task's new log with every sample its earlier logs finished, so those hold nothing more). With
+    `since` (epoch seconds): only the samples started at or after it -- the requests this run sent,
+    not the ones an interrupted run had finished and eval_set re-used."""
+    from datetime import datetime, timezone
+
+    from inspect_ai.log import read_eval_log_sample_summaries
+
+    n = 0
+    for logs in _by_task(log_dir).values():
+        try:
+            samples = read_eval_log_sample_summaries(logs[0][0])
         except Exception:  # an unreadable partial log counts as nothing done
-            pass
+            continue
+        n += sum(1 for s in samples if s.completed and (
+            since is None or not s.started_at or datetime.fromisoformat(s.started_at) >= datetime.fromtimestamp(since, timezone.utc)))
     return n
+
+
+def _drop_interrupted(log_dir: Path) -> None:
+    """Delete the logs a killed run left `started` once their task has a finished log: eval_set
+    seeded that log with every sample they held, so they only duplicate it (in `inspect view`, or
+    for anything reading the dir). inspect removes such logs itself only for attempts made by its
+    own process, as it cannot tell whether another process is still writing one; a harness run
+    dir has one writer (the run of its command), so here they are debris."""
+    for logs in _by_task(log_dir).values():
+        if any(status == "success" for _, status in logs):
+            for info, status in logs:
+                if status == "started":
+                    Path(info.name.removeprefix("file://")).unlink(missing_ok=True)
 
 
 def _finished(log_dir: Path, tasks: list[str]) -> list[str] | None:
@@ -202,6 +239,7 @@ def run_evaluate(
                                 "graders": {k: asdict(g) for k, g in graders.items()},
                                 "items": [asdict(i) for i in items]}))
         done = _finished(log_dir, list(by_task))
+        _drop_interrupted(log_dir)  # a kill after eval_set finished, before it tidied up
         if done is not None:
             # a finished evaluation: nothing to send, and no model to load (loading an hf/ model
             # alone costs more than the rest of a warm re-run)
@@ -224,7 +262,7 @@ def run_evaluate(
             **m.connect,
             **m.args,
         )
-        before = _completed(log_dir)
+        started = time.time()
         ok, logs = eval_set(
             tasks,
             log_dir=str(log_dir),
@@ -242,5 +280,6 @@ def run_evaluate(
         if not ok:
             raise RuntimeError(f"evaluation of '{m.alias}' did not complete; logs in {log_dir}, re-run to resume")
         out.logs[m.alias] = sorted(log.location for log in logs)
-        out.calls[m.alias] = max(0, _completed(log_dir) - before)
+        _drop_interrupted(log_dir)
+        out.calls[m.alias] = _completed(log_dir, since=started)
     return out

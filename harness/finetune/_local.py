@@ -18,8 +18,9 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from .._progress import Progress
 from ..config import FinetuneConfig
 
 
@@ -45,10 +46,7 @@ def encode(tok: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[in
     return ids, [-100] * len(p_ids) + ids[len(p_ids):]
 
 
-def train_local(
-    base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: Path,
-    progress: Callable[[str], None] = lambda s: print(s, flush=True),
-) -> dict[str, Any]:
+def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: Path) -> dict[str, Any]:
     """Train on `train_file`, write a merged transformers checkpoint to `out_dir`, return metrics."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -81,6 +79,8 @@ def train_local(
     model.train()
     step, tokens, epoch_losses, t0 = 0, 0, [], time.time()
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16)
+    # a bar with loss and tok/s on a terminal; plain `[finetune] step i/n ...` lines otherwise
+    bar = Progress("finetune", total, "step")
     while step < total:
         order = list(range(len(data)))
         rng.shuffle(order)
@@ -108,11 +108,10 @@ def train_local(
             step += 1
             tokens += int(att.sum())
             losses.append(float(loss.detach()))
-            if step % 10 == 0 or step == total:
-                rate = tokens / (time.time() - t0)
-                progress(f"[finetune] step {step}/{total} loss {sum(losses) / len(losses):.3f} {rate:.0f} tok/s")
+            bar.update(1, loss=f"{sum(losses) / len(losses):.3f}", **{"tok/s": f"{tokens / (time.time() - t0):.0f}"})
         epoch_losses.append(sum(losses) / max(1, len(losses)))
     seconds = time.time() - t0
+    bar.close()
 
     model.eval()
     if cfg.method == "lora":

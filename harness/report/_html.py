@@ -84,8 +84,9 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% endif %}
 {% if s.gap_closed %}
 <h2>Gap closed</h2>
-<table id="gap"><tr><th>task</th><th>grader</th><th>(student − baseline) / (teacher − baseline) [95 % CI]</th></tr>
-{% for g in s.gap_closed %}<tr><td>{{ g.task }}</td><td>{{ g.grader }}</td><td class="num">{% if g.value is none %}— (teacher not above baseline){% else %}{{ "%.1f"|format(100*g.value) }} %{% if g.ci_low is not none %} [{{ "%.1f"|format(100*g.ci_low) }}, {{ "%.1f"|format(100*g.ci_high) }}]{% endif %}{% endif %}</td></tr>{% endfor %}
+{% set named = s.gap_closed|selectattr("student", "defined")|list %}
+<table id="gap"><tr><th>task</th><th>grader</th>{% if named %}<th>student</th>{% endif %}<th>(student − baseline) / (teacher − baseline) [95 % CI]</th></tr>
+{% for g in s.gap_closed %}<tr><td>{{ g.task }}</td><td>{{ g.grader }}</td>{% if named %}<td>{{ g.student or "student" }}</td>{% endif %}<td class="num">{% if g.value is none %}— (teacher not above baseline){% else %}{{ "%.1f"|format(100*g.value) }} %{% if g.ci_low is not none %} [{{ "%.1f"|format(100*g.ci_low) }}, {{ "%.1f"|format(100*g.ci_high) }}]{% endif %}{% endif %}</td></tr>{% endfor %}
 </table>
 {% endif %}
 {% if power %}<h2>Power</h2><p>{{ power }}</p>{% endif %}

@@ -32,14 +32,15 @@ def rebuild(run_dir: Path, out: Path | None = None) -> Path:
     frame = load_frame(run_dir / "logs")
     if frame.empty:
         raise HarnessError(f"{run_dir / 'logs'}: no finished inspect logs; re-run the experiment to finish it")
-    summary.update(analyse(frame, report_config(summary)))
+    students = summary.get("students") or ["student"]  # summaries before model grids had one student
+    summary.update(analyse(frame, report_config(summary), students))
     summary["pairwise"] = pairwise_table(run_dir / "judge")
     summary.update(run_usage(run_dir, summary.get("config") or {}))
     graders = (summary.get("config") or {}).get("graders") or {}
     summary["judge_calibration"] = calibration_table(frame, {n: g["calibration"] for n, g in graders.items() if g.get("calibration")})
     out = out or run_dir
     write_json(out / "summary.json", summary)
-    order = model_order(list(summary["models"]))
+    order = model_order(list(summary["models"]), students)
     write_text(out / "report.md", render_markdown(summary, order))
     write_text(out / "report.html", render_html(summary, order))
     return out / "report.md"

@@ -38,18 +38,26 @@ PAIRS = [("student", "baseline"), ("teacher", "student"), ("teacher", "baseline"
 ALPHA = ReportConfig.alpha
 
 
-def pairs_for(rc: ReportConfig) -> list[tuple[str, str]]:
+def default_pairs(students: list[str]) -> list[tuple[str, str]]:
+    """Each student against the baseline and the teacher, the teacher against the baseline, and
+    every pair of students (a model grid). One student named `student`: PAIRS."""
+    out = [p for s in students for p in ((s, "baseline"), ("teacher", s))] + [("teacher", "baseline")]
+    return out + [(a, b) for i, a in enumerate(students) for b in students[i + 1:]]
+
+
+def pairs_for(rc: ReportConfig, students: list[str] = ["student"]) -> list[tuple[str, str]]:
     """The default pairs plus the ones the experiment asks for (report.pairs), without repeats."""
-    out = list(PAIRS)
+    out = default_pairs(students)
     for a, b in (tuple(p) for p in rc.pairs):
         if (a, b) not in out:
             out.append((a, b))
     return out
 
 
-def model_order(aliases: list[str]) -> list[str]:
-    """Report column order: teacher, baseline, student first, then any other model as configured."""
-    return sorted(aliases, key=lambda a: (["teacher", "baseline", "student"] + [a]).index(a))
+def model_order(aliases: list[str], students: list[str] = []) -> list[str]:
+    """Report column order: teacher, baseline, the students, then any other model as configured."""
+    first = ["teacher", "baseline", "student", *students]
+    return sorted(aliases, key=lambda a: first.index(a) if a in first else len(first))
 
 
 def _per_item(frame: pd.DataFrame) -> pd.DataFrame:
@@ -104,7 +112,7 @@ def gap_table(frame: pd.DataFrame, alpha: float = ALPHA,
             if {t, b, s} <= set(g.columns):
                 r = gap_closed(g[t], g[b], g[s], alpha)
                 row = {"task": task, "grader": grader, "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n}
-                if s != "student":
+                if s != "student" or len(triples) > 1:
                     row["student"] = s
                 out.append(row)
     return out
@@ -207,11 +215,12 @@ def score_rows(scores: list[dict[str, Any]], order: list[str]) -> list[tuple[str
     return rows
 
 
-def analyse(frame: pd.DataFrame, rc: ReportConfig = ReportConfig()) -> dict[str, Any]:
+def analyse(frame: pd.DataFrame, rc: ReportConfig = ReportConfig(), students: list[str] = ["student"]) -> dict[str, Any]:
     """Every frame-derived section of summary.json (a run and `harness report` share this)."""
-    pairs = pairs_for(rc)
+    pairs = pairs_for(rc, students)
+    triples = [("teacher", "baseline", s) for s in students]
     return {"alpha": rc.alpha, "scores": score_table(frame), "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction),
-            "gap_closed": gap_table(frame, rc.alpha), "categories": category_table(frame),
+            "gap_closed": gap_table(frame, rc.alpha, triples), "categories": category_table(frame),
             "flips": flip_table(frame, pairs, rc.flips), "judge_agreement": judge_agreement(frame)}
 
 
@@ -296,16 +305,18 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
     lines += pairwise_markdown(s)
     gaps = s.get("gap_closed") or []
     if gaps:
+        named = any("student" in g for g in gaps)  # several students: a column says whose gap
         lines += ["", "## Gap closed", "",
                   "(student − baseline) / (teacher − baseline), 95 % paired-bootstrap percentile CI over items.", "",
-                  "| task | grader | gap closed [95 % CI] |", "|---|---|---|"]
+                  "| task | grader | " + ("student | " if named else "") + "gap closed [95 % CI] |", "|---|---|---|" + ("---|" if named else "")]
         for g in gaps:
             if g["value"] is None:
                 val = "— (teacher not above baseline)"
             else:
                 ci = f"[{_pct(g['ci_low'])}, {_pct(g['ci_high'])}]" if g["ci_low"] is not None else "[CI undefined]"
                 val = f"{_pct(g['value'])} % {ci}"
-            lines.append(f"| {g['task']} | {g['grader']} | {val} |")
+            who = f"{g.get('student', 'student')} | " if named else ""
+            lines.append(f"| {g['task']} | {g['grader']} | {who}{val} |")
     power = power_sentence(s["scores"], s.get("alpha", ALPHA))
     if power:
         lines += ["", "## Power", "", power]
@@ -325,11 +336,11 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
         for f in flips:
             lines.append(f"| {f['task']} | {f['grader']} | {f['a']} vs {f['b']} | {f['direction']} | {_md(f['id'], 40)} | "
                          f"{_md(f['target'], 30)} | {_md(f['answer_a'])} | {_md(f['answer_b'])} |")
-    ft = s.get("finetune") or {}
-    if ft:
-        lines += ["", "## Fine-tune", "", "| " + " | ".join(k for k in ft if k != "loss_curve") + " |",
-                  "|" + "---|" * len([k for k in ft if k != "loss_curve"]),
-                  "| " + " | ".join(str(v) for k, v in ft.items() if k != "loss_curve") + " |"]
+    fts = s.get("finetunes") or ({"student": s["finetune"]} if s.get("finetune") else {})
+    if fts:
+        keys = list(dict.fromkeys(k for m in fts.values() for k in m if k != "loss_curve"))
+        lines += ["", "## Fine-tune", "", "| student | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        lines += [f"| {alias} | " + " | ".join(str(m.get(k, "")) for k in keys) + " |" for alias, m in fts.items()]
     lines += usage_markdown(s)
     lines += ["", "## Stage timings", "", "| stage | seconds | model calls |", "|---|---|---|"]
     for stage, sec in s["stage_seconds"].items():
@@ -338,6 +349,6 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
               "- inspect logs: `logs/<alias>/` — open with `inspect view --log-dir " + s["paths"]["logs"] + "`",
               "- training file (OpenAI chat fine-tuning JSONL): `data/train.jsonl`, provenance: `data/provenance.jsonl`",
               "- domain document: `data/domain.md`; evaluation items: `data/eval.jsonl`",
-              f"- student weights: `{s['paths']['student']}`",
+              *[f"- {alias} weights: `{path}`" for alias, path in (s["paths"].get("students") or {"student": s["paths"]["student"]}).items()],
               "- resolved config: `.hydra/config.yaml`; machine-readable results: `summary.json`", ""]
     return "\n".join(lines)

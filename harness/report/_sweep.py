@@ -131,8 +131,14 @@ def combine(runs: list[Run]) -> tuple[pd.DataFrame, dict[str, str], dict[str, di
     return pd.concat(out, ignore_index=True), models, labels
 
 
+def run_students(r: Run) -> list[str]:
+    """The run's student aliases (summaries from before model grids had one, `student`)."""
+    return r.summary.get("students") or ["student"]
+
+
 def sweep_pairs(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
-    """Per setting: student - baseline and teacher - student; then every pair of settings' students."""
+    """Per setting: each student - baseline and teacher - each student; then every pair of
+    students across settings (and within a setting, for a model grid)."""
     pairs: list[tuple[str, str]] = []
 
     def add(a: str | None, b: str | None) -> None:
@@ -141,11 +147,12 @@ def sweep_pairs(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[tupl
 
     for r in runs:
         lab = labels[r.setting]
-        add(lab.get("student"), lab.get("baseline"))
-        add(lab.get("teacher"), lab.get("student"))
+        for st in run_students(r):
+            add(lab.get(st), lab.get("baseline"))
+            add(lab.get("teacher"), lab.get(st))
     for r in runs:
         add(labels[r.setting].get("teacher"), labels[r.setting].get("baseline"))
-    students = [labels[r.setting]["student"] for r in runs if "student" in labels[r.setting]]
+    students = [labels[r.setting][st] for r in runs for st in run_students(r) if st in labels[r.setting]]
     for i, a in enumerate(students):
         for b in students[i + 1:]:
             add(a, b)
@@ -155,19 +162,21 @@ def sweep_pairs(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[tupl
 def analyse_sweep(runs: list[Run], rc: ReportConfig = ReportConfig()) -> dict[str, Any]:
     frame, models, labels = combine(runs)
     swept = sorted({k for r in runs for k in r.overrides if len({r2.overrides.get(k) for r2 in runs}) > 1})
-    triples = [(lab["teacher"], lab["baseline"], lab["student"]) for lab in labels.values()
-               if {"teacher", "baseline", "student"} <= set(lab)]
+    triples = list(dict.fromkeys((lab["teacher"], lab["baseline"], lab[st]) for r in runs for lab in [labels[r.setting]]
+                                 for st in run_students(r) if {"teacher", "baseline", st} <= set(lab)))
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "sweep",
         "experiment": ", ".join(sorted({r.summary.get("experiment", "?") for r in runs})),
         "alpha": rc.alpha,
-        "runs": [{"setting": r.setting, "dir": str(r.dir), "overrides": r.overrides, "labels": labels[r.setting]} for r in runs],
+        "runs": [{"setting": r.setting, "dir": str(r.dir), "overrides": r.overrides, "labels": labels[r.setting],
+                  "students": run_students(r)} for r in runs],
         "swept": swept,
         "models": models,
         "scores": score_table(frame),
         "comparisons": comparison_table(frame, sweep_pairs(runs, labels), rc.alpha, rc.correction),
         "gap_closed": gap_table(frame, rc.alpha, triples),
+        "usage": sweep_usage(runs),
     }
 
 
@@ -186,6 +195,35 @@ def _score_grid(s: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[st
         cs = [cell.get((label, t, g)) for t, g in cols]
         rows.append((label, [f"{_pct(c['accuracy'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}] (n {c['n']})" if c else "—" for c in cs]))
     return cols, rows
+
+
+SWEEP_USAGE_NOTE = ("Per setting, what producing its results cost (see a run's report for the per-stage split). "
+                    "Settings share cached stages (the teacher's answers of a fine-tune sweep), and each setting "
+                    "counts what it uses, so the sum over settings is an upper bound on what was spent; `sent` is "
+                    "the model calls each job actually sent.")
+
+
+def sweep_usage(runs: list[Run]) -> list[dict[str, Any]]:
+    """One row per setting x model: calls, tokens, cost (from each run's `usage`) and the calls its
+    job actually sent (`model_calls`)."""
+    out = []
+    for r in runs:
+        sent = r.summary.get("model_calls") or {}
+        for alias, u in (r.summary.get("usage") or {}).items():
+            out.append({"setting": r.setting, "model": alias, "calls": u["calls"], "sent": sent.get(alias),
+                        "input_tokens": u["input_tokens"], "output_tokens": u["output_tokens"], "cost_usd": u["cost_usd"]})
+    return out
+
+
+def _usage_rows(s: dict[str, Any]) -> list[list[str]]:
+    rows = [[u["setting"], u["model"], str(u["calls"]), "—" if u["sent"] is None else str(u["sent"]), str(u["input_tokens"]),
+             str(u["output_tokens"]), f"{u['cost_usd']:.4f}"] for u in s.get("usage") or []]
+    if rows:
+        total = sum(u["cost_usd"] for u in s["usage"])
+        rows.append(["all settings", "sum (upper bound)", str(sum(u["calls"] for u in s["usage"])),
+                     str(sum(u["sent"] or 0 for u in s["usage"])), str(sum(u["input_tokens"] for u in s["usage"])),
+                     str(sum(u["output_tokens"] for u in s["usage"])), f"{total:.4f}"])
+    return rows
 
 
 def render_sweep_markdown(s: dict[str, Any]) -> str:
@@ -208,11 +246,16 @@ def render_sweep_markdown(s: dict[str, Any]) -> str:
             val = "—" if g["value"] is None else f"{_pct(g['value'])} %" + (
                 f" [{_pct(g['ci_low'])}, {_pct(g['ci_high'])}]" if g["ci_low"] is not None else "")
             lines.append(f"| {g['task']} | {g['grader']} | {g.get('student', 'student')} | {val} |")
+    usage = _usage_rows(s)
+    if usage:
+        lines += ["", "## Usage", "", SWEEP_USAGE_NOTE, "",
+                  "| setting | model | calls | sent | input tokens | output tokens | cost (USD) |", "|---|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(r) + " |" for r in usage]
     return "\n".join(lines) + "\n"
 
 
 def _plot_sweep(s: dict[str, Any]) -> str:
-    """Held-out accuracy of the student against each swept parameter, with 95 % CI bands; the
+    """Held-out accuracy of each student against each swept parameter, with 95 % CI bands; the
     teacher and baseline as dashed reference lines when they are shared by every run."""
     import matplotlib
 
@@ -234,22 +277,22 @@ def _plot_sweep(s: dict[str, Any]) -> str:
         for r in s["runs"]:
             x = r["setting"] if key == "setting" else r["overrides"].get(key, "(default)")
             others = ", ".join(f"{k}={r['overrides'].get(k, '-')}" for k in s["swept"] if k != key)
-            for g in graders:
-                c = cell.get((r["labels"].get("student"), g))
-                if c:
-                    rows.append((x, others, g, c["accuracy"], c["ci_low"], c["ci_high"]))
+            for st in r.get("students") or ["student"]:
+                for g in graders:
+                    c = cell.get((r["labels"].get(st), g))
+                    if c:
+                        rows.append((x, f"{st} · {g}" + (f" · {others}" if others else ""), c["accuracy"], c["ci_low"], c["ci_high"]))
         try:
             order = sorted({row[0] for row in rows}, key=float)
             numeric = True
         except ValueError:
             order, numeric = list(dict.fromkeys(row[0] for row in rows)), False
         pos = {v: (float(v) if numeric else k) for k, v in enumerate(order)} if numeric else {v: k for k, v in enumerate(order)}
-        lines = sorted({(row[1], row[2]) for row in rows})
-        for k, (others, g) in enumerate(lines):
-            pts = sorted((pos[row[0]], row[3], row[4], row[5]) for row in rows if (row[1], row[2]) == (others, g))
+        for k, line in enumerate(sorted({row[1] for row in rows})):
+            pts = sorted((pos[row[0]], row[2], row[3], row[4]) for row in rows if row[1] == line)
             xs = [p[0] for p in pts]
             color = palette[k % len(palette)]
-            ax.plot(xs, [100 * p[1] for p in pts], "o-", color=color, label=f"student · {g}" + (f" · {others}" if others else ""))
+            ax.plot(xs, [100 * p[1] for p in pts], "o-", color=color, label=line)
             ax.fill_between(xs, [100 * p[2] for p in pts], [100 * p[3] for p in pts], color=color, alpha=0.2)
         for ref, style in (("teacher", "--"), ("baseline", ":")):
             for g in graders[:1]:
@@ -296,6 +339,13 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% for g in s.gap_closed %}<tr><td>{{ g.task }}</td><td>{{ g.grader }}</td><td>{{ g.student or "student" }}</td><td class="num">{% if g.value is none %}—{% else %}{{ "%.1f"|format(100*g.value) }} %{% if g.ci_low is not none %} [{{ "%.1f"|format(100*g.ci_low) }}, {{ "%.1f"|format(100*g.ci_high) }}]{% endif %}{% endif %}</td></tr>{% endfor %}
 </table>
 {% endif %}
+{% if usage_rows %}
+<h2>Usage</h2>
+<p class="note">{{ usage_note }}</p>
+<table id="usage"><tr><th>setting</th><th>model</th><th>calls</th><th>sent</th><th>input tokens</th><th>output tokens</th><th>cost (USD)</th></tr>
+{% for r in usage_rows %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td>{% for c in r[2:] %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+{% endif %}
 </body></html>
 """
 
@@ -308,5 +358,6 @@ def render_sweep_html(s: dict[str, Any]) -> str:
     cols, rows = _score_grid(s)
     return Environment(autoescape=True).from_string(_TEMPLATE).render(
         s=s, cols=cols, rows=rows, note=COMPARISON_NOTE, verdict=verdict, alpha=s["alpha"],
+        usage_rows=_usage_rows(s), usage_note=SWEEP_USAGE_NOTE,
         plot_sweep=_plot_sweep(s) if s["scores"] else "",
         plot_forest=_plot_forest(s["comparisons"]) if s["comparisons"] else "")
