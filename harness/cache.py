@@ -104,6 +104,14 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     os.replace(tmp, final)
 
 
+def touch(entry: Path) -> None:
+    """Mark a cache entry as just used (its mtime is its last use for `harness cache ls` / prune)."""
+    try:
+        os.utime(entry)
+    except OSError:  # a read-only cache: the entry still serves
+        pass
+
+
 def memo_text(cache_dir: Path | None, stage: str, key: Any, compute: Callable[[], str], use_cache: bool = True) -> str:
     """`compute()`, kept as text in `<cache_dir>/<stage>/<digest(key)>/value.txt` and read back next
     time (for derived artefacts such as report plots; None = not cached). `use_cache=False`
@@ -113,7 +121,9 @@ def memo_text(cache_dir: Path | None, stage: str, key: Any, compute: Callable[[]
     entry = cache_dir / stage / digest(key)
     if use_cache and (entry / "value.txt").is_file():
         try:
-            return (entry / "value.txt").read_text(encoding="utf-8")
+            value = (entry / "value.txt").read_text(encoding="utf-8")
+            touch(entry)
+            return value
         except OSError:
             pass
     value = compute()

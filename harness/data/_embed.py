@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cache import atomic_dir, digest, locked
+from ..cache import atomic_dir, digest, locked, touch
 from ..errors import HarnessError
 
 VERSION = 1  # bump when the pooling or tokenisation below changes (invalidates cached vectors)
@@ -73,6 +73,7 @@ def embed(texts: list[str], name: str, batch_size: int = 128, cache_dir: Path | 
     entry = cache_dir / "embed" / key
     with locked(entry):  # concurrent jobs on the same data embed it once
         if use_cache and (entry / "vectors.npy").is_file():
+            touch(entry)
             return np.load(entry / "vectors.npy")
         v = _embed(texts, name, batch_size)
         with atomic_dir(entry) as tmp:
