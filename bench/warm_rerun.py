@@ -12,8 +12,8 @@ Last line: one JSON object with cold_s, warm_s, ratio (= warm_s / cold_s), warm_
 same in CPU seconds of the harness processes (cold_cpu_s, warm_cpu_s, cpu_ratio): on a shared machine
 the wall-clock figures depend on what else runs (loadavg_1m says how busy it was). Also:
 same_results (the warm summary.json equals the cold one except the per-invocation stage_seconds,
-model_calls and stage_calls), warm_weights_loaded (did the warm run load any model's weights --
-transformers' "Loading weights" line: a graded model, the judge or the embedding model) and
+model_calls and stage_calls), warm_weights_loaded (did the warm run load a graded model or the
+judge -- transformers' "Loading weights" line, printed for each model inspect's hf provider loads) and
 warm_judge_opened (the harness's own "[judge] <model>: loaded" or "...: checked, it answers" line).
 """
 
