@@ -1,4 +1,4 @@
-"""Cold vs warm run of `harness run experiment=tiny` (or `experiment=demo`): a warm re-run re-uses every stage.
+"""Cold vs warm run of `harness run experiment=demo` (or `experiment=tiny`): a warm re-run re-uses every stage.
 
 Cold = a fresh results dir and a fresh cache dir (in a temp dir), so data, generate, fine-tune and
 evaluate all run. One thing is NOT cold: the embedded model's one-time GGUF -> transformers
@@ -6,8 +6,10 @@ conversion (~70 s, not a pipeline stage) -- `<cache>/models` is a symlink to an 
 copy (`$HARNESS_CACHE/models`, default .cache/harness/models; converted first if missing), so the
 figures compare stage work, not model conversion. Warm = the same command again.
 
-Run: .venv/bin/python bench/warm_rerun.py [overrides ...]      (default: experiment=tiny)
-     .venv/bin/python bench/warm_rerun.py experiment=demo      (~10 min cold on 2 cores; LLM + pairwise judge)
+Run: .venv/bin/python bench/warm_rerun.py [overrides ...]      (default: experiment=demo, ~9 min cold on
+                                                                2 cores; LLM + pairwise judge)
+     .venv/bin/python bench/warm_rerun.py experiment=tiny      (1 min cold: a warm run's fixed ~6 s of
+                                                                start-up is ~10 % of it)
 Last line: one JSON object with cold_s, warm_s, ratio (= warm_s / cold_s), warm_model_calls, and the
 same in CPU seconds of the harness processes (cold_cpu_s, warm_cpu_s, cpu_ratio): on a shared machine
 the wall-clock figures depend on what else runs (loadavg_1m says how busy it was). Also:
@@ -33,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    overrides = sys.argv[1:] or ["experiment=tiny"]
+    overrides = sys.argv[1:] or ["experiment=demo"]
     models = Path(os.environ.get("HARNESS_CACHE", REPO / ".cache" / "harness")) / "models"
     with tempfile.TemporaryDirectory(prefix="warm-rerun-") as tmp:
         cache, results = Path(tmp) / "cache", Path(tmp) / "results"
