@@ -236,9 +236,10 @@ def _finetune_student(cfg: HarnessConfig, alias: str, train_file: Path, cache_di
 def _model_note(cfg: HarnessConfig, alias: str) -> str:
     m = cfg.models[alias]
     notes = ["passage in context" if m.context else "no context"]
-    if m.student and student_finetune(cfg, alias).method != "none":
+    method = student_finetune(cfg, alias).method if m.student else "none"
+    if method != "none":
         own = ", ".join(f"{k}={v}" for k, v in _flat(m.finetune).items() if k != "method")
-        notes.append(f"fine-tuned ({student_finetune(cfg, alias).method}{', ' + own if own else ''}) on the teacher's answers")
+        notes.append(f"fine-tuned ({method}{', ' + own if own else ''}) on the teacher's answers")
     return ", ".join(notes)
 
 
@@ -304,9 +305,11 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
     ev = run_evaluate(models, data.eval, cfg.eval, cfg.graders, run_dir / "logs", judge)
     stage_calls["evaluate"] = sum(ev.calls.values())
     questions = {(e.task, e.id): e.question for e in data.eval}
+    # read once: pairwise judging writes to judge/, never to logs/, so this is also the summary's frame
+    frame = load_frame(run_dir / "logs")
     for name, g in cfg.graders.items():
         if g.kind == "pairwise":
-            n = run_pairwise(name, g, judge, load_frame(run_dir / "logs"), questions, cfg.eval, run_dir / "judge" / name)
+            n = run_pairwise(name, g, judge, frame, questions, cfg.eval, run_dir / "judge" / name)
             stage_calls["evaluate"] += n
             print(f"[evaluate] pairwise judge '{name}': {n} verdicts requested", flush=True)
     seconds["evaluate"] = time.time() - t
@@ -314,7 +317,6 @@ def _stages(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, resolved: dict[s
         calls[alias] += n
 
     t = time.time()
-    frame = load_frame(run_dir / "logs")
     n_eval_by_task = {task: sum(1 for e in data.eval if e.task == task) for task in data.tasks}
     summary: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
