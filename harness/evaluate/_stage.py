@@ -38,20 +38,30 @@ class EvaluateOutput:
     calls: dict[str, int] = field(default_factory=dict)  # alias -> samples generated in this run
 
 
-def _by_task(log_dir: Path) -> dict[str, list[tuple[Any, str]]]:
-    """task -> [(log info, status)] of the logs directly in `log_dir`, newest first (unreadable
-    logs, e.g. one cut off mid-write, are left out)."""
+def _headers(log_dir: Path) -> list[tuple[Any, str | None, str | None]]:
+    """(log info, task, status) of every log directly in `log_dir`, as inspect lists them; task and
+    status are None for a log that cannot be read (e.g. one cut off mid-write)."""
     from inspect_ai.log import list_eval_logs, read_eval_log
 
-    out: dict[str, list[tuple[Any, str]]] = {}
     if not log_dir.exists():
-        return out
+        return []
+    out: list[tuple[Any, str | None, str | None]] = []
     for info in list_eval_logs(str(log_dir), recursive=False):
         try:
             log = read_eval_log(info, header_only=True)
         except Exception:
+            out.append((info, None, None))
             continue
-        out.setdefault(log.eval.task, []).append((info, log.status))
+        out.append((info, log.eval.task, log.status))
+    return out
+
+
+def _by_task(log_dir: Path) -> dict[str, list[tuple[Any, str]]]:
+    """task -> [(log info, status)] of the readable logs directly in `log_dir`, newest first."""
+    out: dict[str, list[tuple[Any, str]]] = {}
+    for info, task, status in _headers(log_dir):
+        if task is not None and status is not None:
+            out.setdefault(task, []).append((info, status))
     for logs in out.values():
         logs.sort(key=lambda x: x[0].mtime or 0, reverse=True)
     return out
@@ -92,17 +102,13 @@ def _drop_interrupted(log_dir: Path) -> None:
 
 def _finished(log_dir: Path, tasks: list[str]) -> list[str] | None:
     """The log files if `log_dir` (already claimed for this evaluation) has a successful log of
-    every task, else None (then eval_set runs, resuming whatever is there)."""
-    from inspect_ai.log import list_eval_logs, read_eval_log
-
+    every task, else None (then eval_set runs, resuming whatever is there; so does an unreadable log)."""
     found: dict[str, str] = {}
-    for info in list_eval_logs(str(log_dir), recursive=False):
-        try:
-            log = read_eval_log(info, header_only=True)
-        except Exception:
+    for info, task, status in _headers(log_dir):
+        if task is None:
             return None
-        if log.status == "success":
-            found.setdefault(log.eval.task, info.name)
+        if status == "success":
+            found.setdefault(task, info.name)
     return sorted(found[t] for t in tasks) if all(t in found for t in tasks) else None
 
 

@@ -162,8 +162,13 @@ def sweep_pairs(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[tupl
 def analyse_sweep(runs: list[Run], rc: ReportConfig = ReportConfig()) -> dict[str, Any]:
     frame, models, labels = combine(runs)
     swept = sorted({k for r in runs for k in r.overrides if len({r2.overrides.get(k) for r2 in runs}) > 1})
-    triples = list(dict.fromkeys((lab["teacher"], lab["baseline"], lab[st]) for r in runs for lab in [labels[r.setting]]
-                                 for st in run_students(r) if {"teacher", "baseline", st} <= set(lab)))
+    triples: list[tuple[str, str, str]] = []  # (teacher, baseline, student) labels; a shared student once
+    for r in runs:
+        lab = labels[r.setting]
+        for st in run_students(r):
+            t = (lab.get("teacher"), lab.get("baseline"), lab.get(st))
+            if None not in t and t not in triples:
+                triples.append(t)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "sweep",
