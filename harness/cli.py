@@ -5,11 +5,15 @@
     harness report DIR [DIR ...] [--out D]
                                        rebuild a finished run's summary.json / report.md / report.html
                                        from its logs; several runs or a sweep dir: one combined report
+    harness regress --baseline RUN_DIR[:alias] --candidate RUN_DIR[:alias] [--margin M] [--alpha A] [--strict]
+                                       gate a candidate against the current model from finished runs
+                                       (exit 0 pass, 3 regression, 4 inconclusive; see docs/regress.md)
     harness cache ls [overrides]       the stage cache: stage, key, size, last use, which run used it
     harness cache prune [--older-than DAYS] [--stage S] [--all] [--dry-run] [overrides]
                                        delete cache entries (never one a running job holds locked)
 
-Exit codes: 0 success, 2 usage or input error (one line on stderr, no traceback), 1 anything else.
+Exit codes: 0 success (or gate passed), 2 usage or input error (one line on stderr, no traceback),
+1 internal error, 3 regression, 4 inconclusive (a run with regress.enabled, or `harness regress`).
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def _precheck(overrides: list[str]) -> None:
             c = to_dataclass(OmegaConf.create(plain))
             if k == 0:
                 _offline_if_local(c)  # before anything imports huggingface_hub
-            from .pipeline import check_writable, validate
+            from .preflight import check_writable, validate
 
             validate(c)
             check_writable(Path(c.results_dir))
@@ -149,6 +153,8 @@ def _hydra_run(argv: list[str]) -> None:
             fail(str(e))
         print(f"[report] {run_dir / 'report.md'}", flush=True)
         print(_headline(summary), flush=True)
+        if summary.get("regress"):  # the gate's verdict is the exit code (0 pass, 3 regression, 4 inconclusive)
+            raise SystemExit(summary["regress"]["exit_code"])
 
     sys.argv = ["harness run", *argv]
     _main()
@@ -166,7 +172,7 @@ class SweepReport(Callback):  # type: ignore[misc,valid-type]
 
     def on_multirun_end(self, config, **kwargs) -> None:  # noqa: ANN001
         from .errors import HarnessError
-        from .report._rebuild import report
+        from .report import report
 
         try:
             print(f"[sweep report] {report([Path(config.hydra.sweep.dir)])}", flush=True)
@@ -202,6 +208,54 @@ def _cache_dir(overrides: list[str]) -> Path:
         fail(" ".join(str(e).split())[:300])
 
 
+REGRESS_HELP = """Gate a candidate model against the current one, from finished run dirs (never calls a model).
+
+RUN_DIR[:alias] names a model inside a finished `harness run` (default aliases: current / candidate).
+Writes regress.json, regress.md and a section in the candidate run's report.html (or --out DIR).
+
+exit codes: 0 pass (non-inferior within the margin on every gated cell), 3 regression,
+            4 inconclusive (0 with --inconclusive=pass), 2 bad input, 1 internal error"""
+
+
+def _regress(args: list[str]) -> None:
+    import argparse
+
+    from .config import RegressConfig
+    from .errors import HarnessError
+    from .regress import gate, parse_ref, write_gate
+
+    d = RegressConfig()
+    ap = argparse.ArgumentParser(prog="harness regress", description=REGRESS_HELP,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baseline", required=True, metavar="RUN_DIR[:alias]", help=f"the current model (alias default: {d.baseline})")
+    ap.add_argument("--candidate", required=True, metavar="RUN_DIR[:alias]", help=f"the model that would replace it (alias default: {d.candidate})")
+    ap.add_argument("--margin", type=float, default=d.margin, help=f"largest acceptable drop, 0-1 (default {d.margin} = {100 * d.margin:g} pp)")
+    ap.add_argument("--alpha", type=float, default=d.alpha, help=f"one-sided error rate (default {d.alpha})")
+    ap.add_argument("--strict", action="store_true", help="any significant drop is a regression, not only one beyond the margin")
+    ap.add_argument("--inconclusive", choices=["fail", "pass"], default=d.inconclusive, help="exit 4 (fail, default) or 0 (pass)")
+    ap.add_argument("--tasks", nargs="+", default=[], help="gated tasks (default: all)")
+    ap.add_argument("--graders", nargs="+", default=[], help="gated graders (default: all; a judge only where it passed its validation)")
+    ap.add_argument("--allow-subset", action="store_true", help="runs on different items: compare the items both share")
+    ap.add_argument("--out", type=Path, help="where regress.json / regress.md go (default: the candidate's run dir)")
+    try:
+        a = ap.parse_args(args)
+    except SystemExit as e:  # argparse printed its one-line usage error; bad input is exit 2
+        raise SystemExit(0 if e.code == 0 else 2) from None
+    try:
+        base = parse_ref(a.baseline, d.baseline, "--baseline")
+        cand = parse_ref(a.candidate, d.candidate, "--candidate")
+        s = RegressConfig(enabled=True, baseline=base.alias, candidate=cand.alias, margin=a.margin, alpha=a.alpha,
+                          strict=a.strict, inconclusive=a.inconclusive, tasks=a.tasks, graders=a.graders,
+                          allow_subset=a.allow_subset)
+        result = gate(base, cand, s)
+        out = a.out or cand.dir
+        print(write_gate(result, out))
+        print(f"[regress] {out / 'regress.md'}")
+    except HarnessError as e:
+        fail(str(e))
+    raise SystemExit(result["exit_code"])
+
+
 def _headline(summary: dict) -> str:
     rows = [r for r in summary["scores"] if r["task"] == "heldout"]
     parts = [f"{r['model']} {r['grader']} {100 * r['accuracy']:.0f}%" for r in rows]
@@ -225,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
         _hydra_run(rest)
     elif cmd == "report":
         from .errors import HarnessError
-        from .report._rebuild import report
+        from .report import report
 
         if not rest:
             fail("usage: harness report RUN_DIR [RUN_DIR ...] [--out DIR]")
@@ -242,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
             fail(str(e))
     elif cmd == "cache":
         _cache(rest)
+    elif cmd == "regress":
+        _regress(rest)
     else:
         fail(f"unknown command '{cmd}'\n{USAGE}")
 
