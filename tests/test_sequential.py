@@ -109,13 +109,15 @@ def test_strict_calls_a_small_significant_drop_a_regression():
 def test_verdict_reads_the_path_the_report_shows():
     """pass iff lower >= -margin, regression iff upper <= -margin, at every batch of many streams."""
     rng = np.random.default_rng(13)
-    for mean in (-0.15, -0.05, 0.0, 0.05):
-        for _ in range(5):
+    for mean in (-0.15, -0.05, -0.02, 0.0, 0.05):
+        for strict in (False, True):
             d = _stream(rng, (1, 600), mean, 0.3)[0]
-            r = sequential_gate(np.split(d, 12), margin=0.05)
+            r = sequential_gate(np.split(d, 12), margin=0.05, strict=strict)
             for s in r["path"]:
-                want = "regression" if s["upper"] <= -0.05 else "pass" if s["lower"] >= -0.05 else None
-                assert s["decided"] == want, (mean, s)
+                passes = s["lower"] >= -0.05 and (not strict or s["items"] == 600)
+                want = "regression" if s["upper"] <= (0 if strict else -0.05) else "pass" if passes else None
+                assert s["decided"] == want, (mean, strict, s)
+            assert r["p_regression_now"] <= r["p_regression"] and r["p_pass_now"] <= r["p_pass"]
 
 
 def test_batchwise_equals_itemwise_at_batch_boundaries():

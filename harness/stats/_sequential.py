@@ -234,7 +234,8 @@ def sequential_gate(d_batches: Sequence[Sequence[float]], margin: float, alpha: 
 
     Returns a JSON-ready dict: verdict, stopped, items_used, items_max, items_saved, units_used, lower/upper
     at the stop, p_pass/p_regression (anytime-valid, 1 / max capital; valid at the stopping time, so
-    they can go into Holm across cells), the per-batch path and the method."""
+    they can go into Holm across cells) and p_*_now (after all batches given), the per-batch path
+    (SequentialState as dicts, up to the stop) and the method."""
     if not 0 <= margin < 1:
         raise ValueError(f"margin must be in [0, 1), got {margin}")
     if not 0 < alpha < 1:
@@ -288,6 +289,11 @@ def sequential_gate(d_batches: Sequence[Sequence[float]], margin: float, alpha: 
         "mean": float(np.mean(x[:k])) * 2 - 1 if k else float("nan"),
         "p_pass": float(min(1.0, math.exp(-cap_pass[k - 1]))) if k else 1.0,
         "p_regression": float(min(1.0, math.exp(-cap_reg[k - 1]))) if k else 1.0,
+        # the same after every batch given, even past this cell's own stop: with several gated cells
+        # the run goes on until all are decided, and Holm over the cells' p_regression_now at that
+        # common stopping time is valid (anytime p-values are valid at any stopping time)
+        "p_pass_now": float(min(1.0, math.exp(-cap_pass[-1]))) if x.size else 1.0,
+        "p_regression_now": float(min(1.0, math.exp(-cap_reg[-1]))) if x.size else 1.0,
         "margin": margin, "alpha": alpha, "strict": strict,
         "path": [asdict(s) for s in path],
         "method": ("anytime-valid betting confidence sequence (Waudby-Smith & Ramdas 2023), two one-sided at alpha; "
