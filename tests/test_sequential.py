@@ -122,8 +122,8 @@ def test_verdict_reads_the_path_the_report_shows():
 
 def test_batchwise_equals_itemwise_at_batch_boundaries():
     d = _stream(np.random.default_rng(17), (1, 1000), -0.02, 0.3)[0]
-    lower, upper = confidence_sequence(d, alpha=0.05, aim=(-0.05, -0.05))
     by_batch = sequential_gate(np.split(d, 20), margin=0.05, max_items=1000)
+    lower, upper = confidence_sequence(d, alpha=0.05, aim=(-0.05, -0.05), warmup=by_batch["warmup"])
     by_item = sequential_gate([d[i:i + 1] for i in range(d.size)], margin=0.05, max_items=1000)
     for s in by_batch["path"]:
         assert (s["lower"], s["upper"]) == (lower[s["items"] - 1], upper[s["items"] - 1])
@@ -138,8 +138,8 @@ def test_unscorable_units_cost_items_but_not_statistics():
     d = _stream(np.random.default_rng(19), (1, 600), 0.05, 0.3)[0]
     holes = d.copy()
     holes[::10] = np.nan  # every tenth item unscorable
-    clean_lower, _ = confidence_sequence(d[~np.isnan(holes)], 0.05, aim=(-0.05, -0.05))
     r = sequential_gate(np.split(holes, 10), margin=0.05)
+    clean_lower, _ = confidence_sequence(d[~np.isnan(holes)], 0.05, aim=(-0.05, -0.05), warmup=r["warmup"])
     assert r["path"][0]["items"] == 60 and r["path"][0]["n"] == 54
     assert r["path"][0]["lower"] == clean_lower[53]  # the same 54 scored units give the same bound
     lower, upper = confidence_sequence(holes, 0.05)
