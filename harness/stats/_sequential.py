@@ -21,10 +21,11 @@ Bets: the predictable plug-in (PrPl) of the paper's hedged CS, lambda_t = sqrt(2
 mean 1/2, variance 1/4). With `aim`, the bet is the larger of that and the paper's approximate
 growth-rate-optimal (aGRAPA) bet for the one mean the gate tests, (mean_{t-1} - aim) / (var_{t-1} +
 (mean_{t-1} - aim)^2): near-optimal growth for the decision, while PrPl keeps the whole CS shrinking
-for the plot; both damped over the first tenth of the run (at most 100 units). Any predictable lambda >= 0 is valid, so these are. The bets do not depend on m
-except through the truncation c/m, so K+_t(m) decreases in m (each factor 1 - g + g x/m or
-1 + lambda (x - m) does): the rejected means form a half-line, the lower bound is its end, and "the
-lower bound is above -margin" is exactly "the test of mean = -margin rejected".
+for the plot; both are damped over the first tenth of the run (at most 100 units). Any predictable
+lambda >= 0 is valid, so these are. The bets do not depend on m except through the truncation c/m,
+so K+_t(m) decreases in m (each factor 1 - c + c x/m or 1 + lambda (x - m) does): the rejected means
+form a half-line, the lower bound is its end, and "the lower bound is at or above -margin" is
+exactly "the test of mean = -margin rejected".
 
 `confseq` (the authors' package) was not used: version 0.0.11 ships only an sdist whose C++ part
 needs Boost headers and pulls pytest/matplotlib/multiprocess at run time; `expectation` needs Python
