@@ -232,6 +232,8 @@ def sequential_gate(d_batches: Sequence[Sequence[float]], margin: float, alpha: 
     - regression: the upper bound is at or below -margin (strict: at or below 0);
     - inconclusive: neither by `max_items` (or the end of the data).
 
+    Counts ("items_used", `max_items`, the path's "items") are in units: with clusters, a unit is a
+    whole cluster, and the caller converts to items (and batches whole clusters).
     `max_items` is the most items the run will evaluate (regress.max_items, or fewer if the eval has
     fewer); None means the batches given are all there will be. Until a verdict or `max_items`,
     "stopped" is False and "verdict" None: evaluate the next batch and call again with all batches.
