@@ -37,7 +37,7 @@ import numpy as np
 from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.stats import gate_cell  # noqa: E402
+from harness.stats import gate_cell, gate_table  # noqa: E402
 
 MU, SD_THETA, SD_CHANGE = 0.6, 2.0, 0.6  # accuracy ~0.6; models disagree on ~15 % of items at epochs = 1
 CLUSTER = 4  # items per source
@@ -120,10 +120,18 @@ def main() -> None:
     se_pooled = math.sqrt(alpha * (1 - alpha) / (reps * len(rows)))
     print(f"pooled over settings: false regression {pooled_fr:.4f}, false pass {pooled_fp:.4f} (alpha {alpha}, "
           f"MC s.e. {se_pooled:.4f}); worst single cell {worst_cell:.4f} (MC s.e. {se:.4f}); {time.time() - t0:.1f} s")
+    table = gate_table(alpha=alpha)
+    margins = sorted({r["margin"] for r in table})
+    discs = sorted({r["discordance"] for r in table})
+    print(f"\nitems needed to pass with 80 % power when the true difference is 0 (0/1 scores, one-sided alpha {alpha}):")
+    print("margin \\ models disagree on " + " ".join(f"{p:>6.0%}" for p in discs))
+    for m in margins:
+        print(f"{m:>6.0%}{'':21}" + " ".join(f"{r['required_n']:>6}" for r in table if r["margin"] == m))
     print(json.dumps({"alpha": alpha, "reps": reps, "false_regression_pooled": round(pooled_fr, 4),
                       "false_pass_pooled": round(pooled_fp, 4), "mc_se_pooled": round(se_pooled, 4),
                       "worst_cell": worst_cell, "mc_se_cell": round(se, 4), "rows": rows,
-                      "seconds": round(time.time() - t0, 1), "ratio": round(max(pooled_fr, pooled_fp) / alpha, 3)}))
+                      "required_n_table": table, "seconds": round(time.time() - t0, 1),
+                      "ratio": round(max(pooled_fr, pooled_fp) / alpha, 3)}))
 
 
 if __name__ == "__main__":

@@ -204,8 +204,13 @@ def test_clusters_widen_the_interval_and_singletons_change_nothing():
     cand = np.where(effect < 0, 0.0, np.where(effect > 0, 1.0, cur))
     plain, robust = gate_cell(cand, cur, 0.05), gate_cell(cand, cur, 0.05, clusters=k)
     assert robust.n_clusters == 10 and "cluster-robust" in robust.method
-    assert robust.lower <= plain.lower and robust.upper >= plain.upper
-    assert robust.p_noninferior >= plain.p_noninferior
+    # whole sources move together: the cluster-robust interval is wider, and so is the plan
+    assert robust.lower < plain.lower - 0.02 and robust.upper > plain.upper + 0.02
+    assert robust.p_noninferior >= plain.p_noninferior and robust.p_regression >= plain.p_regression
+    # treated as 40 independent items the drop looks significant; as 10 sources it does not
+    strict_plain, strict_robust = gate_cell(cand, cur, 0.05, strict=True), gate_cell(cand, cur, 0.05, strict=True, clusters=k)
+    assert strict_plain.verdict == "regression" and strict_robust.verdict == "inconclusive"
+    assert robust.required_n > plain.required_n and robust.mde > plain.mde
     single = gate_cell(cand, cur, 0.05, clusters=np.arange(40))
     assert single == plain
 

@@ -289,7 +289,8 @@ def _cluster_side(d: np.ndarray, c: np.ndarray, margin: float, reg_bound: float,
     m = float(d.mean())
     p_ni = float(stats.t.sf((m + margin) / se, g - 1))
     p_reg = float(stats.t.cdf((m - reg_bound) / se, g - 1))
-    return _Side(float(lo), float(hi), p_ni, p_reg, se), g
+    # a difference lies in [-1, 1]; with margin < 1 clipping cannot flip a verdict (duality kept)
+    return _Side(max(float(lo), -1.0), min(float(hi), 1.0), p_ni, p_reg, se), g
 
 
 def _union(a: _Side, b: _Side) -> _Side:
@@ -351,6 +352,8 @@ def gate_cell(candidate: Sequence[float], current: Sequence[float], margin: floa
             dists.append(reg_bound - diff)
         required = math.ceil(n * (zsum * side.se / max(dists)) ** 2) if dists else None
         mde = zsum * side.se
+    if mde > 1 - margin:  # would need a difference above 1: nothing detectable at this n
+        mde = math.inf
     # strict mode can prove both "within the margin" and "below 0": any significant drop wins there
     if side.p_reg < alpha:
         verdict = "regression"
