@@ -127,17 +127,23 @@ def _check_duality(g, margin, alpha, strict):
 def test_p_values_are_dual_to_the_bounds(kind):
     rng = np.random.default_rng(7)
     for _ in range(60):
-        n = int(rng.choice([5, 12, 40, 200]))
+        n = int(rng.choice([1, 3, 5, 12, 40, 200]))
         p = rng.uniform(0.2, 0.9, n)
         e = 1 if kind.endswith("binary") or kind == "binary" else 3
         cur = rng.binomial(e, p) / e
         cand = rng.binomial(e, np.clip(p + rng.normal(-0.05, 0.2, n), 0, 1)) / e
         clusters = np.repeat(np.arange(n), 4)[:n] if kind.startswith("clusters") else None
-        margin, alpha = float(rng.choice([0.0, 0.02, 0.05, 0.1])), float(rng.choice([0.05, 0.1]))
+        margin, alpha = float(rng.choice([0.0, 0.02, 0.05, 0.1])), float(rng.choice([0.01, 0.05, 0.1, 0.3, 0.45]))
         strict = bool(rng.random() < 0.3)
         g = gate_cell(cand, cur, margin, alpha, strict, clusters)
         _check_duality(g, margin, alpha, strict)
         assert g.verdict == ("regression" if g.p_regression < alpha else "pass" if g.p_noninferior < alpha else "inconclusive")
+
+
+def test_extreme_table_where_the_corrected_score_is_not_zero_at_the_estimate():
+    # 1 discordant pair in 40 at alpha 0.45: the SCAS crossing lies beyond the estimate (was a crash)
+    g = gate_cell(*_pairs(20, 0, 1, 19), margin=0.02, alpha=0.45)
+    _check_duality(g, 0.02, 0.45, False)
 
 
 def test_score_statistics_are_decreasing_so_the_bounds_are_intervals():

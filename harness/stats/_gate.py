@@ -114,25 +114,19 @@ def _tango_z(b: Any, c: Any, n: Any, d0: Any, skew: bool = False) -> Any:
 
 
 def _tango_bound(b: float, c: float, n: int, zc: float, side: str, skew: bool = False) -> float:
-    """The score-interval bound: lower solves Z(d) = zc, upper solves Z(d) = -zc (Z decreases in d);
-    the edge -1 / +1 when the statistic never gets there."""
+    """The score-interval bound: lower solves Z(d) = zc, upper solves Z(d) = -zc (Z decreases in d),
+    searched over all of (-1, 1): the skewness-corrected Z is not 0 at the estimate, so in extreme
+    tables its crossing can lie on the far side of it. The edge -1 / +1 when Z never gets there."""
     from scipy.optimize import brentq
 
-    dhat = (b - c) / n
-    if side == "lower":
-        target, lo_end, hi_end = zc, -1.0 + _EPS, dhat
-    else:
-        target, lo_end, hi_end = -zc, dhat, 1.0 - _EPS
+    target = zc if side == "lower" else -zc
     f = lambda d: float(_tango_z(b, c, n, d, skew)) - target  # noqa: E731
+    lo_end, hi_end = -1.0 + _EPS, 1.0 - _EPS
     f_lo, f_hi = f(lo_end), f(hi_end)
-    if side == "lower" and f_lo <= 0:
+    if f_lo <= 0:
         return -1.0
-    if side == "upper" and f_hi >= 0:
+    if f_hi >= 0:
         return 1.0
-    if f_lo == 0:
-        return lo_end
-    if f_hi == 0:
-        return hi_end
     return float(brentq(f, lo_end, hi_end, xtol=1e-12, rtol=1e-12))
 
 
