@@ -16,7 +16,7 @@ For each setting (n = 40 and 200, epochs 1 and 3, with and without clusters):
 - true drop = 2 x margin:     power (regression rate).
 The margin is 10 pp at n = 40 and 5 pp at n = 200 (what those n can decide).
 
-Run: nice -n 10 .venv/bin/python bench/regress_aa.py [--reps 1000] [--alpha 0.05]
+Run: nice -n 10 .venv/bin/python bench/regress_aa.py [--reps 1000] [--alpha 0.05] [--seed 2026]
 Last line: one JSON object. `ratio` = the worse of the two error rates (false regression: at 0, at the
 margin, strict at 0; false pass: at the margin), each pooled over the 8 settings (8 x reps draws, so
 Monte-Carlo noise does not decide it), / alpha; goal <= 1. The worst single cell and the Monte-Carlo
@@ -80,8 +80,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=1000)
     ap.add_argument("--alpha", type=float, default=0.05)
+    ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args()
-    rng = np.random.default_rng(2026)
+    rng = np.random.default_rng(args.seed)
     alpha, reps = args.alpha, args.reps
     t0 = time.time()
     rows = []
@@ -127,7 +128,7 @@ def main() -> None:
     print("margin \\ models disagree on " + " ".join(f"{p:>6.0%}" for p in discs))
     for m in margins:
         print(f"{m:>6.0%}{'':21}" + " ".join(f"{r['required_n']:>6}" for r in table if r["margin"] == m))
-    print(json.dumps({"alpha": alpha, "reps": reps, "false_regression_pooled": round(pooled_fr, 4),
+    print(json.dumps({"alpha": alpha, "reps": reps, "seed": args.seed, "false_regression_pooled": round(pooled_fr, 4),
                       "false_pass_pooled": round(pooled_fp, 4), "mc_se_pooled": round(se_pooled, 4),
                       "worst_cell": worst_cell, "mc_se_cell": round(se, 4), "rows": rows,
                       "required_n_table": table, "seconds": round(time.time() - t0, 1),
