@@ -143,7 +143,7 @@ def _z(p: float) -> float:
 
 def _score_n_raw(diff: float, discordance: float, bound: float, alpha: float, power: float) -> float:
     """Continuous sample size of the one-sided Tango score test of H0 on the far side of `bound`
-    when the truth is `diff` (Nam 1997; Liu, Hsueh, Hsieh & Chen 2002, Stat Med 21:231, eq. 9):
+    when the truth is `diff` (Nam 1997, Biometrics 53:1422; Liu, Hsueh, Hsieh & Chen 2002, Stat Med 21:231):
 
         n = ( z_{1-alpha} * w0 + z_{power} * w1 )^2 / (diff - bound)^2
 
