@@ -44,11 +44,25 @@ def compose(overrides: list[str]):  # -> DictConfig
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from .config import register
-
     register()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="harness"):
         return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def register() -> None:
+    """Register the schema and the resolvers Hydra needs. Idempotent."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    from .config import NOT_RESULT_KEYS, HarnessConfig, run_name
+
+    ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
+    if not OmegaConf.has_resolver("run_name"):
+        # `results/<experiment>/<run>`: the run name is the override list (deterministic, so the
+        # same command lands in the same dir and can resume); "default" when nothing is overridden.
+        OmegaConf.register_new_resolver("run_name", run_name)
+    if not OmegaConf.has_resolver("not_result_keys"):
+        OmegaConf.register_new_resolver("not_result_keys", lambda: list(NOT_RESULT_KEYS))
 
 
 def _precheck(overrides: list[str]) -> None:
@@ -137,7 +151,7 @@ def _hydra_run(argv: list[str]) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    from .config import register, to_dataclass
+    from .config import to_dataclass
     from .errors import HarnessError
     from .pipeline import run
 

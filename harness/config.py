@@ -374,19 +374,6 @@ def run_name(overrides: str) -> str:
     return name
 
 
-def register() -> None:
-    """Register the schema and the resolvers Hydra needs. Idempotent."""
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
-    if not OmegaConf.has_resolver("run_name"):
-        # `results/<experiment>/<run>`: the run name is the override list (deterministic, so the
-        # same command lands in the same dir and can resume); "default" when nothing is overridden.
-        OmegaConf.register_new_resolver("run_name", run_name)
-    if not OmegaConf.has_resolver("not_result_keys"):
-        OmegaConf.register_new_resolver("not_result_keys", lambda: list(NOT_RESULT_KEYS))
-
-
 def to_dataclass(cfg: Any) -> HarnessConfig:
     """DictConfig (from Hydra) -> HarnessConfig, validated against the schema."""
     merged = OmegaConf.merge(OmegaConf.structured(HarnessConfig), cfg)

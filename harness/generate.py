@@ -297,7 +297,7 @@ def _answer_http(endpoints: Any, teacher: ModelConfig, questions: list[TrainQues
 
     Returns ({question id: answer + provenance}, requests sent)."""
     from .models import api_model_name
-    from .models._openai import chat_many
+    from .models import chat_many
 
     done = _read_journal(partial)
     todo = [(q, p) for q, p in zip(questions, prompts) if q.id not in done]

@@ -14,7 +14,7 @@ from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases,
 from .data import build
 from .errors import HarnessError
 from .evaluate import check_grader, check_tasks
-from .finetune import LOCAL, METHODS
+from .finetune import LOCAL, METHODS, n_epochs
 from .generate import check_generate
 from .models import check_endpoint, is_openai
 from .report import read_labels
@@ -88,8 +88,6 @@ def _check_student(alias: str, student: ModelConfig, ft: FinetuneConfig) -> None
         raise HarnessError(f"{where}={ft.method} trains local weights, but models.{alias} is hosted "
                            f"('{student.model}'); use finetune=openai or finetune=none")
     if ft.method == "openai":
-        from .finetune._openai import n_epochs
-
         n_epochs(ft)
 
 

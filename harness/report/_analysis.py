@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..config import ReportConfig
@@ -20,13 +21,41 @@ SCHEMA_VERSION = 1
 def item_means(frame: pd.DataFrame) -> pd.Series:
     """Mean score per (task, grader, id, alias): repeated epochs of an item averaged first, so every
     table counts items, never samples. NaN = the item's answer could not be scored. Computed once
-    per report and passed to every table (a 1M-row frame is grouped once, not per table)."""
-    return frame.groupby(["task", "grader", "id", "alias"], sort=True, observed=True)["value"].mean()
+    per report and passed to every table (a 1M-row frame is grouped once, not per table); the keys
+    become categoricals first, so the strings are hashed once per column, not once per grouping."""
+    keys = ["task", "grader", "id", "alias"]
+    cats = pd.DataFrame({k: pd.Categorical(frame[k].astype(str)) for k in keys})
+    return cats.assign(value=frame["value"].to_numpy(float)).groupby(keys, sort=True, observed=True)["value"].mean()
 
 
 def _wide(means: pd.Series) -> pd.DataFrame:
     """Items x aliases per (task, grader)."""
     return means.unstack("alias")
+
+
+def _tally(means: pd.Series, levels: list[str], extra: tuple[str, np.ndarray, list[str]] | None = None
+           ) -> list[tuple[tuple[str, ...], int, float, int]]:
+    """(labels, n items, sum of scores with unscored = 0, n unscored) per combination of `levels` of
+    `means` (+ `extra`: a name, a code per row and its labels), in sorted order. Counted with numpy
+    over the index codes: a million items cost one bincount, not a regrouping."""
+    idx = means.index
+    codes = [idx.codes[idx.names.index(lv)] for lv in levels]
+    labels = [list(idx.levels[idx.names.index(lv)]) for lv in levels]
+    if extra is not None:
+        codes.append(extra[1])
+        labels.append(extra[2])
+    shape = [len(lab) for lab in labels]
+    key = np.ravel_multi_index(codes, shape)
+    v = means.to_numpy(float)
+    unscored = np.isnan(v)
+    size = np.bincount(key, minlength=int(np.prod(shape)))
+    total = np.bincount(key, weights=np.where(unscored, 0.0, v), minlength=size.size)
+    nans = np.bincount(key, weights=unscored, minlength=size.size)
+    out = []
+    for flat in np.flatnonzero(size):
+        where = np.unravel_index(flat, shape)
+        out.append((tuple(str(labels[i][w]) for i, w in enumerate(where)), int(size[flat]), float(total[flat]), int(nans[flat])))
+    return out
 
 
 def score_table(frame: pd.DataFrame, means: pd.Series | None = None) -> list[dict[str, Any]]:
@@ -35,20 +64,14 @@ def score_table(frame: pd.DataFrame, means: pd.Series | None = None) -> list[dic
     Repeated epochs are averaged per item first, so n is the number of distinct items; items whose
     score is missing (NaN) are not silently dropped from n -- they count as wrong.
     """
-    out: list[dict[str, Any]] = []
     if frame.empty:
-        return out
+        return []
     means = item_means(frame) if means is None else means
-    levels = ["task", "alias", "grader"]
-    n = means.groupby(level=levels, sort=True).size()
-    k = means.fillna(0.0).groupby(level=levels, sort=True).sum()
-    unscored = means.isna().groupby(level=levels, sort=True).sum()
-    for (task, alias, grader), n_cell in n.items():
-        kk = float(k[(task, alias, grader)])
-        lo, hi = proportion_ci(kk, int(n_cell))
-        out.append({"task": task, "model": alias, "grader": grader, "n": int(n_cell),
-                    "accuracy": round(kk / n_cell, 6), "ci_low": round(lo, 6), "ci_high": round(hi, 6),
-                    "n_unscored": int(unscored[(task, alias, grader)])})
+    out = []
+    for (task, alias, grader), n, k, unscored in _tally(means, ["task", "alias", "grader"]):
+        lo, hi = proportion_ci(k, n)
+        out.append({"task": task, "model": alias, "grader": grader, "n": n,
+                    "accuracy": round(k / n, 6), "ci_low": round(lo, 6), "ci_high": round(hi, 6), "n_unscored": unscored})
     return out
 
 
@@ -64,9 +87,14 @@ def default_pairs(students: list[str]) -> list[tuple[str, str]]:
     return out + [(a, b) for i, a in enumerate(students) for b in students[i + 1:]]
 
 
-def pairs_for(rc: ReportConfig, students: list[str] = ["student"]) -> list[tuple[str, str]]:
-    """The default pairs plus the ones the experiment asks for (report.pairs), without repeats."""
-    out = default_pairs(students)
+def pairs_for(rc: ReportConfig, students: list[str] = ["student"], aliases: list[str] | None = None) -> list[tuple[str, str]]:
+    """The default pairs plus the ones the experiment asks for (report.pairs), without repeats. An
+    evaluation-only run (no student, no teacher) compares every pair of its models, each later
+    model against each earlier one in config order (d = later - earlier: candidate - current)."""
+    if not students and aliases and "teacher" not in aliases:
+        out = [(aliases[j], aliases[i]) for i in range(len(aliases)) for j in range(i + 1, len(aliases))]
+    else:
+        out = default_pairs(students)
     for a, b in (tuple(p) for p in rc.pairs):
         if (a, b) not in out:
             out.append((a, b))
@@ -80,10 +108,21 @@ def model_order(aliases: list[str], students: list[str] = []) -> list[str]:
 
 
 def _clusters(frame: pd.DataFrame) -> pd.Series:
-    """(task, id) -> cluster label (an item's own id when it shares no source with another item)."""
+    """(task, id) -> cluster label, only for tasks where some cluster holds several items (an item
+    that shares no source with another is independent: nothing to correct for)."""
     if "cluster" not in frame.columns:
         return pd.Series(dtype=object)
-    return frame.drop_duplicates(["task", "id"]).set_index(["task", "id"])["cluster"]
+    c = frame.drop_duplicates(["task", "id"])[["task", "id", "cluster"]].astype(str)
+    shared = c.duplicated(["task", "cluster"], keep=False)
+    tasks = set(c.loc[shared, "task"])
+    return c[c["task"].isin(tasks)].set_index(["task", "id"])["cluster"]
+
+
+def _binary(x: np.ndarray, y: np.ndarray) -> bool:
+    """0/1 scores on both sides (NaN = unscored, ignored)."""
+    v = np.concatenate([x, y])
+    v = v[~np.isnan(v)]
+    return bool(np.all((v == 0.0) | (v == 1.0)))
 
 
 def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, alpha: float = ALPHA,
@@ -102,13 +141,15 @@ def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, 
     clusters = _clusters(frame)
     means = item_means(frame) if means is None else means
     for (task, grader), g in _wide(means).groupby(level=[0, 1], sort=True):
-        c = clusters.reindex(pd.MultiIndex.from_arrays([g.index.get_level_values(0), g.index.get_level_values(2)])).to_numpy() \
-            if not clusters.empty else None
+        c = None
+        if str(task) in set(clusters.index.get_level_values(0)):
+            c = clusters.reindex(pd.MultiIndex.from_arrays([g.index.get_level_values(0).astype(str),
+                                                            g.index.get_level_values(2).astype(str)])).to_numpy()
         for a, b in pairs:
             if a not in g.columns or b not in g.columns:
                 continue
-            x, y = g[a].to_numpy(), g[b].to_numpy()
-            binary = set(pd.unique(pd.Series(list(x) + list(y)).dropna())) <= {0.0, 1.0}
+            x, y = g[a].to_numpy(float), g[b].to_numpy(float)
+            binary = _binary(x, y)
             r = paired_binary(x, y, alpha, clusters=c) if binary else paired_continuous(x, y, alpha, clusters=c)
             row = {"task": task, "grader": grader, "a": a, "b": b, "n_pairs": r.n, "n_dropped": r.n_dropped,
                    "diff": round(r.diff, 6), "ci_low": round(r.ci_low, 6), "ci_high": round(r.ci_high, 6),
@@ -151,14 +192,14 @@ def category_table(frame: pd.DataFrame, means: pd.Series | None = None) -> list[
     if frame.empty:
         return []
     means = item_means(frame) if means is None else means
-    groups = frame.drop_duplicates(["task", "id"]).set_index(["task", "id"])["group"]
+    groups = frame.drop_duplicates(["task", "id"]).astype({"task": str, "id": str, "group": str}).set_index(["task", "id"])["group"]
     idx = means.index
-    grp = groups.reindex(pd.MultiIndex.from_arrays([idx.get_level_values("task"), idx.get_level_values("id")])).to_numpy()
-    df = pd.DataFrame({"task": idx.get_level_values("task"), "grader": idx.get_level_values("grader"), "group": grp,
-                       "alias": idx.get_level_values("alias"), "value": means.fillna(0.0).to_numpy()})
-    agg = df.groupby(["task", "grader", "group", "alias"], sort=True, observed=True)["value"].agg(["size", "mean"])
-    return [{"task": t, "grader": g, "group": grp, "model": a, "n": int(r["size"]), "accuracy": round(float(r["mean"]), 6)}
-            for (t, g, grp, a), r in agg.iterrows()]
+    keys = pd.MultiIndex.from_arrays([idx.get_level_values("task").astype(str), idx.get_level_values("id").astype(str)])
+    group = pd.Categorical(groups.reindex(keys).fillna("").to_numpy())
+    by_alias = _tally(means, ["task", "grader", "alias"], ("group", group.codes, list(group.categories)))
+    out = [{"task": t, "grader": g, "group": grp, "model": a, "n": n, "accuracy": round(k / n, 6)}
+           for (t, g, a, grp), n, k, _ in by_alias]
+    return sorted(out, key=lambda r: (r["task"], r["grader"], r["group"], r["model"]))
 
 
 def flip_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, limit: int = 5,
@@ -196,9 +237,11 @@ def unreliable_cells(agreement: list[dict[str, Any]]) -> dict[tuple[str, str], s
     return out
 
 
-def analyse(frame: pd.DataFrame, rc: ReportConfig = ReportConfig(), students: list[str] = ["student"]) -> dict[str, Any]:
-    """Every frame-derived section of summary.json (a run and `harness report` share this)."""
-    pairs = pairs_for(rc, students)
+def analyse(frame: pd.DataFrame, rc: ReportConfig = ReportConfig(), students: list[str] = ["student"],
+            aliases: list[str] | None = None) -> dict[str, Any]:
+    """Every frame-derived section of summary.json (a run and `harness report` share this).
+    `aliases`: the run's models in config order (an evaluation-only run compares every pair)."""
+    pairs = pairs_for(rc, students, aliases)
     triples = [("teacher", "baseline", s) for s in students]
     means = item_means(frame) if not frame.empty else None
     agreement = judge_agreement(frame)

@@ -47,7 +47,7 @@ def build_summary(run_dir: Path, facts: dict[str, Any], frame: pd.DataFrame | No
     graders = config.get("graders") or {}
     derived = {
         "schema_version": SCHEMA_VERSION,
-        **analyse(frame, report_config(config), students),
+        **analyse(frame, report_config(config), students, list(facts.get("models") or {})),
         "pairwise": pairwise_table(run_dir / "judge"),
         "judge_calibration": calibration_table(frame, {n: g["calibration"] for n, g in graders.items() if g.get("calibration")}),
         **run_usage(run_dir, config),
