@@ -5,8 +5,8 @@ import subprocess
 import pytest
 
 from harness.cli import compose, experiments
-from harness.preflight import validate
 from harness.config import HarnessConfig, to_dataclass
+from harness.preflight import validate
 
 
 def _plain(cfg):

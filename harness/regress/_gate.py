@@ -26,6 +26,7 @@ from ..config import RegressConfig, grader_fingerprint
 from ..errors import HarnessError
 from ..runs import load_frame, read_summary
 from ..stats import adjust, gate_cell
+from ._render import headline
 
 SCHEMA_VERSION = 1
 EXIT = {"pass": 0, "regression": 3, "inconclusive": 4}
@@ -177,34 +178,65 @@ def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10)
     cand = _load(candidate, "--candidate", frames)
     shared, dropped, warnings = _comparable(base, cand, s)
     pb, pc = _per_item(base, shared), _per_item(cand, shared)
-    cells_idx = sorted(set(pb.index.droplevel(2)) & set(pc.index.droplevel(2)), key=lambda k: (k[0] != "heldout", k))
+    keys = sorted(set(pb.index.droplevel(2)) & set(pc.index.droplevel(2)), key=lambda k: (k[0] != "heldout", k))
     for name, wanted in (("tasks", s.tasks), ("graders", s.graders)):
-        have = {k[0 if name == "tasks" else 1] for k in cells_idx}
+        have = {k[0 if name == "tasks" else 1] for k in keys}
         unknown = sorted(set(wanted) - have)
         if unknown:
             raise HarnessError(f"regress.{name}: {', '.join(unknown)} not in both runs; available: {', '.join(sorted(have))}")
-    cells: list[dict[str, Any]] = []
-    for task, grader in cells_idx:
-        b, c = pb.loc[(task, grader)], pc.loc[(task, grader)]
-        ids = sorted(set(b.index) & set(c.index))
-        b, c = b.loc[ids], c.loc[ids]
-        row: dict[str, Any] = {"task": task, "grader": grader, "gated": True, "skipped": None,
-                               "baseline_accuracy": round(float(np.nanmean(b["mean"])), 6),
-                               "candidate_accuracy": round(float(np.nanmean(c["mean"])), 6),
-                               "epochs": int(max(b["epochs"].max(), c["epochs"].max()))}
-        if (s.tasks and task not in s.tasks) or (s.graders and grader not in s.graders):
-            row.update(gated=False, skipped="not gated (regress.tasks / regress.graders)")
-        ok = [_judge_ok(x.summary, task, grader) for x in (base, cand)]
-        if row["gated"] and False in ok:
-            row.update(gated=False, skipped="judge failed its validation (κ < 0.6 against its reference grader) in "
-                       + " and ".join(n for n, v in zip(("the baseline's run", "the candidate's run"), ok) if v is False))
+    cells, flip_rows = [], []
+    for task, grader in keys:
+        row, fl = _cell(task, grader, pb.loc[(task, grader)], pc.loc[(task, grader)], base, cand, s, flips)
+        if row["skipped"] and row["skipped"].startswith("judge"):
             warnings.append(f"{task} · {grader}: shown, not gated: {row['skipped']}")
-        clusters = b["cluster"].astype(str).to_numpy()
-        r = gate_cell(c["mean"].to_numpy(float), b["mean"].to_numpy(float), s.margin, s.alpha, s.strict, clusters=clusters)
-        row.update({k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(r).items()})
-        row["cell_verdict_unadjusted"] = row.pop("verdict")
         cells.append(row)
-        row["_flips"] = _flips(task, grader, b, c, flips)
+        flip_rows += fl
+    verdict, code, n_gated = _decide(cells, s)
+    flip_rows.sort(key=lambda f: (f["direction"] != "right→wrong", f["task"] != "heldout", -abs(f["change"])))
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "regress",
+        "verdict": verdict,
+        "exit_code": code,
+        "baseline": _side_info(base),
+        "candidate": _side_info(cand),
+        "settings": {k: v for k, v in asdict(s).items() if k not in ("enabled", "baseline", "candidate")},
+        "items": {"n_compared": len(shared), "dropped": dropped},
+        "correction": f"holm over {n_gated} regression claims (pass: intersection-union, no adjustment)",
+        "cells": cells,
+        "flips": flip_rows,
+        "warnings": warnings,
+    }
+    result["headline"] = headline(result)
+    return result
+
+
+def _cell(task: str, grader: str, b: pd.DataFrame, c: pd.DataFrame, base: _Side, cand: _Side, s: RegressConfig,
+          flips: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One task x grader: the paired statistics on the items both sides answered, whether it is
+    gated, and its flip list."""
+    ids = sorted(set(b.index) & set(c.index))
+    b, c = b.loc[ids], c.loc[ids]
+    row: dict[str, Any] = {"task": task, "grader": grader, "gated": True, "skipped": None,
+                           "baseline_accuracy": round(float(np.nanmean(b["mean"])), 6),
+                           "candidate_accuracy": round(float(np.nanmean(c["mean"])), 6),
+                           "epochs": int(max(b["epochs"].max(), c["epochs"].max()))}
+    if (s.tasks and task not in s.tasks) or (s.graders and grader not in s.graders):
+        row.update(gated=False, skipped="not gated (regress.tasks / regress.graders)")
+    ok = [_judge_ok(x.summary, task, grader) for x in (base, cand)]
+    if row["gated"] and False in ok:
+        row.update(gated=False, skipped="judge failed its validation (κ < 0.6 against its reference grader) in "
+                   + " and ".join(n for n, v in zip(("the baseline's run", "the candidate's run"), ok) if v is False))
+    r = gate_cell(c["mean"].to_numpy(float), b["mean"].to_numpy(float), s.margin, s.alpha, s.strict,
+                  clusters=b["cluster"].astype(str).to_numpy())
+    row.update({k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(r).items()})
+    row["cell_verdict_unadjusted"] = row.pop("verdict")
+    return row, _flips(task, grader, b, c, flips)
+
+
+def _decide(cells: list[dict[str, Any]], s: RegressConfig) -> tuple[str, int, int]:
+    """Cell verdicts and the overall one: regression claims Holm-adjusted over the gated cells;
+    pass only if every gated cell passes (intersection-union). Returns (verdict, exit code, n gated)."""
     gated = [r for r in cells if r["gated"]]
     if not gated:
         raise HarnessError("regress: no cell left to gate (every task x grader is filtered out or has an unreliable judge); "
@@ -222,27 +254,8 @@ def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10)
             r["verdict"] = "inconclusive"
     verdicts = {r["verdict"] for r in gated}
     verdict = "regression" if "regression" in verdicts else "pass" if verdicts == {"pass"} else "inconclusive"
-    code = EXIT[verdict] if not (verdict == "inconclusive" and s.inconclusive == "pass") else 0
-    flip_rows = [f for r in cells for f in r.pop("_flips")]
-    flip_rows.sort(key=lambda f: (f["direction"] != "right→wrong", f["task"] != "heldout", -abs(f["change"])))
-    result = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "regress",
-        "verdict": verdict,
-        "exit_code": code,
-        "baseline": _side_info(base),
-        "candidate": _side_info(cand),
-        "settings": {k: v for k, v in asdict(s).items() if k not in ("enabled", "baseline", "candidate")},
-        "items": {"n_compared": len(shared), "dropped": dropped},
-        "correction": f"holm over {len(gated)} regression claims (pass: intersection-union, no adjustment)",
-        "cells": cells,
-        "flips": flip_rows,
-        "warnings": warnings,
-    }
-    from ._render import headline
-
-    result["headline"] = headline(result)
-    return result
+    code = 0 if verdict == "inconclusive" and s.inconclusive == "pass" else EXIT[verdict]
+    return verdict, code, len(gated)
 
 
 def _side_info(side: _Side) -> dict[str, Any]:

@@ -1,7 +1,14 @@
 """Stage 5, report: a finished run's logs -> summary.json, report.md, report.html; several runs -> a sweep report."""
 
 from ._analysis import (
-    SCHEMA_VERSION, analyse, category_table, comparison_table, flip_table, gap_table, model_order, score_table,
+    SCHEMA_VERSION,
+    analyse,
+    category_table,
+    comparison_table,
+    flip_table,
+    gap_table,
+    model_order,
+    score_table,
 )
 from ._build import build_summary, report_config
 from ._fmt import md as md_escape

@@ -87,21 +87,22 @@ def default_pairs(students: list[str]) -> list[tuple[str, str]]:
     return out + [(a, b) for i, a in enumerate(students) for b in students[i + 1:]]
 
 
-def pairs_for(rc: ReportConfig, students: list[str] = ["student"], aliases: list[str] | None = None) -> list[tuple[str, str]]:
+def pairs_for(rc: ReportConfig, students: tuple[str, ...] | list[str] = ("student",), aliases: list[str] | None = None,
+              ) -> list[tuple[str, str]]:
     """The default pairs plus the ones the experiment asks for (report.pairs), without repeats. An
     evaluation-only run (no student, no teacher) compares every pair of its models, each later
     model against each earlier one in config order (d = later - earlier: candidate - current)."""
     if not students and aliases and "teacher" not in aliases:
         out = [(aliases[j], aliases[i]) for i in range(len(aliases)) for j in range(i + 1, len(aliases))]
     else:
-        out = default_pairs(students)
+        out = default_pairs(list(students))
     for a, b in (tuple(p) for p in rc.pairs):
         if (a, b) not in out:
             out.append((a, b))
     return out
 
 
-def model_order(aliases: list[str], students: list[str] = []) -> list[str]:
+def model_order(aliases: list[str], students: tuple[str, ...] | list[str] = ()) -> list[str]:
     """Report column order: teacher, baseline, the students, then any other model as configured."""
     first = ["teacher", "baseline", "student", *students]
     return sorted(aliases, key=lambda a: first.index(a) if a in first else len(first))
@@ -169,7 +170,7 @@ def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, 
 
 
 def gap_table(frame: pd.DataFrame, alpha: float = ALPHA,
-              triples: list[tuple[str, str, str]] = [("teacher", "baseline", "student")],
+              triples: tuple[tuple[str, str, str], ...] | list[tuple[str, str, str]] = (("teacher", "baseline", "student"),),
               means: pd.Series | None = None) -> list[dict[str, Any]]:
     """Gap closed per task x grader for each (teacher, baseline, student) alias triple."""
     out: list[dict[str, Any]] = []
@@ -237,10 +238,11 @@ def unreliable_cells(agreement: list[dict[str, Any]]) -> dict[tuple[str, str], s
     return out
 
 
-def analyse(frame: pd.DataFrame, rc: ReportConfig = ReportConfig(), students: list[str] = ["student"],
+def analyse(frame: pd.DataFrame, rc: ReportConfig | None = None, students: tuple[str, ...] | list[str] = ("student",),
             aliases: list[str] | None = None) -> dict[str, Any]:
     """Every frame-derived section of summary.json (a run and `harness report` share this).
     `aliases`: the run's models in config order (an evaluation-only run compares every pair)."""
+    rc = rc or ReportConfig()
     pairs = pairs_for(rc, students, aliases)
     triples = [("teacher", "baseline", s) for s in students]
     means = item_means(frame) if not frame.empty else None

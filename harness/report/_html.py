@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._judge import unreliable_sentence
-from ._usage import USAGE_NOTE, usage_rows
 from ._analysis import ALPHA
 from ._datacard import data_html
+from ._judge import unreliable_sentence
 from ._markdown import COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, family_note, power_sentence, score_rows, verdict, verdict_lines
 from ._plots import cached_plot, plot_forest, plot_scores
+from ._usage import USAGE_NOTE, usage_rows
 
 # the paired-comparisons section, shared by the run report and the sweep report (_sweep.py)
 COMPARISONS_HTML = """{% if s.comparisons %}

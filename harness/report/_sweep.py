@@ -15,10 +15,11 @@ import pandas as pd
 from ..config import ReportConfig
 from ..errors import HarnessError
 from ..runs import Run, load_frame, run_students, same_items
-from ._html import COMPARISONS_HTML
 from ._analysis import SCHEMA_VERSION, comparison_table, gap_table, score_table
 from ._fmt import pct
-from ._markdown import COMPARISON_NOTE, family_note, comparison_lines, verdict, verdict_lines
+from ._html import COMPARISONS_HTML
+from ._markdown import COMPARISON_NOTE, comparison_lines, family_note, verdict, verdict_lines
+
 
 def combine(runs: list[Run]) -> tuple[pd.DataFrame, dict[str, str], dict[str, dict[str, str]]]:
     """One frame with per-setting model labels. Returns (frame, {label: model string},
@@ -82,7 +83,8 @@ def sweep_pairs(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[tupl
     return pairs
 
 
-def analyse_sweep(runs: list[Run], rc: ReportConfig = ReportConfig()) -> dict[str, Any]:
+def analyse_sweep(runs: list[Run], rc: ReportConfig | None = None) -> dict[str, Any]:
+    rc = rc or ReportConfig()
     frame, models, labels = combine(runs)
     swept = sorted({k for r in runs for k in r.overrides if len({r2.overrides.get(k) for r2 in runs}) > 1})
     triples: list[tuple[str, str, str]] = []  # (teacher, baseline, student) labels; a shared student once

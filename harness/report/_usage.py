@@ -9,7 +9,6 @@ and time). So a warm re-run and `harness report` show the same usage as the cold
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
