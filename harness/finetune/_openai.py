@@ -241,8 +241,7 @@ def _poll(client: Any, job_id: str, cfg: FinetuneConfig, progress: Callable[[str
     status, wait = None, cfg.openai.poll_seconds
     while True:
         job = client.fine_tuning.jobs.retrieve(job_id)
-        events = client.fine_tuning.jobs.list_events(job_id, limit=100).data  # newest first
-        for ev in sorted((e for e in events if e.id not in seen), key=lambda e: e.created_at):
+        for ev in new_events(client, job_id, seen):
             seen.add(ev.id)
             progress(f"[finetune] {time.strftime('%H:%M:%S', time.localtime(ev.created_at))} {ev.level}: {ev.message}")
         if job.status != status:
@@ -254,3 +253,21 @@ def _poll(client: Any, job_id: str, cfg: FinetuneConfig, progress: Callable[[str
             raise HarnessError(f"finetune: job {job_id} has status '{status}', which this harness does not know")
         time.sleep(wait)
         wait = min(cfg.openai.max_poll_seconds, wait * 1.5)
+
+
+EVENTS_PAGE = 100  # events per request (OpenAI's maximum)
+
+
+def new_events(client: Any, job_id: str, seen: set[str]) -> list[Any]:
+    """The job's events not in `seen`, oldest first.
+
+    OpenAI lists events newest first, and several share a `created_at` second ("started", "Step
+    1/45" and "Step 45/45" of a short job), so sorting by time cannot restore their order; the
+    list's own order, reversed, does. Pages are followed until an event already seen (a long job
+    writes more than one page between two polls)."""
+    fresh = []
+    for ev in client.fine_tuning.jobs.list_events(job_id, limit=EVENTS_PAGE):  # newest first; iterating pages on
+        if ev.id in seen:
+            break
+        fresh.append(ev)
+    return fresh[::-1]
