@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ._progress import Progress
-from .cache import digest, locked, read_jsonl, trusted, write_jsonl
+from .cache import digest, locked, read_jsonl, trusted, write_jsonl, write_manifest
 from .config import GenerateConfig, ModelConfig, QuestionsConfig
 from .data import TrainQuestion
 from .errors import HarnessError
@@ -276,6 +276,7 @@ def run_generate(
             write_jsonl(entry / "provenance.jsonl", prov)
             write_jsonl(entry / "filtered.jsonl", dropped)
             write_jsonl(entry / "train.jsonl", rows)
+            write_manifest(entry, ENTRY_FILES)
             journal.unlink(missing_ok=True)
             print(f"[generate] {len(prompts)} teacher answers, {calls} requests sent, in {time.time() - t0:.0f}s", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
