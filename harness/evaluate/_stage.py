@@ -151,7 +151,7 @@ class Judge:
         cfg = self.eval_cfg
         try:
             model = get_model(self.judge.model, config=GenerateConfig(max_connections=cfg.batch_size, max_retries=cfg.max_retries,
-                                                                       timeout=cfg.timeout), **self.args)
+                                                                       attempt_timeout=cfg.timeout), **self.args)
             if not self.judge.model.startswith("hf/"):  # an in-process model is checked by loading it
                 asyncio.run(model.generate("Reply with the word yes.", config=GenerateConfig(max_tokens=2, max_retries=1, timeout=60)))
         except Exception as e:  # unreachable server, bad key, unknown model: one line, nothing graded yet
@@ -263,7 +263,9 @@ def run_evaluate(
                 temperature=cfg.temperature,
                 max_connections=cfg.batch_size,
                 max_retries=cfg.max_retries,
-                timeout=cfg.timeout,
+                # per attempt (README: "every request has eval.timeout"): inspect's `timeout` bounds
+                # all attempts together, so one stalled request would use up every retry
+                attempt_timeout=cfg.timeout,
             ),
             **m.connect,
             **m.args,
