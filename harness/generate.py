@@ -67,7 +67,9 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
             seed=0 if temperature else None,  # reproducible sampled draws where the provider supports a seed
             max_connections=cfg.batch_size,  # for the hf provider this is the batch size
             max_retries=max_retries,
-            timeout=timeout,
+            # per attempt, as eval.timeout is documented: inspect's `timeout` bounds all attempts
+            # together, so one stalled request would use up every retry
+            attempt_timeout=timeout,
         ),
         **args,
     )
