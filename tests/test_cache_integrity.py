@@ -9,6 +9,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,28 @@ def test_writes_under_a_file_size_limit_leave_no_partial_file(tmp_path):
     assert (tmp_path / "out" / "report.md").read_text() == "first version\n"
     left = sorted(str(x.relative_to(tmp_path)) for x in tmp_path.rglob("*"))
     assert left == ["cache", "cache/early.json", "cache/stage", "out", "out/report.md"], left
+
+
+@pytest.mark.slow
+def test_truncated_embedded_model_is_rebuilt(tmp_path, capsys):
+    """The embedded model's converted checkpoint (fp32 safetensors) cut short in the cache: the next
+    use says so in one line and converts it again, identical to the original."""
+    import hashlib
+
+    from harness.models import embedded_path
+
+    name = "smollm2-135m-instruct"
+    shared = embedded_path(name, os.environ["HARNESS_CACHE"])  # converted once for the whole suite
+    entry = tmp_path / "models" / shared.name
+    shutil.copytree(shared, entry)
+    weights = entry / "model.safetensors"
+    want = hashlib.sha256(weights.read_bytes()).hexdigest()
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 2)  # a copy cut short
+    capsys.readouterr()
+    assert embedded_path(name, tmp_path) == entry
+    out = [x for x in capsys.readouterr().out.splitlines() if x.strip()]
+    assert len(out) == 1 and out[0].startswith(f"[cache] embedded model {name}: corrupt entry {entry} "
+                                               f"({shared.name}/model.safetensors: ") and "(truncated?)" in out[0], out
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == want and problem(entry) is None
+    assert embedded_path(name, tmp_path) == entry and capsys.readouterr().out == ""  # sound now: used as is
