@@ -179,3 +179,39 @@ def test_truncated_embedded_model_is_rebuilt(tmp_path, capsys):
                                                f"({shared.name}/model.safetensors: ") and "(truncated?)" in out[0], out
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == want and problem(entry) is None
     assert embedded_path(name, tmp_path) == entry and capsys.readouterr().out == ""  # sound now: used as is
+
+
+@pytest.mark.slow
+def test_truncated_finetune_adapter_is_retrained(tmp_path, capsys):
+    """A LoRA fine-tune's cached adapter (safetensors) cut short: the next run says so in one line
+    and trains again (the same seed: the same adapter), instead of loading a broken checkpoint."""
+    import hashlib
+
+    from harness.config import FinetuneConfig, ModelConfig
+    from harness.finetune import run_finetune
+    from harness.models import embedded_path
+
+    base = ModelConfig(model="hf/smollm2-135m-instruct", args={"model_path": "embedded:smollm2-135m-instruct"})
+    base_path = str(embedded_path("smollm2-135m-instruct", os.environ["HARNESS_CACHE"]))
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Capital of island {i}?"},
+                                                      {"role": "assistant", "content": f"Town{i}."}]}) + "\n"
+                             for i in range(8)))
+    cfg = FinetuneConfig(method="lora", max_steps=1, batch_size=4)
+
+    def run():
+        return run_finetune(base, base_path, train, cfg, tmp_path / "cache", tmp_path / "out")
+
+    first = run()
+    assert not first.cached
+    (adapter,) = Path(first.model_path).rglob("*.safetensors")
+    want = hashlib.sha256(adapter.read_bytes()).hexdigest()
+    assert run().cached  # a sound entry is used
+    with open(adapter, "r+b") as f:
+        f.truncate(adapter.stat().st_size - 1000)
+    capsys.readouterr()
+    again = run()
+    out = [x for x in capsys.readouterr().out.splitlines() if "[cache]" in x]
+    assert len(out) == 1 and out[0].startswith("[cache] finetune: corrupt entry ") and ".safetensors: " in out[0], out
+    assert not again.cached and again.key == first.key
+    assert hashlib.sha256(adapter.read_bytes()).hexdigest() == want
