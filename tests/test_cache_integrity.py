@@ -40,7 +40,8 @@ def test_problem_names_truncated_safetensors_jsonl_json(tmp_path, capsys):
     assert problem(entry) is None
     data = st.read_bytes()
     st.write_bytes(data[:-100])
-    assert problem(entry) == f"abc/adapter_model.safetensors: {len(data) - 100} bytes, but its header describes {len(data)} (truncated?)"
+    assert problem(entry) == (f"abc/adapter_model.safetensors: {len(data) - 100} bytes, but its header describes "
+                              f"{len(data)} (truncated?)")
     st.write_bytes(data[:5])
     assert "shorter than a safetensors header" in problem(entry)
     st.write_bytes(data)

@@ -122,7 +122,8 @@ def test_twenty_percent_faults_change_nothing(upstream, tmp_path):
             runs[name] = (run_dir(tmp_path / name), dict(proxy.injected()), proxy.answered())
             stalls = [r for r in proxy.requests if r["fault"] == "stall"]
     # a stalled request is abandoned at eval.timeout (8 s), by both clients, not waited out
-    assert len(stalls) >= 2 and all(r["gave_up"] is not None and 7.5 <= r["gave_up"] < 11 for r in stalls), [r.get("gave_up") for r in stalls]
+    gave_up = [r["gave_up"] for r in stalls]
+    assert len(stalls) >= 2 and all(g is not None and 7.5 <= g < 11 for g in gave_up), gave_up
     (clean, none, n_clean), (faulty, injected, n_faulty) = runs["clean"], runs["faulty"]
     assert none == {} and set(injected) == set(FAULTS) and sum(injected.values()) >= 7, injected
     assert (clean / "data" / "train.jsonl").read_bytes() == (faulty / "data" / "train.jsonl").read_bytes()

@@ -255,8 +255,8 @@ def call_usage(r: Any, latency_s: float, retries: int) -> dict[str, Any]:
     """The usage record of one answered chat completion (the same keys as an in-process call's,
     harness.report's `call_record`, plus the failed attempts before it)."""
     u = getattr(r, "usage", None)
-    return {"input_tokens": int(getattr(u, "prompt_tokens", 0) or 0), "output_tokens": int(getattr(u, "completion_tokens", 0) or 0),
-            "latency_s": round(latency_s, 4), "retries": retries}
+    return {"input_tokens": int(getattr(u, "prompt_tokens", 0) or 0),
+            "output_tokens": int(getattr(u, "completion_tokens", 0) or 0), "latency_s": round(latency_s, 4), "retries": retries}
 
 
 async def chat_many(client: Any, model: str, prompts: list[list[dict[str, str]]], *, max_tokens: int,

@@ -121,7 +121,8 @@ USAGE_NOTE = ("What producing these results cost: every teacher call of the gene
               "answers, so cached answers keep their usage) and every model call in the inspect logs (a judge's as "
               "`judge`). Latency is per call as the caller saw it (a batched local backend reports the batch's time). "
               "Calls count answers; retries count failed attempts (rate limits, server errors, dropped connections, "
-              "timeouts), whose tokens are not billed. Cost = tokens × the model config's price_in / price_out (USD per 1M tokens; 0 for local models). "
+              "timeouts), whose tokens are not billed. Cost = tokens × the model config's price_in / price_out "
+              "(USD per 1M tokens; 0 for local models). "
               "Model calls actually sent in this run are in the stage timings.")
 
 
@@ -141,7 +142,8 @@ def usage_markdown(s: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     lines = ["", "## Usage", "", USAGE_NOTE, "",
-             "| stage | model | calls | retries | input tokens | output tokens | latency p50 (s) | latency p95 (s) | cost (USD) |",
+             "| stage | model | calls | retries | input tokens | output tokens | latency p50 (s) | latency p95 (s) "
+             "| cost (USD) |",
              "|---|---|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return lines
