@@ -8,6 +8,7 @@ killed run never leaves a half-written file that a later run would trust.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -17,6 +18,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from .errors import HarnessError
 
 
 def digest(obj: Any) -> str:
@@ -34,10 +37,32 @@ def file_digest(path: Path) -> str:
 
 
 def write_text(path: Path, text: str) -> None:
+    """Write to a temp file, flush it to disk, then rename it into place: readers see the old file or
+    the whole new one. A write that fails (a full disk, a file-size limit) removes its temp file and
+    says which file it was, in one line."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # the rename must not reach the disk before the data (a crash: an empty file)
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError) and e.errno in _NO_ROOM:
+            raise no_room(path, e) from None
+        raise
+
+
+# a full disk, a quota, a file-size limit (`ulimit -f`): the environment, said as such
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def no_room(path: Path, e: OSError) -> HarnessError:
+    return HarnessError(f"cannot write {path}: {e.strerror}; free space (or raise the limit) there and re-run "
+                        "the same command: finished stages are kept")
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -96,12 +121,125 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     tmp.mkdir(parents=True)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in _NO_ROOM:
+            raise no_room(final, e) from None
         raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
+
+
+# --- corrupt entries: a cache is only as good as its worst file ------------------------------------
+# Entries are written whole (temp, then rename), but a cache outlives the runs that wrote it: a copy
+# cut short (rsync, a full disk on another machine), a bad sector, an edit by hand. So an entry is
+# checked when it is read; a bad one is said in one line, set aside and built again, never used.
+
+
+def _check_jsonl(path: Path) -> str | None:
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        return "its last line is cut off (no newline at the end)"
+    for i, line in enumerate(data.decode("utf-8", errors="strict").splitlines(), 1):
+        if line.strip():
+            try:
+                json.loads(line)
+            except ValueError:
+                return f"line {i} is not valid JSON"
+    return None
+
+
+def _check_safetensors(path: Path) -> str | None:
+    """The header is read, not the tensors: its length prefix, its JSON, and that the file is
+    exactly as long as the header says (a truncated file is shorter)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return "shorter than a safetensors header"
+        n = int.from_bytes(head, "little")
+        if n > size - 8:
+            return f"header length {n} exceeds the file ({size} bytes)"
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            return "its header is not valid JSON"
+    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)]
+    want = 8 + n + max(ends, default=0)
+    return None if want == size else f"{size} bytes, but its header describes {want} (truncated?)"
+
+
+def _check_npy(path: Path) -> str | None:
+    import numpy as np
+
+    # memory-mapping checks the header against the file's length without reading the data
+    np.load(path, mmap_mode="r", allow_pickle=False)
+    return None
+
+
+_CHECKS: dict[str, Callable[[Path], str | None]] = {
+    ".jsonl": _check_jsonl, ".json": lambda p: (json.loads(p.read_text(encoding="utf-8")), None)[1],
+    ".safetensors": _check_safetensors, ".npy": _check_npy,
+}
+
+
+MANIFEST = "manifest.json"
+
+
+def write_manifest(entry: Path, names: list[str]) -> None:
+    """Record the sizes of an entry's files (written last): a file cut at a line boundary is still
+    valid JSONL, but not its recorded size."""
+    write_json(entry / MANIFEST, {n: (entry / n).stat().st_size for n in names if (entry / n).is_file()})
+
+
+def problem(entry: Path, names: list[str] | None = None) -> str | None:
+    """What is wrong with a cache entry (a dir or one file), or None: a file whose size differs from
+    the entry's manifest (when it has one), else the first file whose format check fails (JSONL,
+    JSON, safetensors, npy; other files are not checked), named. `names`: check only these files of
+    the entry (those present)."""
+    if entry.is_dir() and (entry / MANIFEST).is_file():
+        try:
+            sizes = json.loads((entry / MANIFEST).read_text(encoding="utf-8"))
+            for n, size in sizes.items():
+                have = (entry / n).stat().st_size if (entry / n).is_file() else None
+                if have != size:
+                    return f"{entry.name}/{n}: {'missing' if have is None else f'{have} bytes'}, {size} when written"
+        except (OSError, ValueError, AttributeError) as e:
+            return f"{entry.name}/{MANIFEST}: unreadable ({type(e).__name__})"
+    if names is not None:
+        files = [entry / n for n in names if (entry / n).is_file()]
+    else:
+        files = [entry] if entry.is_file() else sorted(p for p in entry.rglob("*") if p.is_file())
+    for f in files:
+        check = _CHECKS.get(f.suffix)
+        if check is None:
+            continue
+        try:
+            why = check(f)
+        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, IndexError) as e:
+            why = f"unreadable ({type(e).__name__}: {' '.join(str(e).split())[:120]})"
+        if why:
+            return f"{f.relative_to(entry.parent)}: {why}"
+    return None
+
+
+def trusted(entry: Path, what: str, names: list[str] | None = None) -> bool:
+    """Is `entry` there and sound (`names`: judged by these files)? A corrupt one is said in one
+    line and removed (so the caller builds it again, under the lock it holds), never used."""
+    if not entry.exists():
+        return False
+    why = problem(entry, names)
+    if why is None:
+        return True
+    print(f"[cache] {what}: corrupt entry {entry} ({why}); not used, building it again", flush=True)
+    aside = entry.with_name(f".{entry.name}.corrupt-{os.getpid()}")
+    os.replace(entry, aside)
+    if aside.is_dir():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
+    return False
 
 
 def touch(entry: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ._progress import Progress
-from .cache import digest, locked, read_jsonl, write_jsonl
+from .cache import digest, locked, read_jsonl, trusted, write_jsonl, write_manifest
 from .config import GenerateConfig, ModelConfig, QuestionsConfig
 from .data import TrainQuestion
 from .errors import HarnessError
@@ -67,7 +67,9 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
             seed=0 if temperature else None,  # reproducible sampled draws where the provider supports a seed
             max_connections=cfg.batch_size,  # for the hf provider this is the batch size
             max_retries=max_retries,
-            timeout=timeout,
+            # per attempt, as eval.timeout is documented: inspect's `timeout` bounds all attempts
+            # together, so one stalled request would use up every retry
+            attempt_timeout=timeout,
         ),
         **args,
     )
@@ -123,6 +125,9 @@ def _answer_local(model_str: str, args: dict[str, Any], questions: list[TrainQue
             asyncio.run(_answer_all(model_str, args, [p for _, p in todo], cfg, max_retries, timeout, on_done=keep))
     return [done[q.id]["answer"] for q in questions], [done[q.id]["usage"] for q in questions], len(todo)
 
+
+# what a finished generate entry holds (usage.jsonl: entries cached before usage was recorded lack it)
+ENTRY_FILES = ["train.jsonl", "provenance.jsonl", "filtered.jsonl", "usage.jsonl"]
 
 FILTERS = ("filter_wrong", "length", "refusal", "consistency", "judge")
 
@@ -209,7 +214,7 @@ def run_generate(
         journal, finished = entry / "answers.partial.jsonl", entry / "train.jsonl"
         if journal.exists() and finished.exists() and journal.stat().st_mtime <= finished.stat().st_mtime:
             journal.unlink()  # a kill after the entry was written, before its journal was removed
-        if not (use_cache and finished.exists()):
+        if not (use_cache and finished.exists() and trusted(entry, "generate", ENTRY_FILES)):
             prompts = [
                 chat(system, render(cfg.prompt, q.question, q.passage) if teacher.context and q.passage else render(student_prompt, q.question))
                 for q in questions
@@ -217,11 +222,13 @@ def run_generate(
             t0 = time.time()
             from .models import is_openai
 
-            usage: list[dict[str, Any]] = []  # tokens and latency per call (the HTTP path records none yet)
+            usage: list[dict[str, Any]]  # tokens, latency (and failed attempts before it) per teacher call
             if is_openai(teacher.model):
                 served, calls = _answer_http(endpoints, teacher, questions, prompts, cfg, metadata or {}, max_retries,
                                              timeout, journal)
                 answers = [served[q.id]["answer"] for q in questions]
+                # journals written before HTTP usage was recorded have none for their answers
+                usage = [served[q.id]["usage"] for q in questions if "usage" in served[q.id]]
             else:
                 answers, usage, calls = _answer_local(teacher.model, teacher_args, questions, prompts, cfg, max_retries,
                                                       timeout, journal)
@@ -263,7 +270,7 @@ def run_generate(
                     **({"agree": agree, "samples": cfg.samples} if extra else {}),
                     **({"judge": verdict} if verdict is not None else {}),
                     "timestamp": stamp,
-                    **{k: v for k, v in served.get(q.id, {}).items() if k != "answer"},
+                    **{k: v for k, v in served.get(q.id, {}).items() if k not in ("answer", "usage")},
                 })
             entry.mkdir(parents=True, exist_ok=True)
             # provenance first: train.jsonl is the completion marker
@@ -271,6 +278,7 @@ def run_generate(
             write_jsonl(entry / "provenance.jsonl", prov)
             write_jsonl(entry / "filtered.jsonl", dropped)
             write_jsonl(entry / "train.jsonl", rows)
+            write_manifest(entry, ENTRY_FILES)
             journal.unlink(missing_ok=True)
             print(f"[generate] {len(prompts)} teacher answers, {calls} requests sent, in {time.time() - t0:.0f}s", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -308,14 +316,16 @@ def _answer_http(endpoints: Any, teacher: ModelConfig, questions: list[TrainQues
     failed: list[BaseException] = []
     with open(partial, "a", encoding="utf-8") as out, Progress("generate", len(questions), "answers", len(done)) as bar:
 
-        def keep(i: int, r: Any) -> None:
-            """Append each answer the moment it arrives: a crash or Ctrl-C loses none that was paid for."""
+        def keep(i: int, r: Any, usage: dict[str, Any]) -> None:
+            """Append each answer, with its usage (tokens, latency, retries before it), the moment it
+            arrives: a crash or Ctrl-C loses none that was paid for, nor its bill."""
             if isinstance(r, BaseException):
                 failed.append(r)
                 return
             q = todo[i][0]
             done[q.id] = {"id": q.id, "answer": (r.choices[0].message.content or "").strip(), "response_id": r.id,
-                          "served_model": r.model, "stored_completion": store, **({"metadata": tags[i]} if store else {})}
+                          "served_model": r.model, "stored_completion": store, **({"metadata": tags[i]} if store else {}),
+                          "usage": usage}
             out.write(json.dumps(done[q.id], ensure_ascii=False) + "\n")
             out.flush()
             bar.update(1)
@@ -395,7 +405,8 @@ def run_questions(
     entry = cache_dir / "questions" / key
     calls = 0
     with locked(entry):
-        if not (use_cache and (entry / "questions_provenance.jsonl").exists()):
+        if not (use_cache and (entry / "questions_provenance.jsonl").exists()
+                and trusted(entry, "questions", ["questions_provenance.jsonl"])):
             prompts = [chat(None, cfg.prompt.format(passage=p, topic=t, type=ty, difficulty=d, examples=examples))
                        for t, p, ty, d, _ in cells]
             # per_cell > 1 needs temperature > 0 to differ; greedy repeats are removed by dedup later

@@ -9,8 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-# one model call: input tokens, output tokens, latency in seconds
-Call = tuple[int, int, float]
+# one answered model call: input tokens, output tokens, latency in seconds, failed attempts before it
+# (retries: a 429, a 5xx, a dropped connection or a timeout that the client retried)
+Call = tuple[int, int, float, int]
 
 
 def call_record(output: Any) -> dict[str, Any]:
@@ -25,4 +26,4 @@ def calls_from_jsonl(path: Path) -> list[Call]:
         return []
     with open(path, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    return [(r["input_tokens"], r["output_tokens"], r["latency_s"]) for r in rows]
+    return [(r["input_tokens"], r["output_tokens"], r["latency_s"], int(r.get("retries", 0))) for r in rows]

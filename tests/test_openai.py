@@ -177,6 +177,40 @@ def test_openai_distill_runs_against_the_standin(distill_run, standin):
 
 
 @pytest.mark.slow
+def test_openai_distill_costs_are_tokens_times_prices(distill_run, standin):
+    """Every model's cost is its tokens x its config's prices (gpt-4o teaching, gpt-4o-mini as the
+    baseline, the fine-tuned gpt-4o-mini at its own rate), the HTTP teacher's calls included, and the
+    fine-tune's is the job's trained tokens x the training price."""
+    run_dir, _, _, _, requests = distill_run
+    s = json.loads((run_dir / "summary.json").read_text())
+    prices = {"teacher": (2.50, 10.00), "baseline": (0.15, 0.60), "student": (0.30, 1.20)}  # USD per 1M tokens
+    by_stage = s["usage_by_stage"]
+    assert set(by_stage["generate"]) == {"teacher"} and set(by_stage["evaluate"]) == {"teacher", "baseline", "student"}
+    for stage, per in by_stage.items():
+        for alias, u in per.items():
+            p_in, p_out = prices[alias]
+            assert u["input_tokens"] > 0 and u["output_tokens"] > 0, (stage, alias)
+            assert u["cost_usd"] == pytest.approx((u["input_tokens"] * p_in + u["output_tokens"] * p_out) / 1e6, abs=1e-6)
+    for alias, u in s["usage"].items():  # totals: generate + evaluate
+        assert u["cost_usd"] == pytest.approx(sum(per[alias]["cost_usd"] for per in by_stage.values() if alias in per), abs=2e-6)
+    # the HTTP teacher's usage is the server's own count, one record per answer; the two 429s are retries, not calls
+    gen = by_stage["generate"]["teacher"]
+    stored = [c for c in standin.stored if c["metadata"].get("run") == run_dir.name]
+    assert gen["calls"] == len(stored) == 12 and gen["retries"] == 2
+    assert gen["input_tokens"] == sum(c["usage"]["prompt_tokens"] for c in stored)
+    assert gen["output_tokens"] == sum(c["usage"]["completion_tokens"] for c in stored)
+    assert all(r["retries"] in (0, 1) and r["latency_s"] > 0 for r in map(json.loads, (run_dir / "data" / "usage.jsonl").open()))
+    assert {a: u["calls"] for a, u in by_stage["evaluate"].items()} == {"teacher": 15, "baseline": 15, "student": 15}
+    # the fine-tune: billed tokens as the job reports them, at gpt-4o-mini's training price
+    ft = s["finetune"]
+    job = standin.jobs[ft["job_id"]].obj
+    assert ft["trained_tokens"] == job["trained_tokens"] > 0 and ft["price_per_1m_tokens"] == 3.00
+    assert ft["cost_usd"] == pytest.approx(job["trained_tokens"] * 3.00 / 1e6) and ft["cost_usd"] > 0
+    report = (run_dir / "report.md").read_text()
+    assert "| generate | teacher | 12 | 2 |" in report  # calls, then retries
+
+
+@pytest.mark.slow
 def test_teacher_answers_are_stored_completions_with_metadata(distill_run, standin):
     from openai import OpenAI
 

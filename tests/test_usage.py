@@ -9,13 +9,22 @@ from harness.usage import calls_from_jsonl
 
 
 def test_summarise_counts_tokens_latency_and_cost():
-    calls = {"teacher": [(100, 10, 1.0), (200, 20, 2.0), (300, 30, 3.0), (400, 40, 10.0)], "idle": []}
+    calls = {"teacher": [(100, 10, 1.0, 0), (200, 20, 2.0, 0), (300, 30, 3.0, 0), (400, 40, 10.0, 0)], "idle": []}
     u = summarise(calls, {"teacher": (2.5, 10.0)})  # USD per 1M tokens in / out
     assert set(u) == {"teacher"}  # an alias with no calls has no row
     t = u["teacher"]
     assert (t["calls"], t["input_tokens"], t["output_tokens"]) == (4, 1000, 100)
     assert t["cost_usd"] == pytest.approx((1000 * 2.5 + 100 * 10.0) / 1e6)
     assert t["latency_p50_s"] == 2.5 and t["latency_p95_s"] == pytest.approx(8.95)  # numpy linear percentiles
+
+
+def test_calls_count_answers_and_retries_count_failed_attempts():
+    # two answers, one after 2 failed attempts; one call that failed for good after 3 attempts
+    calls = {"baseline": [(100, 10, 1.0, 0), (100, 10, 1.0, 2), (0, 0, 0.0, -3)]}
+    u = summarise(calls, {"baseline": (1.0, 1.0)})["baseline"]
+    assert (u["calls"], u["retries"], u["input_tokens"], u["output_tokens"]) == (2, 5, 200, 20)
+    assert u["cost_usd"] == pytest.approx(220 / 1e6)  # failed attempts are not billed
+    assert u["latency_p50_s"] == 1.0  # nor timed: a failed call has no answer latency
 
 
 def test_prices_come_from_model_and_judge_configs():
@@ -28,10 +37,10 @@ def test_run_usage_reads_generate_records_and_renders(tmp_path):
     rows = [{"input_tokens": 50, "output_tokens": 5, "latency_s": 0.5}] * 3
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "usage.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert calls_from_jsonl(tmp_path / "data" / "usage.jsonl") == [(50, 5, 0.5)] * 3
+    assert calls_from_jsonl(tmp_path / "data" / "usage.jsonl") == [(50, 5, 0.5, 0)] * 3
     s = run_usage(tmp_path, {"models": {"teacher": {"price_in": 1e6, "price_out": 0}}})  # no logs: generate only
     assert s["usage"]["teacher"]["calls"] == 3 and s["usage"]["teacher"]["cost_usd"] == 150.0
     assert s["usage_by_stage"] == {"generate": s["usage"]}
     md = "\n".join(usage_markdown(s))
-    assert "## Usage" in md and "| generate | teacher | 3 | 150 | 15 | 0.50 | 0.50 | 150.0000 |" in md
+    assert "## Usage" in md and "| generate | teacher | 3 | 0 | 150 | 15 | 0.50 | 0.50 | 150.0000 |" in md
     assert usage_markdown({}) == []

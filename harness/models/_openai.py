@@ -235,13 +235,39 @@ class Endpoints:
                                f"{shown or 'nothing'}); {fix or f'fix models.{alias}.model'}")
 
 
+RETRYABLE = (408, 409, 429)  # and every 5xx: the statuses the openai client retries
+
+
+def attempts_failed(e: BaseException, max_retries: int) -> int:
+    """Failed attempts behind a request that failed for good: the client retried the retryable
+    ones `max_retries` times (a connection error, a timeout, 408/409/429/5xx), the others never."""
+    import openai
+
+    if isinstance(e, (openai.APIConnectionError, openai.APITimeoutError)):
+        return max_retries + 1
+    status = getattr(e, "status_code", None)
+    if isinstance(status, int) and (status in RETRYABLE or status >= 500):
+        return max_retries + 1
+    return 1
+
+
+def call_usage(r: Any, latency_s: float, retries: int) -> dict[str, Any]:
+    """The usage record of one answered chat completion (the same keys as an in-process call's,
+    harness.report's `call_record`, plus the failed attempts before it)."""
+    u = getattr(r, "usage", None)
+    return {"input_tokens": int(getattr(u, "prompt_tokens", 0) or 0),
+            "output_tokens": int(getattr(u, "completion_tokens", 0) or 0), "latency_s": round(latency_s, 4), "retries": retries}
+
+
 async def chat_many(client: Any, model: str, prompts: list[list[dict[str, str]]], *, max_tokens: int,
                     temperature: float, concurrency: int, store: bool = False,
                     metadata: list[dict[str, str]] | None = None,
-                    on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
+                    on_done: Callable[[int, Any, dict[str, Any]], None] | None = None) -> list[Any]:
     """Chat completions for every prompt, `concurrency` at a time: a ChatCompletion or the
     exception that remained after the client's retries, per prompt (so one bad request fails
-    its own row, visibly, not the batch). `on_done(i, result)` is called as each one finishes."""
+    its own row, visibly, not the batch). `on_done(i, result, usage)` is called as each one
+    finishes; `usage` is `call_usage`'s record for an answer, `{"retries": failed attempts}` for
+    an exception."""
     sem = asyncio.Semaphore(max(1, concurrency))
 
     async def one(i: int) -> Any:
@@ -251,12 +277,16 @@ async def chat_many(client: Any, model: str, prompts: list[list[dict[str, str]]]
             extra = {"store": True, "metadata": (metadata or [{}] * len(prompts))[i]}
         async with sem:
             try:
-                r: Any = await client.chat.completions.create(model=model, messages=prompts[i], max_tokens=max_tokens,
-                                                              temperature=temperature, **extra)
+                # the raw response says how many retries the client took (failed attempts, not answers)
+                # and how long the answering attempt took
+                raw = await client.chat.completions.with_raw_response.create(
+                    model=model, messages=prompts[i], max_tokens=max_tokens, temperature=temperature, **extra)
+                r: Any = raw.parse()
+                usage = call_usage(r, raw.elapsed.total_seconds(), int(getattr(raw, "retries_taken", 0) or 0))
             except Exception as e:  # noqa: BLE001  (returned, reported per row by the caller)
-                r = e
+                r, usage = e, {"retries": attempts_failed(e, client.max_retries)}
         if on_done is not None:
-            on_done(i, r)
+            on_done(i, r, usage)
         return r
 
     try:

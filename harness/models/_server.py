@@ -9,6 +9,14 @@ stopped when it ends, whatever happened. Its output goes to `log_path` and stays
 
 llama.cpp's server answers one request at a time (a `Llama` object is not thread-safe); concurrent
 clients queue, which is fine for the request volumes of an experiment.
+
+The server runs in a scrubbed environment: `llama_cpp.server` reads every one of its settings
+(`PORT`, `HOST`, `MODEL`, `API_KEY`, `N_CTX`, `CHAT_FORMAT`, ... case-insensitively, through
+pydantic-settings) and `CONFIG_FILE` from the environment, and its `__main__` passes `$HOST` and
+`$PORT` to uvicorn *over* `--host`/`--port`. Container platforms set `PORT`; with it inherited, the
+server listened elsewhere and the harness waited two minutes for "server not ready". So every
+variable named like one of its settings is dropped and the settings the harness needs are passed
+as arguments; the rest take llama.cpp's defaults.
 """
 
 from __future__ import annotations
@@ -43,6 +51,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _settings_names() -> set[str]:
+    """Lower-case names of every variable `llama_cpp.server` reads from the environment."""
+    names = {"config_file", "host", "port"}  # read by its __main__ directly (os.environ / os.getenv)
+    try:
+        from llama_cpp.server import settings
+        from pydantic_settings import BaseSettings
+    except ImportError:
+        return names
+    for cls in vars(settings).values():
+        if isinstance(cls, type) and issubclass(cls, BaseSettings):
+            prefix = cls.model_config.get("env_prefix") or ""
+            for name, f in cls.model_fields.items():
+                names |= {f"{prefix}{n}".lower() for n in (name, f.alias) if n}
+    return names
+
+
+def server_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """`environ` (default: this process's) without the variables llama.cpp's server would read as
+    its settings; what it needs is passed explicitly."""
+    environ = dict(os.environ if environ is None else environ)
+    drop = _settings_names()
+    return {k: v for k, v in environ.items() if k.lower() not in drop}
 
 
 def _tail(path: Path, n: int = 1) -> str:
@@ -89,7 +121,7 @@ def llama_server(
     log.flush()
     # the key goes through the environment (the server's settings read API_KEY), not argv, which
     # any local user can read in /proc
-    env = {**os.environ, "API_KEY": key}
+    env = {**server_env(), "API_KEY": key}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     try:
         _wait_healthy(proc, base_url, key, name, log_path, startup_timeout)

@@ -104,7 +104,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% if usage_rows %}
 <h2>Usage</h2>
 <p class="note">{{ usage_note }}</p>
-<table id="usage"><tr><th>stage</th><th>model</th><th>calls</th><th>input tokens</th><th>output tokens</th><th>latency p50 (s)</th><th>latency p95 (s)</th><th>cost (USD)</th></tr>
+<table id="usage"><tr><th>stage</th><th>model</th><th>calls</th><th>retries</th><th>input tokens</th><th>output tokens</th><th>latency p50 (s)</th><th>latency p95 (s)</th><th>cost (USD)</th></tr>
 {% for r in usage_rows %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td>{% for c in r[2:] %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
 {% endif %}

@@ -37,25 +37,33 @@ def calls_from_logs(log_dir: Path, alias: str | None = None) -> dict[str, list[C
         for s in log.samples or []:
             for e in s.events:
                 if isinstance(e, ModelEvent) and e.output is not None:
-                    u = e.output.usage
                     who = "judge" if e.role == "grader" else own
+                    if e.error is not None or e.output.error:  # an attempt that failed for good: no answer
+                        out.setdefault(who, []).append((0, 0, 0.0, -1 - int(e.retries or 0)))
+                        continue
+                    u = e.output.usage
                     out.setdefault(who, []).append((int(u.input_tokens) if u else 0, int(u.output_tokens) if u else 0,
-                                                    float(e.output.time if e.output.time is not None else e.working_time or 0.0)))
+                                                    float(e.output.time if e.output.time is not None else e.working_time or 0.0),
+                                                    int(e.retries or 0)))
     return out
 
 
 def summarise(calls: dict[str, list[Call]], prices: dict[str, tuple[float, float]]) -> dict[str, dict[str, Any]]:
-    """alias -> {calls, input_tokens, output_tokens, cost_usd, latency_p50_s, latency_p95_s}."""
+    """alias -> {calls, retries, input_tokens, output_tokens, cost_usd, latency_p50_s, latency_p95_s}:
+    `calls` counts answers, `retries` the failed attempts: those retried before an answer, and those of
+    a call that failed for good (a negative retries field: -attempts, counted as failed attempts only)."""
     import numpy as np
 
     out = {}
-    for alias, cs in sorted(calls.items()):
+    for alias, all_calls in sorted(calls.items()):
+        cs = [c for c in all_calls if c[3] >= 0]
+        retries = sum(abs(c[3]) for c in all_calls)
         if not cs:
             continue
         tin, tout = sum(c[0] for c in cs), sum(c[1] for c in cs)
         p_in, p_out = prices.get(alias, (0.0, 0.0))
         lat = np.array([c[2] for c in cs], dtype=float)
-        out[alias] = {"calls": len(cs), "input_tokens": tin, "output_tokens": tout,
+        out[alias] = {"calls": len(cs), "retries": retries, "input_tokens": tin, "output_tokens": tout,
                       "cost_usd": round((tin * p_in + tout * p_out) / 1e6, 6),
                       "latency_p50_s": round(float(np.percentile(lat, 50)), 3),
                       "latency_p95_s": round(float(np.percentile(lat, 95)), 3)}
@@ -94,17 +102,19 @@ def run_usage(run_dir: Path, config: dict[str, Any], teacher: str = "teacher") -
 USAGE_NOTE = ("What producing these results cost: every teacher call of the generate stage (recorded with its "
               "answers, so cached answers keep their usage) and every model call in the inspect logs (a judge's as "
               "`judge`). Latency is per call as the caller saw it (a batched local backend reports the batch's time). "
-              "Cost = tokens × the model config's price_in / price_out (USD per 1M tokens; 0 for local models). "
+              "Calls count answers; retries count failed attempts (rate limits, server errors, dropped connections, "
+              "timeouts), whose tokens are not billed. Cost = tokens × the model config's price_in / price_out "
+              "(USD per 1M tokens; 0 for local models). "
               "Model calls actually sent in this run are in the stage timings.")
 
 
-def usage_rows(s: dict[str, Any]) -> list[tuple[str, str, int, int, int, str, str, str]]:
-    """(stage, alias, calls, input tokens, output tokens, p50, p95, cost) rows: per stage, then totals."""
+def usage_rows(s: dict[str, Any]) -> list[tuple[str, str, int, int, int, int, str, str, str]]:
+    """(stage, alias, calls, retries, input tokens, output tokens, p50, p95, cost) rows: per stage, then totals."""
     rows = []
     sections = list((s.get("usage_by_stage") or {}).items()) + [("all", s.get("usage") or {})]
     for stage, per in sections:
         for alias, u in per.items():
-            rows.append((stage, alias, u["calls"], u["input_tokens"], u["output_tokens"],
+            rows.append((stage, alias, u["calls"], u.get("retries", 0), u["input_tokens"], u["output_tokens"],
                          f"{u['latency_p50_s']:.2f}", f"{u['latency_p95_s']:.2f}", f"{u['cost_usd']:.4f}"))
     return rows
 
@@ -114,7 +124,8 @@ def usage_markdown(s: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     lines = ["", "## Usage", "", USAGE_NOTE, "",
-             "| stage | model | calls | input tokens | output tokens | latency p50 (s) | latency p95 (s) | cost (USD) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| stage | model | calls | retries | input tokens | output tokens | latency p50 (s) | latency p95 (s) "
+             "| cost (USD) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return lines
