@@ -25,7 +25,7 @@ def headline(g: dict[str, Any]) -> str:
 
 def _sequential_note(q: dict[str, Any]) -> str:
     why = {"decided": "decided", "max_items": "undecided at max_items", "all items": "undecided with every item used",
-           "unfinished": "unfinished"}[q["stopped"]]
+           "run ended": "undecided where the run stopped"}[q["stopped"]]
     share = f"{100 * q['items_used'] / q['items_max']:.0f} %" if q["items_max"] else "—"
     return (f"stopped after {q['items_used']} of at most {q['items_max']} items ({share}, {why}; "
             f"{q['items_saved']} not evaluated).")

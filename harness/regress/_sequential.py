@@ -251,10 +251,11 @@ def apply(result: dict[str, Any], st: Status, s: RegressConfig, doc: dict[str, A
     result["correction"] = (f"holm over {n_gated} anytime-valid regression p-values at the stop "
                             "(pass: intersection-union, no adjustment)")
     total = int(doc.get("n_items") or st.items_max)
-    if st.verdict is None:
-        reason = "unfinished"
-        result["warnings"].append(f"sequential: only {st.done} of {st.n_batches} batches are evaluated; re-run the same "
-                                  "`harness run` command to finish")
+    if st.verdict is None:  # gated with other settings than the run's own, or an unfinished run
+        reason = "run ended"
+        result["warnings"].append(f"sequential: undecided after the {st.done} of {st.n_batches} batches the run evaluated (it "
+                                  "stopped there under its own gate settings, or was interrupted); `harness run` with these "
+                                  "settings evaluates more")
     else:
         reason = "decided" if st.verdict != "inconclusive" else "max_items" if st.items_max < total else "all items"
     result["sequential"] = {
