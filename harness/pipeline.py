@@ -205,10 +205,11 @@ def _evaluate_sequential(r: Run, models: list[EvalModel], data: DataOutput) -> E
     by_key = {(e.task, e.id): e for e in data.eval}
     out, frames = EvaluateOutput(r.dir / "logs"), []
     for i, keys in enumerate(batches):
-        ev = run_evaluate(models, [by_key[k] for k in keys], r.cfg.eval, r.cfg.graders, r.dir / "logs" / f"batch-{i:03d}", r.judge)
+        log_dir = r.dir / "logs" / f"batch-{i:03d}"
+        ev = run_evaluate(models, [by_key[k] for k in keys], r.cfg.eval, r.cfg.graders, log_dir, r.judge)
         for alias, n in ev.calls.items():
             out.calls[alias] = out.calls.get(alias, 0) + n
-        frames.append(load_frame(r.dir / "logs" / f"batch-{i:03d}"))
+        frames.append(load_frame(log_dir))
         st = sequential_status(pd.concat(frames, ignore_index=True), batches, s, i + 1)
         print(f"[sequential] {st.line()}", flush=True)
         if st.stopped:

@@ -161,9 +161,11 @@ def _check_gate(cfg: HarnessConfig) -> None:
 
     s = cfg.regress
     if s.sequential and not s.enabled:
-        raise HarnessError("regress.sequential=true gates while evaluating: it needs regress.enabled=true (experiment=upgrade sets it)")
+        raise HarnessError("regress.sequential=true gates while evaluating: it needs regress.enabled=true "
+                           "(experiment=upgrade sets it)")
     if s.sequential and cfg.eval.limit is not None:
-        raise HarnessError(f"eval.limit={cfg.eval.limit} would cut every batch of regress.sequential; use regress.max_items instead")
+        raise HarnessError(f"eval.limit={cfg.eval.limit} would cut every batch of regress.sequential; "
+                           "use regress.max_items instead")
     check_settings(s)
     for key in ("baseline", "candidate"):
         alias = getattr(s, key)

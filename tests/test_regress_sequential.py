@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -150,4 +149,5 @@ def test_model_against_itself_is_inconclusive_at_max_items_and_resumes_after_kil
     assert "INCONCLUSIVE" in g["headline"] and "undecided at max_items" in g["headline"]
     # and once more: nothing to send
     p = _harness(*args)
-    assert p.returncode == 4 and json.loads((run_dir / "summary.json").read_text())["model_calls"] == {"current": 0, "candidate": 0}
+    assert p.returncode == 4
+    assert json.loads((run_dir / "summary.json").read_text())["model_calls"] == {"current": 0, "candidate": 0}

@@ -86,9 +86,9 @@ def markdown(g: dict[str, Any]) -> str:
                  if any(g["items"]["dropped"].values()) else ""), ""]
     if g.get("sequential"):
         q = g["sequential"]
-        lines[-1:-1] = [f"- sequential: batches of {q['batch']} items in a seeded order (seed {q['seed']}), {q['batches_used']} of "
-                        f"{q['batches_planned']} batches evaluated; {_sequential_note(q)} Bounds and p-values are "
-                        f"anytime-valid: {q['method']}."]
+        lines.insert(-1, f"- sequential: batches of {q['batch']} items in a seeded order (seed {q['seed']}), "
+                     f"{q['batches_used']} of {q['batches_planned']} batches evaluated; {_sequential_note(q)} "
+                     f"Bounds and p-values are anytime-valid: {q['method']}.")
     lines += [f"- ⚠ {md_escape(w, 400)}" for w in g["warnings"]] + ([""] if g["warnings"] else [])
     lines += [NOTE.format(method=method, limit=limit), "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(_cell_cells(r)) + " |" for r in g["cells"]]
@@ -109,7 +109,8 @@ HTML = """<section id="regress">
 <p class="verdict">{{ g.headline }}</p>
 <p class="note">{{ note }}</p>
 {% for w in g.warnings %}<p class="warn">⚠ {{ w }}</p>{% endfor %}
-{% if plot %}<figure id="regress-sequential"><img src="{{ plot }}" alt="confidence sequence of each cell against the items evaluated">
+{% if plot %}<figure id="regress-sequential">
+<img src="{{ plot }}" alt="confidence sequence of each cell against the items evaluated">
 <figcaption>Sequential gate: the anytime-valid bounds of candidate − current after each batch of {{ g.sequential.batch }} items
 (shaded), against −margin (red). pass once the lower bound is above it, regression once the upper bound is below it.
 {{ g.sequential.items_used }} of at most {{ g.sequential.items_max }} items evaluated.</figcaption></figure>{% endif %}

@@ -106,8 +106,8 @@ class Status:
         return self.verdict is not None
 
     def line(self) -> str:
-        cells = "; ".join(f"{t} · {g}: [{100 * c['lower']:+.1f}, {100 * c['upper']:+.1f}] pp" + ("" if c["gated"] else " (not gated)")
-                          for (t, g), c in self.cells.items())
+        cells = "; ".join(f"{t} · {g}: [{100 * c['lower']:+.1f}, {100 * c['upper']:+.1f}] pp"
+                          + ("" if c["gated"] else " (not gated)") for (t, g), c in self.cells.items())
         state = self.verdict.upper() if self.verdict else "undecided, next batch"
         return f"batch {self.done}/{self.n_batches}, {self.items_used} of at most {self.items_max} items: {cells} -> {state}"
 
@@ -158,7 +158,8 @@ def status(frame: pd.DataFrame, batches: Sequence[Sequence[Key]], s: RegressConf
     clusters = {(t, str(i)): str(c) for t, i, c in f[["task", "id", "cluster"]].itertuples(index=False)}
     base, cand = _item_means(frame, s.baseline), _item_means(frame, s.candidate)
     sizes = np.cumsum([len(b) for b in batches])
-    cells_idx = sorted({(t, g) for t, g, _ in base.index} & {(t, g) for t, g, _ in cand.index}, key=lambda k: (k[0] != "heldout", k))
+    both = {(t, g) for t, g, _ in base.index} & {(t, g) for t, g, _ in cand.index}
+    cells_idx = sorted(both, key=lambda k: (k[0] != "heldout", k))
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for task, grader in cells_idx:
         d_batches = _units(batches, clusters, base, cand, task, grader)
