@@ -258,6 +258,11 @@ def _sequential(base: _Side, cand: _Side, s: RegressConfig, warnings: list[str])
     at the batch where it stopped: after optional stopping a fixed-n interval no longer holds."""
     same_run = base.ref.dir.resolve() == cand.ref.dir.resolve()
     doc = read_plan(base.ref.dir) if same_run else None
+    if not same_run:
+        for side in (base, cand):
+            if (side.ref.dir / ORDER_FILE).is_file():
+                warnings.append(f"{side.ref.dir} was evaluated sequentially and stopped when its own gate was decided: a "
+                                "fixed-n gate over its items against another run is only approximate")
     if doc is None:
         if s.sequential:
             raise HarnessError(f"regress.sequential: {base.ref.dir / ORDER_FILE} not found; the sequential gate reads one run "
