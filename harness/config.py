@@ -277,6 +277,12 @@ class RegressConfig:
     graders: list[str] = field(default_factory=list)
     # compare on the items both runs share when their eval items differ (the dropped count is reported)
     allow_subset: bool = False
+    # sequential: evaluate in seeded random batches and stop once the anytime-valid confidence sequence
+    # decides (docs/regress.md "Stop early"); batch and max_items count items (whole clusters are kept)
+    sequential: bool = False
+    batch: int = 50
+    max_items: int = 2000
+    seed: int = 0
 
 
 @dataclass

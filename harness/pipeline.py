@@ -19,12 +19,12 @@ from .cache import record_use, write_json
 from .config import FinetuneConfig, HarnessConfig, grader_fingerprint, student_aliases, student_finetune
 from .data import DataOutput, build, check_answers, data_summary, run_data
 from .errors import HarnessError, redact
-from .evaluate import EvalModel, judged, open_judge, run_evaluate, run_pairwise
+from .evaluate import EvalModel, EvaluateOutput, judged, open_judge, run_evaluate, run_pairwise
 from .finetune import LOCAL, FinetuneOutput, run_finetune
 from .generate import run_generate, run_questions
 from .models import Endpoints, api_model_name, remote_connect, resolve_args
 from .preflight import check_judges, check_writable, validate
-from .regress import RunRef, gate, write_gate
+from .regress import RunRef, gate, sequential_plan, sequential_status, write_gate
 from .report import build_summary
 from .runs import load_frame
 
@@ -177,7 +177,8 @@ def _evaluate(r: Run, data: DataOutput, evaluated_as: dict[str, str]) -> Any:
     with r.stage("evaluate"):
         models = [EvalModel(alias, evaluated_as.get(alias, m.model), r.resolved[alias], m.context, r.endpoints.connect(alias))
                   for alias, m in cfg.models.items()]
-        ev = run_evaluate(models, data.eval, cfg.eval, cfg.graders, r.dir / "logs", r.judge)
+        ev = _evaluate_sequential(r, models, data) if cfg.regress.enabled and cfg.regress.sequential else \
+            run_evaluate(models, data.eval, cfg.eval, cfg.graders, r.dir / "logs", r.judge)
         r.stage_calls["evaluate"] = sum(ev.calls.values())
         questions = {(e.task, e.id): e.question for e in data.eval}
         # read once: pairwise judging writes to judge/, never to logs/, so this is also the summary's frame
@@ -190,6 +191,30 @@ def _evaluate(r: Run, data: DataOutput, evaluated_as: dict[str, str]) -> Any:
     for alias, n in ev.calls.items():
         r.calls[alias] += n
     return frame
+
+
+def _evaluate_sequential(r: Run, models: list[EvalModel], data: DataOutput) -> EvaluateOutput:
+    """regress.sequential: every model on seeded random batches of the items (order in
+    sequential/order.json, logs in logs/batch-NNN/<alias>/), the gate read after each batch; stops once
+    it is decided or at regress.max_items. A re-run replays the finished batches from their logs
+    (no call) and goes on where it stopped."""
+    import pandas as pd
+
+    s = r.cfg.regress
+    batches = sequential_plan([(e.task, e.id, e.cluster) for e in data.eval], s, r.dir)
+    by_key = {(e.task, e.id): e for e in data.eval}
+    out, frames = EvaluateOutput(r.dir / "logs"), []
+    for i, keys in enumerate(batches):
+        log_dir = r.dir / "logs" / f"batch-{i:03d}"
+        ev = run_evaluate(models, [by_key[k] for k in keys], r.cfg.eval, r.cfg.graders, log_dir, r.judge)
+        for alias, n in ev.calls.items():
+            out.calls[alias] = out.calls.get(alias, 0) + n
+        frames.append(load_frame(log_dir))
+        st = sequential_status(pd.concat(frames, ignore_index=True), batches, s, i + 1)
+        print(f"[sequential] {st.line()}", flush=True)
+        if st.stopped:
+            break
+    return out
 
 
 def _student_dir(run_dir: Path, alias: str) -> Path:

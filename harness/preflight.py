@@ -70,7 +70,7 @@ def validate(cfg: HarnessConfig) -> None:
                 raise HarnessError(f"graders.{name}.judge.serve: a judge cannot be served by the harness yet; start the "
                                    "server yourself and use conf/model/llama_cpp_server.yaml (args.base_url)")
             check_endpoint(f"graders.{name}.judge", g.judge)
-    if cfg.regress.enabled:
+    if cfg.regress.enabled or cfg.regress.sequential:
         _check_gate(cfg)
     build(cfg.data, training=bool(students))  # bad data files fail here, before a run dir exists
     if students:
@@ -160,6 +160,12 @@ def _check_gate(cfg: HarnessConfig) -> None:
     from .regress import check_settings
 
     s = cfg.regress
+    if s.sequential and not s.enabled:
+        raise HarnessError("regress.sequential=true gates while evaluating: it needs regress.enabled=true "
+                           "(experiment=upgrade sets it)")
+    if s.sequential and cfg.eval.limit is not None:
+        raise HarnessError(f"eval.limit={cfg.eval.limit} would cut every batch of regress.sequential; "
+                           "use regress.max_items instead")
     check_settings(s)
     for key in ("baseline", "candidate"):
         alias = getattr(s, key)

@@ -15,7 +15,7 @@ mean d from harness.stats.gate_cell decides
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from ..errors import HarnessError
 from ..runs import load_frame, read_summary
 from ..stats import adjust, gate_cell
 from ._render import headline
+from ._sequential import ORDER_FILE, Status, apply, batch_items, check_sequential, read_plan, scan
 
 SCHEMA_VERSION = 1
 EXIT = {"pass": 0, "regression": 3, "inconclusive": 4}
@@ -63,6 +64,8 @@ def check_settings(s: RegressConfig, where: str = "regress") -> None:
         raise HarnessError(f"{where}.alpha must be in (0, 1), got {s.alpha}")
     if s.inconclusive not in INCONCLUSIVE_POLICIES:
         raise HarnessError(f"{where}.inconclusive: '{s.inconclusive}' is not one of {', '.join(INCONCLUSIVE_POLICIES)}")
+    if s.sequential:
+        check_sequential(s, where)
 
 
 @dataclass
@@ -177,6 +180,9 @@ def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10)
     base = _load(baseline, "--baseline", frames)
     cand = _load(candidate, "--candidate", frames)
     shared, dropped, warnings = _comparable(base, cand, s)
+    seq = _sequential(base, cand, s, warnings)
+    if seq:  # only the batches up to the stop: the verdict is read there
+        shared &= batch_items(seq[1]["batches"], seq[0].done)
     pb, pc = _per_item(base, shared), _per_item(cand, shared)
     keys = sorted(set(pb.index.droplevel(2)) & set(pc.index.droplevel(2)), key=lambda k: (k[0] != "heldout", k))
     for name, wanted in (("tasks", s.tasks), ("graders", s.graders)):
@@ -207,8 +213,37 @@ def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10)
         "flips": flip_rows,
         "warnings": warnings,
     }
+    if seq:
+        apply(result, seq[0], s, seq[1])
     result["headline"] = headline(result)
     return result
+
+
+def _sequential(base: _Side, cand: _Side, s: RegressConfig, warnings: list[str]) -> tuple[Status, dict[str, Any]] | None:
+    """A run evaluated sequentially (regress.sequential) is gated with its confidence sequences, read
+    at the batch where it stopped: after optional stopping a fixed-n interval no longer holds."""
+    same_run = base.ref.dir.resolve() == cand.ref.dir.resolve()
+    doc = read_plan(base.ref.dir) if same_run else None
+    if not same_run:
+        for side in (base, cand):
+            if (side.ref.dir / ORDER_FILE).is_file():
+                warnings.append(f"{side.ref.dir} was evaluated sequentially and stopped when its own gate was decided: a "
+                                "fixed-n gate over its items against another run is only approximate")
+    if doc is None:
+        if s.sequential:
+            raise HarnessError(f"regress.sequential: {base.ref.dir / ORDER_FILE} not found; the sequential gate reads one run "
+                               "evaluated with regress.sequential=true (both models in the same run dir)")
+        return None
+    if not s.sequential:
+        warnings.append(f"{base.ref.dir} was evaluated sequentially (regress.sequential): gated with its anytime-valid "
+                        "confidence sequences at the batch where it stopped")
+
+    def gated(task: str, grader: str) -> bool:
+        return ((not s.tasks or task in s.tasks) and (not s.graders or grader in s.graders)
+                and False not in (_judge_ok(base.summary, task, grader), _judge_ok(cand.summary, task, grader)))
+
+    frame = pd.concat([base.frame, cand.frame], ignore_index=True)
+    return scan(frame, doc["batches"], replace(s, baseline=base.ref.alias, candidate=cand.ref.alias), gated), doc
 
 
 def _cell(task: str, grader: str, b: pd.DataFrame, c: pd.DataFrame, base: _Side, cand: _Side, s: RegressConfig,

@@ -20,6 +20,18 @@ def _pp(x: float | None, sign: bool = True) -> str:
 
 def headline(g: dict[str, Any]) -> str:
     """The verdict in one or two sentences, from the same numbers as the tables."""
+    return _headline(g) + (" Sequential gate: " + _sequential_note(g["sequential"]) if g.get("sequential") else "")
+
+
+def _sequential_note(q: dict[str, Any]) -> str:
+    why = {"decided": "decided", "max_items": "undecided at max_items", "all items": "undecided with every item used",
+           "run ended": "undecided where the run stopped"}[q["stopped"]]
+    share = f"{100 * q['items_used'] / q['items_max']:.0f} %" if q["items_max"] else "—"
+    return (f"stopped after {q['items_used']} of at most {q['items_max']} items ({share}, {why}; "
+            f"{q['items_saved']} not evaluated).")
+
+
+def _headline(g: dict[str, Any]) -> str:
     s, b, c = g["settings"], g["baseline"], g["candidate"]
     gated = [r for r in g["cells"] if r["gated"]]
     who = f"candidate `{c['alias']}` ({c['model']}) vs current `{b['alias']}` ({b['model']})"
@@ -72,6 +84,11 @@ def markdown(g: dict[str, Any]) -> str:
              f"- items compared: {g['items']['n_compared']}" + (
                  f" (dropped: {g['items']['dropped']['baseline']} baseline, {g['items']['dropped']['candidate']} candidate)"
                  if any(g["items"]["dropped"].values()) else ""), ""]
+    if g.get("sequential"):
+        q = g["sequential"]
+        lines.insert(-1, f"- sequential: batches of {q['batch']} items in a seeded order (seed {q['seed']}), "
+                     f"{q['batches_used']} of {q['batches_planned']} batches evaluated; {_sequential_note(q)} "
+                     f"Bounds and p-values are anytime-valid: {q['method']}.")
     lines += [f"- ⚠ {md_escape(w, 400)}" for w in g["warnings"]] + ([""] if g["warnings"] else [])
     lines += [NOTE.format(method=method, limit=limit), "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(_cell_cells(r)) + " |" for r in g["cells"]]
@@ -92,6 +109,11 @@ HTML = """<section id="regress">
 <p class="verdict">{{ g.headline }}</p>
 <p class="note">{{ note }}</p>
 {% for w in g.warnings %}<p class="warn">⚠ {{ w }}</p>{% endfor %}
+{% if plot %}<figure id="regress-sequential">
+<img src="{{ plot }}" alt="confidence sequence of each cell against the items evaluated">
+<figcaption>Sequential gate: the anytime-valid bounds of candidate − current after each batch of {{ g.sequential.batch }} items
+(shaded), against −margin (red). pass once the lower bound is above it, regression once the upper bound is below it.
+{{ g.sequential.items_used }} of at most {{ g.sequential.items_max }} items evaluated.</figcaption></figure>{% endif %}
 <table id="regress-cells"><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for r in rows %}<tr{% if not r[1] %} class="muted"{% endif %}>{% for c in r[0] %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
@@ -112,7 +134,12 @@ def html_section(g: dict[str, Any]) -> Any:
     method = ", ".join(sorted({r["method"] for r in g["cells"]}))
     note = NOTE.format(method=method, limit="0 (strict)" if s["strict"] else "−margin")
     rows = [(_cell_cells(r), r["gated"]) for r in g["cells"]]
-    return Markup(Environment(autoescape=True).from_string(HTML).render(g=g, note=note, header=HEADER, rows=rows))
+    plot = None
+    if g.get("sequential"):
+        from ._sequential import plot_path
+
+        plot = plot_path(g["sequential"], s["margin"], s["strict"])
+    return Markup(Environment(autoescape=True).from_string(HTML).render(g=g, note=note, header=HEADER, rows=rows, plot=plot))
 
 
 def table(g: dict[str, Any]) -> str:
