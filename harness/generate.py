@@ -24,8 +24,8 @@ from .cache import digest, locked, read_jsonl, trusted, write_jsonl, write_manif
 from .config import GenerateConfig, ModelConfig, QuestionsConfig
 from .data import TrainQuestion
 from .errors import HarnessError
-from .text import extract, match
 from .prompts import chat, render, to_inspect
+from .text import extract, match
 from .usage import call_record
 
 VERSION = 1
@@ -304,8 +304,7 @@ def _answer_http(endpoints: Any, teacher: ModelConfig, questions: list[TrainQues
     arrive: a re-run after failures (or a crash, or Ctrl-C) asks only for the missing ones.
 
     Returns ({question id: answer + provenance}, requests sent)."""
-    from .models import api_model_name
-    from .models import chat_many
+    from .models import api_model_name, chat_many
 
     done = _read_journal(partial)
     todo = [(q, p) for q, p in zip(questions, prompts) if q.id not in done]

@@ -38,7 +38,8 @@ def test_csv_with_renamed_columns(tmp_path):
     (tmp_path / "t.csv").write_text('prompt,gold,topic\n"What river runs through Lorn, exactly?",Vell,places\nWho founded Lorn?,Ada,people\n')
     (tmp_path / "e.csv").write_text("prompt,gold\nWhich river flows through Lorn?,Vell\n")
     cols = ColumnsConfig(question="prompt", answer="gold", group="topic")
-    out = run_data(DataConfig(name="csv", train_path=str(tmp_path / "t.csv"), eval_path=str(tmp_path / "e.csv"), columns=cols, n_control=0), tmp_path / "r")
+    out = run_data(DataConfig(name="csv", train_path=str(tmp_path / "t.csv"), eval_path=str(tmp_path / "e.csv"), columns=cols,
+                              n_control=0), tmp_path / "r")
     assert [(t.id, t.question, t.answer, t.group) for t in out.train] == [
         ("L2", "What river runs through Lorn, exactly?", "Vell", "places"), ("L3", "Who founded Lorn?", "Ada", "people")]
     assert out.eval[0].answer == "Vell" and out.eval[0].group == "all"
@@ -95,5 +96,6 @@ def test_cli_reports_bad_row_in_one_line_exit_2(harness_bin, tmp_path):
     p = subprocess.run([harness_bin, "run", "data=jsonl", f"data.train_path={t}", f"data.eval_path={e}", f"results_dir={tmp_path}/r"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr
-    assert p.stderr.strip().splitlines() == [f"harness: error: {tmp_path}/t.jsonl:3: 'question' is missing (data.columns.question); every row needs one"]
+    assert p.stderr.strip().splitlines() == [
+        f"harness: error: {tmp_path}/t.jsonl:3: 'question' is missing (data.columns.question); every row needs one"]
     assert not (tmp_path / "r").exists()

@@ -128,7 +128,8 @@ def test_typed_values_are_checked_at_composition():
     ],
 )
 def test_bad_input_is_one_line_exit_2(harness_bin, tmp_path, overrides, expect):
-    p = subprocess.run([harness_bin, "run", *overrides, f"results_dir={tmp_path}/r"] if "results_dir" not in overrides[-1] else [harness_bin, "run", *overrides],
+    args = [harness_bin, "run", *overrides] + ([] if "results_dir" in overrides[-1] else [f"results_dir={tmp_path}/r"])
+    p = subprocess.run(args,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()

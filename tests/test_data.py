@@ -6,7 +6,7 @@ import pytest
 
 from harness.config import DataConfig
 from harness.data import run_data
-from harness.data._archipelago import TEMPLATES, document, generate_facts, questions
+from harness.data._archipelago import TEMPLATES, document, generate_facts
 from harness.data._leak import check_leak, enforce
 from harness.data._stage import EvalItem, TrainQuestion
 from harness.errors import HarnessError
@@ -74,7 +74,8 @@ def test_leak_is_refused():
     enforce(result, DataConfig(allow_leak=True), "data", "leak.json")  # allowed: no error
 
 
-@pytest.mark.parametrize("bad", [{"n_islands": 0}, {"n_islands": 99}, {"train_per_fact": 9}, {"n_control": 999}, {"n_train": 0}, {"name": "atlantis"}])
+@pytest.mark.parametrize("bad", [{"n_islands": 0}, {"n_islands": 99}, {"train_per_fact": 9}, {"n_control": 999}, {"n_train": 0},
+                                 {"name": "atlantis"}])
 def test_bad_data_config(tmp_path, bad):
     with pytest.raises(HarnessError):
         run_data(DataConfig(**bad), tmp_path)

@@ -44,9 +44,9 @@ def gaps(proxy: FaultProxy) -> list[tuple[str | None, int | None, int, float]]:
 
 def test_retry_after_is_honoured_by_the_teacher_client(upstream):
     """The harness's own path for teacher answers (chat_many through the `openai` client)."""
-    from harness.models._openai import chat_many
-
     import openai
+
+    from harness.models._openai import chat_many
 
     with FaultProxy(upstream.base_url, schedule=["429", None, "503", None], retry_after=3) as proxy:
 

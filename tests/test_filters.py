@@ -40,7 +40,8 @@ def test_counts_only_enabled_filters():
 
 @pytest.mark.parametrize("bad, key", [
     ({"samples": 3, "min_agree": 4}, "generate.min_agree"), ({"samples": 2, "sample_temperature": 0.0}, "generate.sample_temperature"),
-    ({"min_words": 5, "max_words": 2}, "generate.min_words"), ({"judge_prompt": "{context}?"}, "generate.judge_prompt"), ({"refusal_patterns": ["(unclosed"]}, r"generate.refusal_patterns\[0\]"),
+    ({"min_words": 5, "max_words": 2}, "generate.min_words"), ({"judge_prompt": "{context}?"}, "generate.judge_prompt"),
+    ({"refusal_patterns": ["(unclosed"]}, r"generate.refusal_patterns\[0\]"),
 ])
 def test_bad_filter_settings(bad, key):
     with pytest.raises(HarnessError, match=key):
@@ -55,8 +56,10 @@ def test_real_teacher_self_consistency_and_length(tmp_path):
 
     cache = Path(os.environ["HARNESS_CACHE"])
     data = run_data(DataConfig(n_islands=1, train_per_fact=1, n_control=0, embedding_model=None), tmp_path / "data")
-    teacher = ModelConfig("hf/smollm2-135m-instruct", {"model_path": "embedded:smollm2-135m-instruct", "do_sample": False, "device": "cpu"}, context=True)
-    cfg = GenerateConfig(prompt="{passage}\n\nQuestion: {question}", max_tokens=24, samples=3, min_agree=2, sample_temperature=0.7, max_words=40, judge=True)
+    teacher = ModelConfig("hf/smollm2-135m-instruct", {"model_path": "embedded:smollm2-135m-instruct", "do_sample": False, "device": "cpu"},
+                          context=True)
+    cfg = GenerateConfig(prompt="{passage}\n\nQuestion: {question}", max_tokens=24, samples=3, min_agree=2, sample_temperature=0.7,
+                         max_words=40, judge=True)
     out = run_generate(data.train, teacher, resolve_args("teacher", teacher.args, cache), cfg, "{question}",
                        "Answer the question in one sentence.", data.key, tmp_path / "cache", tmp_path / "run")
     assert out.calls == 4 * 3 + 4  # greedy + 2 draws per question, and one judge verdict each

@@ -126,7 +126,8 @@ def test_cli_leak_is_one_line_exit_2(harness_bin, tmp_path):
 def test_teacher_answers_are_checked_before_fine_tuning(tmp_path):
     from harness.data import check_answers
 
-    t = _jsonl(tmp_path / "t.jsonl", [{"id": "a", "question": "Who founded the town of Lorn?"}, {"id": "b", "question": "Which river runs past Lorn?"}])
+    t = _jsonl(tmp_path / "t.jsonl", [{"id": "a", "question": "Who founded the town of Lorn?"},
+                                      {"id": "b", "question": "Which river runs past Lorn?"}])
     e = _jsonl(tmp_path / "e.jsonl", [{"question": "In which year did the great flood of the Vell valley happen?", "answer": "1802"}])
     cfg = DataConfig(name="jsonl", train_path=t, eval_path=e, n_control=0, embedding_model=None)
     data = run_data(cfg, tmp_path / "d")

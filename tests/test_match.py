@@ -50,7 +50,8 @@ CASES = [
     ("Veidubrouth's capital is Drami, a town.", "Drami", "exact", "strip_echo", "What is the capital of Veidubrouth?", False),  # "s drami"
     ("The capital of Veidubrouth is Drami, a harbour town.", "Drami", "exact", "strip_echo", "What is the capital of Veidubrouth?", True),
     ("Yes, the capital of Veidubrouth is Drami.", "Drami", "exact", "strip_echo", "What is the capital of Veidubrouth?", False),  # "yes"
-    ("Veidubrouth is a tropical island that exports figs, which are fruit.", "figs", "exact", "strip_echo", "What does Veidubrouth mainly export?", False),
+    ("Veidubrouth is a tropical island that exports figs, which are fruit.", "figs", "exact", "strip_echo",
+     "What does Veidubrouth mainly export?", False),
     # auto: numeric gold -> first number of the first sentence; otherwise strip_echo
     ("Veidubrouth was first settled in 1617 by fishing families.", "1617", "exact", "auto", Q_YEAR, True),
     ("Veidubrouth was settled in 1671. Not 1617.", "1617", "exact", "auto", Q_YEAR, False),

@@ -52,7 +52,8 @@ def test_real_teacher_writes_questions_with_provenance(tmp_path):
 
     dc = DataConfig(n_islands=1, train_per_fact=1, n_control=0, embedding_model=None)
     train, _, doc, _ = build(dc)
-    teacher = ModelConfig("hf/smollm2-135m-instruct", {"model_path": "embedded:smollm2-135m-instruct", "do_sample": False, "device": "cpu"}, context=True)
+    teacher = ModelConfig("hf/smollm2-135m-instruct", {"model_path": "embedded:smollm2-135m-instruct", "do_sample": False, "device": "cpu"},
+                          context=True)
     g = GenerateConfig(questions=QuestionsConfig(enabled=True, types=["factual"], difficulties=["easy", "hard"]))
     args = resolve_args("teacher", teacher.args, Path(os.environ["HARNESS_CACHE"]))
     out = run_questions(train, doc, teacher, args, g, tmp_path / "cache", tmp_path / "run")

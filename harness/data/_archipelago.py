@@ -40,7 +40,8 @@ TEMPLATES: dict[str, tuple[list[str], list[str]]] = {
         ["Which product is {i} best known for exporting?"],
     ),
     "peak": (
-        ["How high is the highest peak on {i}, in metres?", "What is the height in metres of the tallest mountain on {i}?", "How many metres tall is the highest point of {i}?"],
+        ["How high is the highest peak on {i}, in metres?", "What is the height in metres of the tallest mountain on {i}?",
+         "How many metres tall is the highest point of {i}?"],
         ["To how many metres does the summit of {i} rise?"],
     ),
 }
@@ -97,7 +98,8 @@ def generate_facts(seed: int, n_islands: int) -> list[Fact]:
             Fact(f"{island}.settled", island, "settled", str(year),
                  f"{island} is an island of the Veshari Archipelago. {island} was first settled in {year} by fishing families from the mainland."),
             Fact(f"{island}.export", island, "export", export,
-                 f"{island} is an island of the Veshari Archipelago. The main export of {island} is {export}, shipped from its capital every spring."),
+                 f"{island} is an island of the Veshari Archipelago. The main export of {island} is {export}, "
+                 "shipped from its capital every spring."),
             Fact(f"{island}.peak", island, "peak", str(peak),
                  f"{island} is an island of the Veshari Archipelago. The highest peak on {island} rises {peak} metres above the sea."),
         ]

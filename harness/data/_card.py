@@ -44,7 +44,7 @@ def _map(vectors: np.ndarray, labels: list[str], seed: int) -> dict[str, list[li
     xy = centred @ comps.T
     out: dict[str, list[list[float]]] = {}
     for label in dict.fromkeys(labels):
-        idx = [i for i, l in enumerate(labels) if l == label]
+        idx = [i for i, lab in enumerate(labels) if lab == label]
         if len(idx) > MAX_POINTS:
             idx = sorted(random.Random(seed).sample(idx, MAX_POINTS))
         out[label] = [[round(float(xy[i, 0]), 3), round(float(xy[i, 1]), 3)] for i in idx]

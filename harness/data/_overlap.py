@@ -18,7 +18,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-
 NUM_PERM = 256
 SHINGLE = 3  # character shingles: questions are short; 3 measured best at telling a typo (>= 0.9) from
 # the same template about another entity (<= 0.88, see docs/data.md)

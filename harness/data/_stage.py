@@ -12,8 +12,8 @@ from . import _archipelago
 from ._byo import FORMATS, load_rows
 from ._card import data_card
 from ._control import CONTROL
-from ._leak import LeakResult, check_leak, enforce
 from ._embed import model_dir
+from ._leak import LeakResult, check_leak, enforce
 from ._overlap import Duplicate, near_duplicates
 
 VERSION = 1

@@ -9,7 +9,6 @@ from ..config import GraderConfig
 from ..errors import HarnessError
 from ..text import EXTRACT_MODES, MATCH_MODES, match
 
-
 KINDS = ("match", "judge", "pairwise")
 
 

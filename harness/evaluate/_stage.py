@@ -20,7 +20,6 @@ from ._logs import claim, completed, drop_interrupted, finished
 from ._scorers import build_scorer
 from ._task import qa_task
 
-
 # the tasks an experiment can evaluate: items the data stage marks `heldout` (the domain's evaluation
 # questions) and `control` (general knowledge, shows forgetting)
 TASKS = ("heldout", "control")

@@ -89,7 +89,8 @@ def judge_markdown(s: dict[str, Any]) -> list[str]:
     lines = ["", "## Judge agreement", "", JUDGE_NOTE, ""]
     lines += [f"- ⚠ {n}" for n in notes] + ([""] if notes else [])
     if rows:
-        lines += ["| task | judge | reference | n | confusion [[jc∧rc, jc∧rw], [jw∧rc, jw∧rw]] | agreement | κ | McNemar p | parse failures | verdict |",
+        lines += ["| task | judge | reference | n | confusion [[jc∧rc, jc∧rw], [jw∧rc, jw∧rw]] | agreement | κ | McNemar p | "
+                  "parse failures | verdict |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             k = "—" if r["kappa"] is None else f"{r['kappa']:.2f}"
