@@ -30,6 +30,36 @@ def _pipeline_run():  # -> pipeline.run
     return run
 
 
+# Hydra's flags that take a value (and --info, whose value is optional)
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+                "--experimental-rerun"}
+_INFO = ({"--info", "-i"}, {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
+
+
+def _flags_first(argv: list[str]) -> list[str]:
+    """The argv with Hydra's flags (and their values) first, the overrides after them: Hydra 1.3's
+    parser drops overrides that follow a flag (`experiment=tiny --cfg job cache=false` is an error there)."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _VALUE_FLAGS:
+            flags += argv[i:i + 2]
+            i += 1
+        elif a in _INFO[0]:
+            flags.append(a)
+            if i + 1 < len(argv) and argv[i + 1] in _INFO[1]:
+                flags.append(argv[i + 1])
+                i += 1
+        elif a.startswith("-"):
+            flags.append(a)
+        else:
+            overrides.append(a)
+        i += 1
+    return flags + overrides
+
+
 def _hydra_args(argv: list[str]):  # -> argparse.Namespace
     """Hydra's own parse of the argv (the same parser @hydra.main uses): flags apart from overrides."""
     from hydra._internal.utils import get_args_parser
@@ -169,7 +199,7 @@ def _without_config_dir(argv: list[str]) -> list[str]:
 
 
 def command(argv: list[str]) -> None:
-    argv = ["cache=false" if a == "--no-cache" else a for a in argv]
+    argv = _flags_first(["cache=false" if a == "--no-cache" else a for a in argv])
     args = _hydra_args(argv)
     # the user config dir: --config-dir, else $HARNESS_CONFIG_DIR. It goes to the environment, where the
     # search-path plugin (hydra_plugins/harness_searchpath) puts it before the packaged conf, and where
