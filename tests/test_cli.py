@@ -211,6 +211,10 @@ def test_init_writes_a_starter_that_composes_and_never_overwrites(tmp_path):
     for rel in ("conf/experiment/distil_mine.yaml", "conf/experiment/eval_mine.yaml", "conf/model/my_server.yaml",
                 "data/train.jsonl", "data/eval.jsonl", ".github/workflows/harness.yml", "README.md"):
         assert (proj / rel).is_file(), rel
+    import yaml
+
+    steps = yaml.safe_load((proj / ".github" / "workflows" / "harness.yml").read_text())["jobs"]["eval"]["steps"]
+    assert any("harness run experiment=distil_mine" in str(s.get("run")) for s in steps)
     # the starter's distil experiment composes, with its data paths resolved against its config dir
     # (whatever the working directory), and its server model entry is offered to every role
     p = cli("run", "--config-dir", str(proj / "conf"), "--cfg", "job", "--resolve", "-p", "data",
