@@ -32,8 +32,15 @@ def installed(tmp_path_factory):
     root = tmp_path_factory.mktemp("install")
     assert not root.resolve().is_relative_to(REPO)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "HARNESS_CONFIG_DIR")}
+    # built from a copy of the sources: setuptools builds in the source tree (build/, *.egg-info)
+    src = root / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    for name in ("harness", "hydra_plugins"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = root / "wheels"
-    p = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO)],
+    p = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
              root, env)
     assert p.returncode == 0, p.stderr[-3000:]
     wheel = next(wheels.glob("harness-*.whl"))

@@ -1,25 +1,10 @@
-"""The `harness` console script. Only this package knows Hydra. One module per command:
+"""The `harness` console script. Only this package knows Hydra.
 
-    harness run [--no-cache] [Hydra flags] [overrides]     _run.py: compose the packaged conf (+ your
-                                       --config-dir / $HARNESS_CONFIG_DIR first) and an experiment, run
-                                       the pipeline; Hydra's flags: --cfg job|hydra|all, --resolve,
-                                       --package, --info, --help, -m, -cd, -cn, --shell-completion
-    harness report DIR [DIR ...] [--out D]                 _report.py: rebuild a finished run's summary.json /
-                                       report.md / report.html from its logs; several runs or a sweep
-                                       dir: one combined report
-    harness cache ls [overrides]                           _cache.py: the stage cache: stage, key, size,
-                                       last use, which run used it
-    harness cache prune [--older-than DAYS] [--stage S] [--all] [--dry-run] [overrides]
-                                       delete cache entries (never one a running job holds locked)
-    harness experiments [--config-dir DIR]                 _experiments.py: the experiments available,
-                                       with their one-line descriptions
-    harness init DIR                                       _init.py: write a starter project (your
-                                       experiments, data, a model entry, a CI workflow)
-    harness --version
-
-Exit codes: 0 success, 2 usage or input error, 1 internal error; either way one line on stderr
-(`harness: error: ...` / `harness: internal error: ... (full traceback in <file>)`); HARNESS_DEBUG=1
-prints the traceback too.
+One module per command, each with `command(argv)`: _run (Hydra owns its argv), _report, _cache,
+_experiments, _init (argparse via _args.ArgParser). _errors is the one error path every command shares
+(`guarded`: one line on stderr, exit 2 for bad input, 1 for anything else); _config finds the packaged
+conf and the user's config dir and composes configs; _callbacks holds the Hydra callbacks the config
+names. A new command (e.g. `regress`) is a module `_regress.py` plus one line in COMMANDS.
 """
 
 from __future__ import annotations
@@ -36,7 +21,26 @@ from ._run import _precheck, _sweep_variants
 __all__ = ["CONF_DIR", "EXPERIMENTS_DIR", "SweepReport", "compose", "experiments", "fail", "main", "version",
            "_precheck", "_sweep_variants"]
 
-USAGE = __doc__.split("\n\n")[1]
+USAGE = """\
+    harness run [--no-cache] [Hydra flags] [overrides]
+                       compose the packaged configs (your --config-dir DIR / $HARNESS_CONFIG_DIR first)
+                       with an experiment and run the pipeline; `harness run --help` lists the config
+                       groups; Hydra's flags: --cfg job|hydra|all, --resolve, --package, --info, -m, -cd, -cn
+    harness report DIR [DIR ...] [--out D]
+                       rebuild a finished run's summary.json / report.md / report.html from its logs;
+                       several runs or a sweep dir: one combined report
+    harness cache ls [overrides]
+                       the stage cache: stage, key, size, last use, which run used it
+    harness cache prune [--older-than DAYS] [--stage S] [--all] [--dry-run] [overrides]
+                       delete cache entries (never one a running job holds locked)
+    harness experiments [--config-dir DIR]
+                       the experiments available (packaged and yours), one line each
+    harness init DIR   write a starter project: your experiments, data, a model entry, a CI workflow
+    harness --version
+
+Exit codes: 0 success, 2 usage or input error, 1 internal error; either way one line on stderr
+(`harness: error: ...` / `harness: internal error: ... (full traceback in <file>)`); HARNESS_DEBUG=1
+prints the traceback too."""
 
 # command -> module (each has `command(argv)`); a new command is one module and one line here
 COMMANDS = {
