@@ -36,8 +36,10 @@ def user_config_dir() -> Path | None:
 def use_config_dir(value: str | None) -> None:
     """Make `value` (from --config-dir) the user config dir for this process and the jobs it starts."""
     if value:
-        os.environ[ENV] = str(Path(value).expanduser().resolve())
-    user_config_dir()  # checks it
+        os.environ[ENV] = value
+    user = user_config_dir()  # checks it
+    if user is not None:  # absolute, for launcher jobs that may start elsewhere
+        os.environ[ENV] = str(user)
 
 
 def conf_path(relative: str) -> str:
