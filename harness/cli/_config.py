@@ -49,14 +49,18 @@ def conf_path(relative: str) -> str:
 
 
 def register() -> None:
-    """The schema and resolvers (harness.config) plus `conf_path`. Idempotent."""
+    """The schema (Hydra's ConfigStore) and the resolvers the configs use. Idempotent."""
+    from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
-    from ..config import register as register_schema
+    from ..config import HarnessConfig, run_name
 
-    register_schema()
-    if not OmegaConf.has_resolver("conf_path"):
-        OmegaConf.register_new_resolver("conf_path", conf_path)
+    ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
+    # `results/<experiment>/<run>`: the run name is the override list (deterministic, so the same
+    # command lands in the same dir and can resume); "default" when nothing is overridden
+    for name, fn in (("run_name", run_name), ("conf_path", conf_path)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
 
 
 def search_dirs() -> list[Path]:
