@@ -73,13 +73,18 @@ _EVAL_MINE = """\
 #
 #   harness run --config-dir conf experiment=eval_mine
 #
-# Needs a harness with evaluation-only experiments; the models compared are the entries under
-# `models:` (add yours, e.g. the server in conf/model/my_server.yaml).
+# The models compared are the entries under `models:`: here the embedded model under two names (so it
+# runs offline); put yours in, e.g. model@models.mine=my_server (conf/model/my_server.yaml), or add
+# more lines below. Gate one against the other with regress.enabled=true (see the harness docs).
 defaults:
   - override /data: jsonl
+  - /model@models.current: smollm2
+  - /model@models.mine: smollm2
   - override /model@models.teacher: null
   - override /model@models.student: null
-  # - /model@models.mine: my_server
+  - override /model@models.baseline: null
+  - override /role@models.teacher: null
+  - override /role@models.student: null
 
 experiment: eval_mine
 data:
