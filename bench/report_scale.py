@@ -1,8 +1,9 @@
 """Stats + report at scale: synthetic tidy rows (models x tasks x items), timed end to end.
 
 Builds the frame `load_frame` would produce (10 models x 10 tasks x 10k items = 1M rows by
-default), then times score_table + comparison_table + gap_table + category_table + flip_table +
-report.md + report.html, and measures peak memory. Baseline: a plain pandas groupby-mean over the
+default), then times `analyse` (scores, comparisons, gap closed, categories, flips, judge checks:
+what every run's summary does, epochs averaged per item once) + report.md + report.html, and
+measures peak memory. Baseline: a plain pandas groupby-mean over the
 same rows, timed in the same run.
 
 Run: .venv/bin/python bench/report_scale.py [--rows 1000000]
@@ -22,9 +23,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.report import (  # noqa: E402
-    category_table, comparison_table, flip_table, gap_table, render_html, render_markdown, score_table,
-)
+from harness.report import analyse, render_html, render_markdown  # noqa: E402
 
 
 def frame(rows: int, models: int = 10, tasks: int = 10) -> pd.DataFrame:
@@ -41,6 +40,7 @@ def frame(rows: int, models: int = 10, tasks: int = 10) -> pd.DataFrame:
         "task": pd.Categorical.from_codes(t, [f"task{k}" for k in range(tasks)]), "grader": "exact",
         "id": pd.Categorical.from_codes(i, [f"q{k}" for k in range(items)]), "epoch": 1, "value": value,
         "group": pd.Categorical.from_codes(i % 5, [f"g{k}" for k in range(5)]), "answer": "", "extracted": "", "target": "",
+        "cluster": pd.Categorical.from_codes(i, [f"q{k}" for k in range(items)]), "judge": "",
     })
 
 
@@ -49,8 +49,14 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     args = ap.parse_args()
     f = frame(args.rows)
-    for col in ("alias", "task", "id", "group"):
+    for col in ("alias", "task", "id", "group", "cluster"):
         f[col] = f[col].astype(str)  # what load_frame produces: plain strings
+    # imports are a fixed cost per process, not a cost per row: load them before either clock starts
+    import matplotlib.pyplot  # noqa: F401
+    import scipy.stats  # noqa: F401
+    import seaborn  # noqa: F401
+    import statsmodels.api  # noqa: F401
+
     t0 = time.time()
     base = f.groupby(["task", "alias", "grader"])["value"].mean()
     baseline_s = time.time() - t0
@@ -58,8 +64,7 @@ def main() -> None:
 
     t0 = time.time()
     summary = {"experiment": "bench", "run": "scale", "models": {a: a for a in f["alias"].unique()}, "model_notes": {},
-               "scores": score_table(f), "comparisons": comparison_table(f), "gap_closed": gap_table(f),
-               "categories": category_table(f), "flips": flip_table(f), "data": None,
+               **analyse(f), "data": None,
                "stage_seconds": {}, "stage_calls": {}, "paths": {"logs": "-", "student": "-"}, "finetune": {}}
     order = list(summary["models"])
     md = render_markdown({**summary, "data": {"n_train": 0, "n_eval": 0, "n_eval_by_task": {}, "leak_overlap_rate": 0}}, order)

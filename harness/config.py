@@ -202,7 +202,7 @@ class GraderConfig:
     kind: str = "match"  # match | judge | pairwise
     # --- match
     mode: str = "exact"  # exact | contains
-    extract: str = "auto"  # see harness.evaluate._match.EXTRACT_MODES
+    extract: str = "auto"  # see harness.text.EXTRACT_MODES
     regex: Optional[str] = None
     # --- judge (harness.evaluate._judge): the judge model is bound to inspect's required role `grader`
     judge: Optional[ModelConfig] = None
@@ -249,6 +249,34 @@ class ReportConfig:
     pairs: list[list[str]] = field(default_factory=list)
     # items listed per pair and direction in "items that flipped"
     flips: int = 5
+    # judge graders that fail their validation (kappa < 0.6 against the reference grader) are shown
+    # greyed and left out of the tested family, so they cost the other comparisons no power; true
+    # keeps them in
+    include_unreliable: bool = False
+
+
+@dataclass
+class RegressConfig:
+    """The regression gate (harness/conf/regress/, docs/regress.md): is `candidate` at least as good as
+    `baseline` (the current model) within `margin`, on every gated task x grader?"""
+
+    # gate at the end of `harness run` (the exit code is the verdict); `harness regress` gates stored runs
+    enabled: bool = False
+    baseline: str = "current"  # alias of the current model
+    candidate: str = "candidate"  # alias of the model that would replace it
+    # the largest drop (accuracy, 0-1) still acceptable: pass = the one-sided (1 - alpha) lower bound
+    # of candidate - current is above -margin
+    margin: float = 0.05
+    alpha: float = 0.05
+    # strict: any significant drop is a regression (upper bound below 0), not only a drop beyond the margin
+    strict: bool = False
+    # what an inconclusive verdict exits with: fail (exit 4) | pass (exit 0)
+    inconclusive: str = "fail"
+    # the gated tasks and graders (empty = all); others are shown, not gated
+    tasks: list[str] = field(default_factory=list)
+    graders: list[str] = field(default_factory=list)
+    # compare on the items both runs share when their eval items differ (the dropped count is reported)
+    allow_subset: bool = False
 
 
 @dataclass
@@ -264,6 +292,54 @@ class HarnessConfig:
     graders: dict[str, GraderConfig] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    regress: RegressConfig = field(default_factory=RegressConfig)
+
+
+# Keys whose value does not change a run's results: where its files go, whether the cache is used,
+# and how a hosted fine-tune is confirmed and polled. Defined once, here: conf/config.yaml reads this
+# list (`${not_result_keys:}`) to keep them out of the run dir's name, so adding finetune.confirm=true
+# after the cost estimate re-runs in the same dir; the sweep report leaves them out of a run's
+# settings, and a warm re-run ignores them when it checks that a finished run had the same config.
+NOT_RESULT_KEYS = ("experiment", "cache", "results_dir", "cache_dir", "finetune.confirm", "finetune.openai.poll_seconds",
+                   "finetune.openai.max_poll_seconds")
+
+
+def result_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A (plain) config without the NOT_RESULT_KEYS: what two runs must share to give the same results."""
+    import copy
+
+    out = copy.deepcopy(config)
+    for key in NOT_RESULT_KEYS:
+        *parents, leaf = key.split(".")
+        node: Any = out
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return out
+
+
+def grader_fingerprint(grader: dict[str, Any], eval_cfg: dict[str, Any]) -> str:
+    """What makes two runs' scores of one grader comparable: its definition (kind, match mode,
+    extraction, regex, rubric, scale, judge model and settings, the judge's token budget) and the
+    evaluation's system prompt and sampling temperature. Where a judge is reached (base_url, key
+    variable) and what it costs do not count. Recorded in summary.json (`grader_fingerprints`) and
+    checked by the regression gate. `grader`, `eval_cfg`: plain dicts (asdict of the config)."""
+    import hashlib
+    import json
+
+    g = {k: v for k, v in grader.items() if k not in ("calibration", "allow_self_judge", "pairs", "reference")}
+    if isinstance(g.get("judge"), dict):
+        j = g["judge"]
+        g["judge"] = {"model": j.get("model"), "args": {k: v for k, v in (j.get("args") or {}).items()
+                                                          if k not in ("base_url", "api_key")}}
+    blob = {"grader": g, "system": eval_cfg.get("system"), "temperature": eval_cfg.get("temperature")}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def student_aliases(cfg: HarnessConfig) -> list[str]:
+    """The models `finetune` trains, in config order (none in an evaluation-only experiment)."""
+    return [a for a, m in cfg.models.items() if m.student]
 
 
 def student_finetune(cfg: HarnessConfig, alias: str) -> FinetuneConfig:
@@ -296,17 +372,6 @@ def run_name(overrides: str) -> str:
     if len(name.encode()) > 200:
         name = name[:150] + "…" + hashlib.sha256(name.encode()).hexdigest()[:12]
     return name
-
-
-def register() -> None:
-    """Register the schema and the resolvers Hydra needs. Idempotent."""
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
-    if not OmegaConf.has_resolver("run_name"):
-        # `results/<experiment>/<run>`: the run name is the override list (deterministic, so the
-        # same command lands in the same dir and can resume); "default" when nothing is overridden.
-        OmegaConf.register_new_resolver("run_name", run_name)
 
 
 def to_dataclass(cfg: Any) -> HarnessConfig:

@@ -24,9 +24,9 @@ from .cache import digest, locked, read_jsonl, write_jsonl
 from .config import GenerateConfig, ModelConfig, QuestionsConfig
 from .data import TrainQuestion
 from .errors import HarnessError
-from .evaluate._match import extract, match
-from .evaluate._task import chat, render, to_inspect
-from .report._usage import call_record
+from .text import extract, match
+from .prompts import chat, render, to_inspect
+from .usage import call_record
 
 VERSION = 1
 
@@ -297,7 +297,7 @@ def _answer_http(endpoints: Any, teacher: ModelConfig, questions: list[TrainQues
 
     Returns ({question id: answer + provenance}, requests sent)."""
     from .models import api_model_name
-    from .models._openai import chat_many
+    from .models import chat_many
 
     done = _read_journal(partial)
     todo = [(q, p) for q, p in zip(questions, prompts) if q.id not in done]

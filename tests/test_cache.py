@@ -5,7 +5,7 @@ import os
 import pytest
 
 from harness.cache import atomic_dir, digest, write_json
-from harness.evaluate._stage import _claim
+from harness.evaluate import claim as _claim
 
 
 def test_digest_is_stable_and_order_free():

@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from harness.cli import compose, experiments
+from harness.preflight import validate
 from harness.config import HarnessConfig, to_dataclass
 
 
@@ -22,12 +23,26 @@ def test_every_experiment_composes(name):
     c = _plain(cfg)
     assert isinstance(c, HarnessConfig)
     assert c.experiment == name  # the overlay wins over the primary config
-    assert {"teacher", "baseline", "student"} <= set(c.models)
-    assert [a for a, m in c.models.items() if m.student][:1] == ["student"]
-    assert c.models["teacher"].context and not c.models["baseline"].context
+    if not any(m.student for m in c.models.values()):  # an evaluation-only experiment
+        assert "teacher" not in c.models and len(c.models) >= 2
+        validate(c)  # and it is valid as it stands
+    else:
+        assert {"teacher", "baseline", "student"} <= set(c.models)
+        assert [a for a, m in c.models.items() if m.student][:1] == ["student"]
+        assert c.models["teacher"].context and not c.models["baseline"].context
     for m in c.models.values():
         assert "/" in m.model  # an inspect model string
     assert c.graders and {g.mode for g in c.graders.values()} == {"exact", "contains"}
+
+
+def test_upgrade_is_two_models_gated_on_heldout():
+    c = _plain(compose(["experiment=upgrade"]))
+    assert list(c.models) == ["current", "candidate"] and not any(m.student or m.context for m in c.models.values())
+    assert c.regress.enabled and (c.regress.baseline, c.regress.candidate) == ("current", "candidate")
+    assert c.regress.tasks == ["heldout"] and c.regress.margin == 0.05
+    # the upgrade is one override of one alias
+    c = _plain(compose(["experiment=upgrade", "model@models.candidate=gpt-4o-mini"]))
+    assert c.models["candidate"].model.startswith("openai/gpt-4o-mini") and c.models["current"].model.startswith("hf/")
 
 
 def test_demo_is_three_models_on_one_backend():
@@ -103,6 +118,13 @@ def test_typed_values_are_checked_at_composition():
         (["experiment=demo", "models.teacher.student=true"], "models.teacher.student"),
         (["experiment=demo", "+models.baseline.finetune.lr=1"], "models.baseline.finetune"),
         (["experiment=demo", "models.student.student=false"], "student: true"),
+        # checked before any stage: a typo here used to cost a whole fine-tune first
+        (["experiment=demo", "eval.tasks=[heldout,contrl]"], "eval.tasks"),
+        (["experiment=upgrade", "regress.margin=1.5"], "regress.margin"),
+        (["experiment=upgrade", "regress.candidate=nobody"], "regress.candidate"),
+        (["experiment=upgrade", "regress.tasks=[control,nope]"], "regress.tasks"),
+        (["experiment=upgrade", "regress.inconclusive=maybe"], "regress.inconclusive"),
+        (["experiment=upgrade", "data=jsonl"], "data.eval_path"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(harness_bin, tmp_path, overrides, expect):

@@ -82,7 +82,7 @@ def test_bad_data_config(tmp_path, bad):
 
 
 def test_secrets_are_redacted_from_written_config():
-    from harness.pipeline import redact
+    from harness.errors import redact
 
     cfg = {"models": {"t": {"args": {"api_key": "sk-123", "base_url": "http://x", "nested": [{"auth_token": "t"}]}}}}
     out = redact(cfg)

@@ -485,7 +485,7 @@ def test_report_rebuilds_from_an_openai_run(distill_run, tmp_path):
 ])
 def test_endpoint_config_is_checked_before_any_work(monkeypatch, overrides, env, expect):
     from harness.cli import compose
-    from harness.pipeline import validate
+    from harness.preflight import validate
     from tests.test_config import _plain
 
     monkeypatch.delenv("LOCAL_API_KEY", raising=False)

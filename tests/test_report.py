@@ -3,7 +3,7 @@
 import pandas as pd
 
 from harness.report import category_table, comparison_table, flip_table, gap_table, score_table
-from harness.report._summary import _md
+from harness.report._fmt import md as _md
 
 
 def _frame():

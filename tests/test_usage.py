@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from harness.report._usage import calls_from_jsonl, prices_from_config, run_usage, summarise, usage_markdown
+from harness.usage import calls_from_jsonl
+from harness.report._usage import prices_from_config, run_usage, summarise, usage_markdown
 
 
 def test_summarise_counts_tokens_latency_and_cost():

@@ -4,7 +4,7 @@ One module per command, each with `command(argv)`: _run (Hydra owns its argv), _
 _experiments, _init (argparse via _args.ArgParser). _errors is the one error path every command shares
 (`guarded`: one line on stderr, exit 2 for bad input, 1 for anything else); _config finds the packaged
 conf and the user's config dir and composes configs; _callbacks holds the Hydra callbacks the config
-names. A new command (e.g. `regress`) is a module `_regress.py` plus one line in COMMANDS.
+names. A new command is a module `_name.py` plus one line in COMMANDS.
 """
 
 from __future__ import annotations
@@ -33,12 +33,16 @@ USAGE = """\
                        the stage cache: stage, key, size, last use, which run used it
     harness cache prune [--older-than DAYS] [--stage S] [--all] [--dry-run] [overrides]
                        delete cache entries (never one a running job holds locked)
+    harness regress --baseline RUN_DIR[:alias] --candidate RUN_DIR[:alias] [--margin M] [--alpha A] [--strict]
+                       gate a candidate against the current model from finished runs
+                       (exit 0 pass, 3 regression, 4 inconclusive; see docs/regress.md)
     harness experiments [--config-dir DIR]
                        the experiments available (packaged and yours), one line each
     harness init DIR   write a starter project: your experiments, data, a model entry, a CI workflow
     harness --version
 
-Exit codes: 0 success, 2 usage or input error, 1 internal error; either way one line on stderr
+Exit codes: 0 success (or gate passed), 2 usage or input error, 1 internal error, 3 regression,
+4 inconclusive (a run with regress.enabled, or `harness regress`); errors are one line on stderr
 (`harness: error: ...` / `harness: internal error: ... (full traceback in <file>)`); HARNESS_DEBUG=1
 prints the traceback too."""
 
@@ -47,6 +51,7 @@ COMMANDS = {
     "run": "._run",
     "report": "._report",
     "cache": "._cache",
+    "regress": "._regress",
     "experiments": "._experiments",
     "init": "._init",
 }

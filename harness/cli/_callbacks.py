@@ -16,7 +16,7 @@ class SweepReport(Callback):  # type: ignore[misc,valid-type]
 
     def on_multirun_end(self, config, **kwargs) -> None:  # noqa: ANN001
         from ..errors import HarnessError
-        from ..report._rebuild import report
+        from ..report import report
 
         try:
             print(f"[sweep report] {report([Path(config.hydra.sweep.dir)])}", flush=True)

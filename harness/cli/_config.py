@@ -53,12 +53,12 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
-    from ..config import HarnessConfig, run_name
+    from ..config import NOT_RESULT_KEYS, HarnessConfig, run_name
 
     ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
     # `results/<experiment>/<run>`: the run name is the override list (deterministic, so the same
     # command lands in the same dir and can resume); "default" when nothing is overridden
-    for name, fn in (("run_name", run_name), ("conf_path", conf_path)):
+    for name, fn in (("run_name", run_name), ("conf_path", conf_path), ("not_result_keys", lambda: list(NOT_RESULT_KEYS))):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

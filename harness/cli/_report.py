@@ -15,6 +15,6 @@ def command(argv: list[str]) -> None:
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     parser.add_argument("--out", type=Path, metavar="DIR", help="where to write the reports (default: the run dir)")
     args = parser.parse_args(argv)
-    from ..report._rebuild import report
+    from ..report import report
 
     print(f"[report] {report(args.runs, args.out)}")

@@ -19,7 +19,7 @@ from ._errors import Escaped, fail, state
 
 def _preflight():  # -> (validate, check_writable)
     """The pre-flight checks of the pipeline, imported in this one place (they move to their own module)."""
-    from ..pipeline import check_writable, validate
+    from ..preflight import check_writable, validate
 
     return validate, check_writable
 
@@ -181,6 +181,8 @@ def _hydra_run(argv: list[str]) -> None:
             raise Escaped(e) from None
         print(f"[report] {run_dir / 'report.md'}", flush=True)
         print(_headline(summary), flush=True)
+        if summary.get("regress"):  # the gate's verdict is the exit code (0 pass, 3 regression, 4 inconclusive)
+            raise SystemExit(summary["regress"]["exit_code"])
 
     sys.argv = ["harness", *argv]  # Hydra's shell-completion script registers basename(argv[0])
     _main()

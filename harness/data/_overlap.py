@@ -27,7 +27,7 @@ MIN_NGRAM_WORDS = 4  # shorter items are left to the exact check ("why?" is in e
 
 def normalise(text: str) -> list[str]:
     """The graders' normalised tokens (imported late: harness.evaluate imports harness.data)."""
-    from ..evaluate._match import normalise as tokens
+    from ..text import normalise as tokens
 
     return tokens(text)
 

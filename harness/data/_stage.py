@@ -63,8 +63,9 @@ class DataOutput:
 SOURCES = ("archipelago", *FORMATS)
 
 
-def _build(cfg: DataConfig) -> tuple[list[TrainQuestion], list[EvalItem], str]:
-    """(training questions, held-out evaluation items, domain document) from the configured source."""
+def _build(cfg: DataConfig, training: bool = True) -> tuple[list[TrainQuestion], list[EvalItem], str]:
+    """(training questions, held-out evaluation items, domain document) from the configured source.
+    `training=False` (an evaluation-only experiment): no training file is needed."""
     if cfg.name == "archipelago":
         try:
             facts = _archipelago.generate_facts(cfg.seed, cfg.n_islands)
@@ -77,12 +78,14 @@ def _build(cfg: DataConfig) -> tuple[list[TrainQuestion], list[EvalItem], str]:
         return train, evals, _archipelago.document(facts)
     if cfg.name not in FORMATS:
         raise HarnessError(f"data.name: unknown dataset '{cfg.name}'; available: {', '.join(SOURCES)}")
-    for key in ("train_path", "eval_path"):
+    for key in ("train_path", "eval_path") if training else ("eval_path",):
         if not getattr(cfg, key):
             raise HarnessError(f"data.{key} is not set; data={cfg.name} reads your questions from files "
-                               f"(data.train_path=<file> data.eval_path=<file>)")
-    rows = load_rows(cfg.train_path, cfg.name, cfg.columns, "data.train_path", answers_required=False)
-    train = [TrainQuestion(r.id, r.question, r.passage, r.answer, r.group) for r in rows]
+                               f"(data.train_path=<file> data.eval_path=<file>; an evaluation-only experiment needs eval_path only)")
+    train = []
+    if cfg.train_path:  # an evaluation-only experiment reads it only to check it (and never trains on it)
+        rows = load_rows(cfg.train_path, cfg.name, cfg.columns, "data.train_path", answers_required=False)
+        train = [TrainQuestion(r.id, r.question, r.passage, r.answer, r.group) for r in rows]
     rows = load_rows(cfg.eval_path, cfg.name, cfg.columns, "data.eval_path", answers_required=True)
     evals = [EvalItem(r.id, "heldout", r.question, r.answer, r.passage, r.group) for r in rows]
     doc = ""
@@ -105,13 +108,16 @@ def _check_knobs(cfg: DataConfig) -> None:
         model_dir(cfg.embedding_model)  # installed? (cheap: no model is loaded)
 
 
-def build(cfg: DataConfig, extra: Optional[list[TrainQuestion]] = None, replace: bool = False,
+def build(cfg: DataConfig, extra: Optional[list[TrainQuestion]] = None, replace: bool = False, training: bool = True,
           ) -> tuple[list[TrainQuestion], list[EvalItem], str, list[Duplicate]]:
     """Everything `run_data` writes, computed and validated without writing or loading a model
     (`validate` calls it so that bad data fails before a run dir exists). `extra`: synthesised
-    training questions, added to the source's (or replacing them), deduplicated with them."""
+    training questions, added to the source's (or replacing them), deduplicated with them.
+    `training=False`: an evaluation-only experiment; it has no training questions."""
     _check_knobs(cfg)
-    train, evals, doc = _build(cfg)
+    train, evals, doc = _build(cfg, training)
+    if not training:
+        train = []
     if extra is not None:
         train = list(extra) if replace else train + list(extra)
     removed = near_duplicates([t.id for t in train], [t.question for t in train], cfg.dedup_minhash) if cfg.dedup else []
@@ -133,12 +139,12 @@ def build(cfg: DataConfig, extra: Optional[list[TrainQuestion]] = None, replace:
 
 
 def run_data(cfg: DataConfig, out_dir: Path, extra: Optional[list[TrainQuestion]] = None, replace: bool = False,
-             cache_dir: Optional[Path] = None, use_cache: bool = True) -> DataOutput:
+             cache_dir: Optional[Path] = None, use_cache: bool = True, training: bool = True) -> DataOutput:
     """Build the data, write domain.md, questions.jsonl, eval.jsonl, duplicates.jsonl and leak.json
     into `out_dir`, and stop (after writing them) if the questions already leak. `cache_dir`: where
     the question embeddings are cached (by content hash; None = always computed)."""
-    train, evals, doc, removed = build(cfg, extra, replace)
-    if not train:
+    train, evals, doc, removed = build(cfg, extra, replace, training)
+    if not train and training:
         raise HarnessError("data: no training questions (generate.questions.replace=true and none was synthesised)")
     vectors = None
     if cfg.embedding_model:

@@ -1,6 +1,11 @@
 """Stage 4, evaluate: inspect tasks, graders and the eval_set driver."""
 
-from ._match import EXTRACT_MODES, MATCH_MODES, Verdict, extract, match, normalise
-from ._stage import EvalModel, EvaluateOutput, Judge, judged, open_judge, run_evaluate
+from ..text import EXTRACT_MODES, MATCH_MODES, Verdict, extract, match, normalise
+from ._judge import Judge, judged, open_judge
+from ._logs import claim
+from ._pairwise import run_pairwise
+from ._scorers import check_grader
+from ._stage import TASKS, EvalModel, EvaluateOutput, check_tasks, run_evaluate
 
-__all__ = ["EXTRACT_MODES", "MATCH_MODES", "EvalModel", "EvaluateOutput", "Judge", "Verdict", "extract", "judged", "match", "normalise", "open_judge", "run_evaluate"]
+__all__ = ["EXTRACT_MODES", "MATCH_MODES", "TASKS", "EvalModel", "EvaluateOutput", "Judge", "Verdict", "check_grader", "check_tasks", "claim",
+           "extract", "judged", "match", "normalise", "open_judge", "run_evaluate", "run_pairwise"]

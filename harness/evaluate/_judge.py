@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
 from inspect_ai.solver import TaskState
 
-from ..config import GraderConfig
-from ..errors import HarnessError
+from ..config import EvalConfig, GraderConfig, result_config
+from ..errors import HarnessError, redact, redact_text
+from ._logs import finished
 
 ROLE = "grader"
 SCALES = ("binary", "1-5")
@@ -96,3 +100,90 @@ def judge_scorer(name: str, cfg: GraderConfig) -> Scorer:
 
     build.__name__ = name
     return scorer(metrics=[mean()], name=name)(build)()
+
+
+class Judge:
+    """The model bound to inspect's `grader` role, opened on first use (`.model`).
+
+    Opening an `hf/` judge loads its weights (seconds and a GB of memory), a remote one is checked
+    with one tiny request; a warm re-run whose judged logs are all finished needs neither."""
+
+    def __init__(self, name: str, cfg: GraderConfig, args: dict[str, Any], eval_cfg: EvalConfig) -> None:
+        assert cfg.judge is not None
+        self.name, self.judge, self.args, self.eval_cfg = name, cfg.judge, args, eval_cfg
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self._open()
+        return self._model
+
+    def _open(self) -> Any:
+        import asyncio
+
+        from inspect_ai.model import GenerateConfig, get_model
+
+        cfg = self.eval_cfg
+        try:
+            model = get_model(self.judge.model, config=GenerateConfig(max_connections=cfg.batch_size, max_retries=cfg.max_retries,
+                                                                       timeout=cfg.timeout), **self.args)
+            if not self.judge.model.startswith("hf/"):  # an in-process model is checked by loading it
+                asyncio.run(model.generate("Reply with the word yes.", config=GenerateConfig(max_tokens=2, max_retries=1, timeout=60)))
+        except Exception as e:  # unreachable server, bad key, unknown model: one line, nothing graded yet
+            while hasattr(e, "last_attempt") and e.last_attempt.exception() is not None:  # tenacity's RetryError
+                e = e.last_attempt.exception()
+            where = f" at {self.args['base_url']}" if "base_url" in self.args else ""
+            raise HarnessError(f"graders.{self.name}.judge: cannot use judge model '{self.judge.model}'{where} "
+                               f"({type(e).__name__}: {redact_text(' '.join(str(e).split()))[:200]}); check the model name, "
+                               "that its server is up, and its key") from None
+        print(f"[judge] {self.judge.model}: {'loaded' if self.judge.model.startswith('hf/') else 'checked, it answers'}", flush=True)
+        return model
+
+
+def open_judge(graders: dict[str, GraderConfig], judge_args: dict[str, Any] | None, cfg: EvalConfig,
+               pending: bool = True) -> Judge | None:
+    """The judge (None without judge graders). With `pending` work it is opened and checked now --
+    the pipeline calls this before any stage runs, so an unreachable judge costs seconds, not a
+    fine-tune; when every judged evaluation is already finished (see `judged`), it is opened only
+    if some verdict turns out to be missing after all."""
+    judges = {n: g for n, g in graders.items() if g.kind in ("judge", "pairwise")}
+    if not judges:
+        return None
+    name, g = next(iter(judges.items()))
+    assert g.judge is not None
+    judge = Judge(name, g, dict(judge_args or g.judge.args), cfg)
+    if pending:
+        judge.model  # noqa: B018 -- open and check it now
+    else:
+        print(f"[judge] {g.judge.model}: not opened (every judged evaluation of this run is finished)", flush=True)
+    return judge
+
+
+def judged(run_dir: Path, cfg: Any) -> bool:
+    """True when this run dir holds a finished run of this very config (`summary.json`) whose
+    judged logs are all still complete: the judge has nothing to do, so it need not be opened
+    (nor checked) up front. Anything else (a first run, an edited config, a missing or partial
+    log) counts as pending. `cfg`: the HarnessConfig."""
+    import json
+
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+    now = json.loads(json.dumps(redact(asdict(cfg)), default=str))
+    if not isinstance(summary.get("config"), dict) or result_config(summary["config"]) != result_config(now):
+        return False
+    by_task = (summary.get("data") or {}).get("n_eval_by_task") or {}
+    tasks = [t for t in cfg.eval.tasks if by_task.get(t)]
+    if any(g.kind == "judge" for g in cfg.graders.values()):
+        for alias in summary.get("models") or {}:
+            if not (run_dir / "logs" / alias).is_dir() or finished(run_dir / "logs" / alias, tasks) is None:
+                return False
+    for name, g in cfg.graders.items():
+        if g.kind == "pairwise":
+            log_dir = run_dir / "judge" / name
+            if not log_dir.is_dir() or finished(log_dir, [f"{name}_{a}_vs_{b}" for a, b in g.pairs]) is None:
+                return False
+    return True

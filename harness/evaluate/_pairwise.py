@@ -66,8 +66,8 @@ def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, 
     from inspect_ai.scorer import Score, Target, scorer
     from inspect_ai.solver import TaskState, generate
 
-    from ._stage import _claim, _completed, _drop_interrupted, _finished
     from ..cache import digest
+    from ._logs import claim, completed, drop_interrupted, finished
 
     @scorer(metrics=[])
     def choice():  # noqa: ANN202
@@ -93,10 +93,10 @@ def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, 
                 samples.append(Sample(id=f"{task}:{item}:{order}", input=prompt,
                                       metadata={"task": task, "item": item, "order": order, "a": a, "b": b}))
         tasks.append(Task(name=f"{name}_{a}_vs_{b}", dataset=MemoryDataset(samples), solver=generate(), scorer=choice()))
-    _claim(log_dir, digest({"grader": cfg.rubric, "pairs": cfg.pairs, "judge": cfg.judge.model if cfg.judge else "",
+    claim(log_dir, digest({"grader": cfg.rubric, "pairs": cfg.pairs, "judge": cfg.judge.model if cfg.judge else "",
                             "n": [len(t.dataset) for t in tasks], "answers": digest(answers["answer"].astype(str).tolist())}))
-    _drop_interrupted(log_dir)  # a kill after eval_set finished, before it tidied up
-    if _finished(log_dir, [t.name for t in tasks]) is not None:
+    drop_interrupted(log_dir)  # a kill after eval_set finished, before it tidied up
+    if finished(log_dir, [t.name for t in tasks]) is not None:
         return 0  # every verdict is in the logs: no judge to open (an hf/ judge would load its weights)
     started = time.time()
     ok, _ = eval_set(tasks, log_dir=str(log_dir), model=judge.model, log_level="warning", retry_attempts=2,
@@ -104,5 +104,5 @@ def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, 
                      max_tokens=cfg.max_tokens, temperature=0.0, metadata={"alias": f"pairwise:{name}"})
     if not ok:
         raise RuntimeError(f"pairwise judging '{name}' did not complete; logs in {log_dir}, re-run to resume")
-    _drop_interrupted(log_dir)  # logs a killed run left `started`: eval_set copied their verdicts
-    return _completed(log_dir, since=started)  # verdicts requested by this run, not re-used ones
+    drop_interrupted(log_dir)  # logs a killed run left `started`: eval_set copied their verdicts
+    return completed(log_dir, since=started)  # verdicts requested by this run, not re-used ones

@@ -7,7 +7,7 @@ from inspect_ai.solver import TaskState
 
 from ..config import GraderConfig
 from ..errors import HarnessError
-from ._match import EXTRACT_MODES, MATCH_MODES, match
+from ..text import EXTRACT_MODES, MATCH_MODES, match
 
 
 KINDS = ("match", "judge", "pairwise")

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 from inspect_ai import Task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser
 from inspect_ai.scorer import Scorer
 from inspect_ai.solver import generate
 
 from ..data import EvalItem
-
-
-def render(prompt: str, question: str, passage: str = "") -> str:
-    return prompt.format(question=question, passage=passage)
-
-
-def chat(system: str | None, user: str) -> list[dict[str, str]]:
-    """The conversation a model sees, as OpenAI-style messages (also the training-file format)."""
-    return ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": user}]
-
-
-def to_inspect(messages: list[dict[str, str]]) -> list[ChatMessage]:
-    kinds = {"system": ChatMessageSystem, "user": ChatMessageUser}
-    return [kinds[m["role"]](content=m["content"]) for m in messages]
+from ..prompts import chat, render, to_inspect
 
 
 def qa_task(name: str, items: list[EvalItem], prompt: str, context_prompt: str | None, scorers: list[Scorer],

@@ -10,6 +10,7 @@ from typing import Any
 from ..cache import atomic_dir, digest, file_digest, locked, write_json
 from ..config import FinetuneConfig, ModelConfig, model_identity
 from ..errors import HarnessError
+from ._openai import n_epochs
 
 VERSION = 1
 METHODS = ("lora", "full", "none", "openai")

@@ -1,11 +1,11 @@
 """Model resolution: config entries -> inspect model strings and args; local servers; endpoints."""
 
 from ._embedded import EMBEDDED, embedded_gguf, embedded_path
-from ._openai import Endpoints, api_model_name, check_endpoint, identity, is_openai, key_env
+from ._openai import Endpoints, api_model_name, chat_many, check_endpoint, identity, is_openai, key_env, remote_connect
 from ._resolve import resolve_args
 from ._server import Endpoint, llama_server
 
 __all__ = [
-    "EMBEDDED", "Endpoint", "Endpoints", "api_model_name", "check_endpoint", "embedded_gguf", "embedded_path",
-    "identity", "is_openai", "key_env", "llama_server", "resolve_args",
+    "EMBEDDED", "Endpoint", "Endpoints", "api_model_name", "chat_many", "check_endpoint", "embedded_gguf", "embedded_path",
+    "identity", "is_openai", "key_env", "llama_server", "remote_connect", "resolve_args",
 ]

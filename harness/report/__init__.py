@@ -1,7 +1,15 @@
-"""Stage 5, report: logs -> tidy frame -> summary.json + report.md."""
+"""Stage 5, report: a finished run's logs -> summary.json, report.md, report.html; several runs -> a sweep report."""
 
-from ._frame import load_frame
+from ._analysis import (
+    SCHEMA_VERSION, analyse, category_table, comparison_table, flip_table, gap_table, model_order, score_table,
+)
+from ._build import build_summary, report_config
+from ._fmt import md as md_escape
 from ._html import render_html
-from ._summary import SCHEMA_VERSION, analyse, category_table, model_order, comparison_table, flip_table, gap_table, render_markdown, score_table
+from ._judge import read_labels
+from ._markdown import render_markdown
+from ._rebuild import rebuild, report
 
-__all__ = ["SCHEMA_VERSION", "analyse", "category_table", "comparison_table", "flip_table", "gap_table", "load_frame", "model_order", "render_html", "render_markdown", "score_table"]
+__all__ = ["SCHEMA_VERSION", "analyse", "build_summary", "category_table", "comparison_table", "flip_table", "gap_table",
+           "md_escape", "model_order", "read_labels", "rebuild", "render_html", "render_markdown", "report", "report_config",
+           "score_table"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._summary import _md
+from ._fmt import md
 
 
 def _leak_line(d: dict[str, Any]) -> str:
@@ -61,13 +61,13 @@ def data_markdown(summary: dict[str, Any]) -> list[str]:
                   "| evaluation question | closest training question | flagged by | ngram | minhash | embedding |", "|---|---|---|---|---|---|"]
         for c in leak["closest"][:5]:
             emb = f"{c['embedding']:.2f}" if "embedding" in c else "—"
-            lines.append(f"| {_md(c['eval_question'], 60)} | {_md(c['train_question'], 60)} | {', '.join(c['flagged_by']) or '—'} | "
+            lines.append(f"| {md(c['eval_question'], 60)} | {md(c['train_question'], 60)} | {', '.join(c['flagged_by']) or '—'} | "
                          f"{c.get('ngram', 0):.2f} | {c.get('minhash', 0):.2f} | {emb} |")
     card = d.get("card") or {}
     if card.get("groups"):
         sets, rows = _groups(card)
         lines += ["", "### Data card", "", "Questions per group:", "", "| group | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
-        lines += [f"| {_md(g, 40)} | " + " | ".join(str(n) for n in ns) + " |" for g, ns in rows]
+        lines += [f"| {md(g, 40)} | " + " | ".join(str(n) for n in ns) + " |" for g, ns in rows]
         disp = card.get("dispersion") or {}
         lines += ["", "| set | distinct-1 | distinct-2 | embedding dispersion |", "|---|---|---|---|"]
         for name, v in (card.get("distinct") or {}).items():
@@ -86,7 +86,7 @@ def _plot_map(points: dict[str, list[list[float]]]) -> str:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ._html import _png
+    from ._plots import png
 
     sns.set_theme(style="whitegrid")
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -100,11 +100,11 @@ def _plot_map(points: dict[str, list[list[float]]]) -> str:
     ax.set_ylabel("PC 2")
     ax.legend(fontsize=8, loc="best")
     ax.set_title("questions, PCA of sentence embeddings", fontsize=10)
-    return _png(fig)
+    return png(fig)
 
 
 def _cached_map(summary: dict[str, Any], points: dict[str, list[list[float]]]) -> str:
-    from ._html import cached_plot
+    from ._plots import cached_plot
 
     return cached_plot(summary, _plot_map, points)
 

@@ -5,23 +5,24 @@ Rendered with jinja2 and autoescape on: model output is untrusted text.
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any
 
 from ._judge import unreliable_sentence
 from ._usage import USAGE_NOTE, usage_rows
-from ._summary import ALPHA, COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, power_sentence, score_rows, verdict
+from ._analysis import ALPHA
+from ._datacard import data_html
+from ._markdown import COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, family_note, power_sentence, score_rows, verdict, verdict_lines
+from ._plots import cached_plot, plot_forest, plot_scores
 
 # the paired-comparisons section, shared by the run report and the sweep report (_sweep.py)
 COMPARISONS_HTML = """{% if s.comparisons %}
 <h2>Paired comparisons</h2>
-<p class="note">{{ note }} Correction: {{ s.comparisons[0].correction }}; α = {{ alpha }}.</p>
+<p class="note">{{ note }} Correction: {{ family }}; α = {{ alpha }}.</p>
 <table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [{{ "%.0f"|format(100*(1-alpha)) }} % CI]</th><th>test</th><th>p</th><th>p adj.</th><th>verdict</th></tr>
-{% for c in s.comparisons %}<tr><td>{{ c.task }}</td><td>{{ c.grader }}</td><td>{{ c.a }} − {{ c.b }}</td>
+{% for c in s.comparisons %}<tr{% if c.excluded %} class="muted"{% endif %}><td>{{ c.task }}</td><td>{{ c.grader }}</td><td>{{ c.a }} − {{ c.b }}</td>
 <td class="num">{{ c.n_pairs }}{% if c.n_dropped %} ({{ c.n_dropped }} dropped){% endif %}</td>
 <td class="num">{{ "%+.1f"|format(100*c.diff) }} [{{ "%+.1f"|format(100*c.ci_low) }}, {{ "%+.1f"|format(100*c.ci_high) }}]</td>
-<td>{{ c.test }}</td><td class="num">{{ "%.2g"|format(c.p_value) }}</td><td class="num">{{ "%.2g"|format(c.p_adjusted) }}</td>
+<td>{{ c.test }}</td><td class="num">{{ "%.2g"|format(c.p_value) }}</td><td class="num">{{ "—" if c.p_adjusted is none else "%.2g"|format(c.p_adjusted) }}</td>
 <td{% if c.significant %} class="sig"{% endif %}>{{ verdict(c) }}</td></tr>{% endfor %}
 </table>
 <img id="plot-forest" alt="forest plot of paired differences" src="{{ plot_forest }}">
@@ -37,8 +38,11 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;font-size:.9em}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}.sig{font-weight:bold}
 .note{color:#555;font-size:.9em}img{max-width:100%}.warn{color:#a00;font-weight:bold}
+.muted td{color:#999}#verdict{background:#f6f8fa;border-left:4px solid #0072B2;padding:.3em 1em;margin:1em 0}
 </style></head><body>
 <h1>{{ s.experiment }} — run <code>{{ s.run }}</code></h1>
+{% if verdicts %}<div id="verdict"><h2>Verdict</h2>{% for v in verdicts %}<p>{{ v }}</p>{% endfor %}</div>{% endif %}
+{% for sec in sections %}{{ sec }}{% endfor %}
 {{ leak_warning }}
 <h2>Models</h2>
 <table id="models"><tr><th>alias</th><th>model</th><th>notes</th></tr>
@@ -113,80 +117,9 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 """
 
 
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def cached_plot(summary: dict[str, Any], plot: Any, *args: Any) -> str:
-    """`plot(*args)`, re-used from the run's cache dir when the same plot of the same numbers was
-    drawn before by the same code (a warm re-run: matplotlib and seaborn alone take seconds)."""
-    import importlib.metadata as md
-    import sys
-    from pathlib import Path
-
-    from ..cache import file_digest, memo_text
-
-    c = summary.get("config") or {}
-    cache_dir = Path(c["cache_dir"]) if c.get("cache_dir") else None
-    key = {"plot": plot.__qualname__, "code": file_digest(Path(sys.modules[plot.__module__].__file__ or "")),
-           "versions": [md.version("matplotlib"), md.version("seaborn")], "args": args}
-    return memo_text(cache_dir, "plots", key, lambda: plot(*args), use_cache=c.get("cache", True))
-
-
-def _plot_scores(scores: list[dict[str, Any]], order: list[str]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid")
-    keys = sorted({(r["task"], r["grader"]) for r in scores}, key=lambda k: (k[0] != "heldout", k))
-    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.2 * max(1, len(keys)), 3.2), sharey=True, squeeze=False)
-    palette = sns.color_palette("colorblind", len(order))
-    for ax, (t, g) in zip(axes[0], keys):
-        rows = {r["model"]: r for r in scores if (r["task"], r["grader"]) == (t, g)}
-        xs = [a for a in order if a in rows]
-        acc = [100 * rows[a]["accuracy"] for a in xs]
-        err = [[100 * (rows[a]["accuracy"] - rows[a]["ci_low"]) for a in xs], [100 * (rows[a]["ci_high"] - rows[a]["accuracy"]) for a in xs]]
-        ax.bar(xs, acc, color=palette[: len(xs)], yerr=err, capsize=4)
-        ax.set_title(f"{t} · {g}", fontsize=10)
-        ax.set_ylim(0, 100)
-        ax.tick_params(axis="x", labelrotation=30)
-    axes[0][0].set_ylabel("accuracy % (95 % CI)")
-    return _png(fig)
-
-
-def _plot_forest(comps: list[dict[str, Any]]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid")
-    rows = sorted(comps, key=lambda c: (c["task"] != "heldout", c["task"], c["grader"]))
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1))
-    for i, c in enumerate(rows):
-        color = "#0072B2" if c["significant"] else "#999999"
-        ax.errorbar(100 * c["diff"], i, xerr=[[100 * (c["diff"] - c["ci_low"])], [100 * (c["ci_high"] - c["diff"])]],
-                    fmt="o", color=color, capsize=3)
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(range(len(rows)), [f"{c['task']} · {c['grader']} · {c['a']} − {c['b']}" for c in rows], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"paired difference, pp (CI; blue = significant after {rows[0]['correction'].split()[0]})")
-    return _png(fig)
-
-
-def render_html(summary: dict[str, Any], order: list[str]) -> str:
+def render_html(summary: dict[str, Any], order: list[str], sections: list[Any] = ()) -> str:
+    """`sections`: ready-made (escaped) HTML blocks shown after the verdict, e.g. the regression gate's."""
     from jinja2 import Environment
-
-    from ._datacard import data_html
 
     alpha = summary.get("alpha", ALPHA)
     power = power_sentence(summary["scores"], alpha)
@@ -194,9 +127,9 @@ def render_html(summary: dict[str, Any], order: list[str]) -> str:
     leak_warning, data_section = data_html(summary)
     return env.from_string(_TEMPLATE).render(
         leak_warning=leak_warning, data_section=data_section,
-        s=summary, order=order, score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
+        s=summary, order=order, verdicts=verdict_lines(summary), sections=list(sections), family=family_note(summary.get("comparisons") or []), score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
         note=COMPARISON_NOTE, verdict=verdict, judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
         pairwise_note=PAIRWISE_NOTE, usage_rows=usage_rows(summary), usage_note=USAGE_NOTE,
-        plot_scores=cached_plot(summary, _plot_scores, summary["scores"], order) if summary["scores"] else "",
-        plot_forest=cached_plot(summary, _plot_forest, summary["comparisons"]) if summary.get("comparisons") else "",
+        plot_scores=cached_plot(summary, plot_scores, summary["scores"], order) if summary["scores"] else "",
+        plot_forest=cached_plot(summary, plot_forest, summary["comparisons"]) if summary.get("comparisons") else "",
     )

@@ -8,81 +8,17 @@ shown once; anything else is labelled per setting, e.g. `student[finetune.lr=1e-
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..config import ReportConfig
 from ..errors import HarnessError
-from ._frame import load_frame
+from ..runs import Run, load_frame, run_students, same_items
 from ._html import COMPARISONS_HTML
-from ._summary import COMPARISON_NOTE, SCHEMA_VERSION, _pct, comparison_lines, comparison_table, gap_table, score_table, verdict
-
-# override keys that do not change results (kept in step with hydra.job.config.override_dirname)
-NOT_SETTINGS = {"experiment", "cache", "results_dir", "cache_dir"}
-
-
-@dataclass(frozen=True)
-class Run:
-    dir: Path
-    setting: str  # readable and unique: the run dir's name (Hydra's override_dirname)
-    summary: dict[str, Any]
-    overrides: dict[str, str]
-
-
-def read_summary(run_dir: Path) -> dict[str, Any]:
-    f = run_dir / "summary.json"
-    if not f.is_file():
-        raise HarnessError(f"{run_dir}: no summary.json, not a finished run dir; run `harness run` first")
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise HarnessError(f"{f}: not valid JSON ({e.msg} at line {e.lineno}); re-run the experiment to rewrite it") from None
-
-
-def find_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(finished, unfinished) run dirs under `paths`: each path is a run dir (has summary.json or
-    .hydra/) or a dir of run dirs, e.g. a sweep dir (searched two levels deep)."""
-    finished: list[Path] = []
-    unfinished: list[Path] = []
-    for p in paths:
-        if not p.is_dir():
-            raise HarnessError(f"{p}: no such directory; pass a run dir or a sweep dir (results/<experiment>/...)")
-        candidates = [p] if (p / "summary.json").exists() or (p / ".hydra").is_dir() else \
-            sorted({c.parent for pat in ("*/.hydra", "*/*/.hydra", "*/summary.json", "*/*/summary.json") for c in p.glob(pat)})
-        for c in candidates:
-            (finished if (c / "summary.json").is_file() else unfinished).append(c)
-    if not finished:
-        where = ", ".join(map(str, paths))
-        raise HarnessError(f"{where}: no finished run here (no summary.json in it or the dirs below it); "
-                           "run `harness run` (or finish the sweep) first")
-    return finished, unfinished
-
-
-def _overrides(run_dir: Path) -> dict[str, str]:
-    f = run_dir / ".hydra" / "overrides.yaml"
-    if not f.is_file():
-        return {}
-    import yaml
-
-    out = {}
-    for o in yaml.safe_load(f.read_text()) or []:
-        k, _, v = str(o).lstrip("+~").partition("=")
-        if k not in NOT_SETTINGS and not k.startswith("hydra"):
-            out[k] = v
-    return out
-
-
-def load_runs(dirs: list[Path]) -> list[Run]:
-    runs = [Run(d, d.name, read_summary(d), _overrides(d)) for d in dirs]
-    names = [r.setting for r in runs]
-    if len(set(names)) < len(names):  # e.g. results/a/default and results/b/default
-        runs = [Run(r.dir, f"{r.dir.parent.name}/{r.dir.name}", r.summary, r.overrides) for r in runs]
-    return runs
-
+from ._analysis import SCHEMA_VERSION, comparison_table, gap_table, score_table
+from ._fmt import pct
+from ._markdown import COMPARISON_NOTE, family_note, comparison_lines, verdict, verdict_lines
 
 def combine(runs: list[Run]) -> tuple[pd.DataFrame, dict[str, str], dict[str, dict[str, str]]]:
     """One frame with per-setting model labels. Returns (frame, {label: model string},
@@ -94,15 +30,7 @@ def combine(runs: list[Run]) -> tuple[pd.DataFrame, dict[str, str], dict[str, di
             raise HarnessError(f"{r.dir / 'logs'}: no finished inspect logs; re-run that experiment to finish it")
         frames[r.setting] = f
     # the same evaluation items in every run, or the comparison is meaningless
-    first = runs[0]
-    ref = set(frames[first.setting][["task", "id", "target"]].itertuples(index=False, name=None))
-    for r in runs[1:]:
-        items = set(frames[r.setting][["task", "id", "target"]].itertuples(index=False, name=None))
-        if items != ref:
-            n = len(items ^ ref)
-            raise HarnessError(f"{r.dir / 'data' / 'eval.jsonl'}: evaluation items differ from {first.dir / 'data' / 'eval.jsonl'} "
-                               f"({n} items in only one of them); only runs evaluated on the same items can be compared — "
-                               "report them separately")
+    same_items(frames, {r.setting: r.dir for r in runs})
 
     def scores(f: pd.DataFrame, alias: str) -> pd.Series:
         s = f[f.alias == alias].set_index(["task", "grader", "id", "epoch"])["value"]
@@ -131,11 +59,6 @@ def combine(runs: list[Run]) -> tuple[pd.DataFrame, dict[str, str], dict[str, di
     return pd.concat(out, ignore_index=True), models, labels
 
 
-def run_students(r: Run) -> list[str]:
-    """The run's student aliases (summaries from before model grids had one, `student`)."""
-    return r.summary.get("students") or ["student"]
-
-
 def sweep_pairs(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
     """Per setting: each student - baseline and teacher - each student; then every pair of
     students across settings (and within a setting, for a model grid)."""
@@ -147,12 +70,12 @@ def sweep_pairs(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[tupl
 
     for r in runs:
         lab = labels[r.setting]
-        for st in run_students(r):
+        for st in run_students(r.summary):
             add(lab.get(st), lab.get("baseline"))
             add(lab.get("teacher"), lab.get(st))
     for r in runs:
         add(labels[r.setting].get("teacher"), labels[r.setting].get("baseline"))
-    students = [labels[r.setting][st] for r in runs for st in run_students(r) if st in labels[r.setting]]
+    students = [labels[r.setting][st] for r in runs for st in run_students(r.summary) if st in labels[r.setting]]
     for i, a in enumerate(students):
         for b in students[i + 1:]:
             add(a, b)
@@ -165,7 +88,7 @@ def analyse_sweep(runs: list[Run], rc: ReportConfig = ReportConfig()) -> dict[st
     triples: list[tuple[str, str, str]] = []  # (teacher, baseline, student) labels; a shared student once
     for r in runs:
         lab = labels[r.setting]
-        for st in run_students(r):
+        for st in run_students(r.summary):
             t = (lab.get("teacher"), lab.get("baseline"), lab.get(st))
             if None not in t and t not in triples:
                 triples.append(t)
@@ -175,7 +98,7 @@ def analyse_sweep(runs: list[Run], rc: ReportConfig = ReportConfig()) -> dict[st
         "experiment": ", ".join(sorted({r.summary.get("experiment", "?") for r in runs})),
         "alpha": rc.alpha,
         "runs": [{"setting": r.setting, "dir": str(r.dir), "overrides": r.overrides, "labels": labels[r.setting],
-                  "students": run_students(r)} for r in runs],
+                  "students": run_students(r.summary)} for r in runs],
         "swept": swept,
         "models": models,
         "scores": score_table(frame),
@@ -198,7 +121,7 @@ def _score_grid(s: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[st
     rows = []
     for label in _label_order(s):
         cs = [cell.get((label, t, g)) for t, g in cols]
-        rows.append((label, [f"{_pct(c['accuracy'])} [{_pct(c['ci_low'])}, {_pct(c['ci_high'])}] (n {c['n']})" if c else "—" for c in cs]))
+        rows.append((label, [f"{pct(c['accuracy'])} [{pct(c['ci_low'])}, {pct(c['ci_high'])}] (n {c['n']})" if c else "—" for c in cs]))
     return cols, rows
 
 
@@ -231,8 +154,30 @@ def _usage_rows(s: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def sweep_verdict(s: dict[str, Any]) -> list[str]:
+    """The sweep report's opening sentences: the best setting, the significant differences, the cost."""
+    out = []
+    task = next((r["task"] for r in s["scores"] if r["task"] == "heldout"), s["scores"][0]["task"] if s["scores"] else None)
+    students = {lab for r in s["runs"] for st in r.get("students") or [] for lab in [r["labels"].get(st)] if lab}
+    cells = [r for r in s["scores"] if r["task"] == task and r["model"] in students]
+    graders = sorted({r["grader"] for r in cells})
+    grader = "contains" if "contains" in graders else (graders[0] if graders else None)
+    best = max((r for r in cells if r["grader"] == grader), key=lambda r: r["accuracy"], default=None)
+    if best:
+        out.append(f"Best student on {task} ({grader}): {best['model']}, {pct(best['accuracy'])} % "
+                   f"[{pct(best['ci_low'])}, {pct(best['ci_high'])}] (n = {best['n']}).")
+    out += verdict_lines({"comparisons": s["comparisons"], "alpha": s["alpha"], "gap_closed": []})
+    if s.get("usage"):
+        out.append(f"Cost over all settings (upper bound, shared cache counted per setting): "
+                   f"${sum(u['cost_usd'] for u in s['usage']):.4f}, {sum(u['calls'] for u in s['usage'])} model calls.")
+    return out
+
+
 def render_sweep_markdown(s: dict[str, Any]) -> str:
     lines = [f"# {s['experiment']} — {len(s['runs'])} runs compared", ""]
+    verdicts = sweep_verdict(s)
+    if verdicts:
+        lines += ["## Verdict", "", *[f"- {v}" for v in verdicts], ""]
     lines += ["## Settings", "", "| setting | " + "".join(f"{k} | " for k in s["swept"]) + "run dir |",
               "|---|" + "---|" * (len(s["swept"]) + 1)]
     for r in s["runs"]:
@@ -248,8 +193,8 @@ def render_sweep_markdown(s: dict[str, Any]) -> str:
         lines += ["", "## Gap closed", "", "(student − baseline) / (teacher − baseline), 95 % paired-bootstrap CI.", "",
                   "| task | grader | student | gap closed [95 % CI] |", "|---|---|---|---|"]
         for g in s["gap_closed"]:
-            val = "—" if g["value"] is None else f"{_pct(g['value'])} %" + (
-                f" [{_pct(g['ci_low'])}, {_pct(g['ci_high'])}]" if g["ci_low"] is not None else "")
+            val = "—" if g["value"] is None else f"{pct(g['value'])} %" + (
+                f" [{pct(g['ci_low'])}, {pct(g['ci_high'])}]" if g["ci_low"] is not None else "")
             lines.append(f"| {g['task']} | {g['grader']} | {g.get('student', 'student')} | {val} |")
     usage = _usage_rows(s)
     if usage:
@@ -268,7 +213,7 @@ def _plot_sweep(s: dict[str, Any]) -> str:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from ._html import _png
+    from ._plots import png
 
     sns.set_theme(style="whitegrid")
     task = "heldout" if any(r["task"] == "heldout" for r in s["scores"]) else s["scores"][0]["task"]
@@ -314,7 +259,7 @@ def _plot_sweep(s: dict[str, Any]) -> str:
         ax.set_ylim(0, 100)
     axes[0][0].set_ylabel(f"{task} accuracy % (95 % CI)")
     axes[0][-1].legend(fontsize=7, loc="best")
-    return _png(fig)
+    return png(fig)
 
 
 _TEMPLATE = """<!doctype html>
@@ -328,6 +273,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .note{color:#555;font-size:.9em}img{max-width:100%}
 </style></head><body>
 <h1>{{ s.experiment }} — {{ s.runs|length }} runs compared</h1>
+{% if verdicts %}<div id="verdict"><h2>Verdict</h2>{% for v in verdicts %}<p>{{ v }}</p>{% endfor %}</div>{% endif %}
 <h2>Settings</h2>
 <table id="settings"><tr><th>setting</th>{% for k in s.swept %}<th>{{ k }}</th>{% endfor %}<th>run dir</th></tr>
 {% for r in s.runs %}<tr><td>{{ r.setting }}</td>{% for k in s.swept %}<td>{{ r.overrides.get(k, "(default)") }}</td>{% endfor %}<td><code>{{ r.dir }}</code></td></tr>{% endfor %}
@@ -358,11 +304,11 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 def render_sweep_html(s: dict[str, Any]) -> str:
     from jinja2 import Environment
 
-    from ._html import _plot_forest
+    from ._plots import plot_forest
 
     cols, rows = _score_grid(s)
     return Environment(autoescape=True).from_string(_TEMPLATE).render(
-        s=s, cols=cols, rows=rows, note=COMPARISON_NOTE, verdict=verdict, alpha=s["alpha"],
+        s=s, cols=cols, rows=rows, note=COMPARISON_NOTE, family=family_note(s["comparisons"]), verdicts=sweep_verdict(s), verdict=verdict, alpha=s["alpha"],
         usage_rows=_usage_rows(s), usage_note=SWEEP_USAGE_NOTE,
         plot_sweep=_plot_sweep(s) if s["scores"] else "",
-        plot_forest=_plot_forest(s["comparisons"]) if s["comparisons"] else "")
+        plot_forest=plot_forest(s["comparisons"]) if s["comparisons"] else "")

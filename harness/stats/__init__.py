@@ -1,7 +1,10 @@
-"""Statistics for model comparisons: intervals, paired tests, corrections, power, gap closed."""
+"""Statistics for model comparisons: intervals, paired tests, corrections, power, gap closed, the regression gate."""
 
 from ._ci import proportion_ci
+from ._gate import CellGate, gate_cell, gate_mde, gate_required_n, gate_table
 from ._paired import GapClosed, PairedResult, adjust, clustered_mean, gap_closed, mde, paired_binary, paired_continuous, required_n
+from ._sequential import SequentialState, confidence_sequence, sequential_gate, sequential_verdicts
 
-__all__ = ["GapClosed", "PairedResult", "adjust", "clustered_mean", "gap_closed", "mde", "paired_binary", "paired_continuous",
-           "proportion_ci", "required_n"]
+__all__ = ["CellGate", "GapClosed", "PairedResult", "SequentialState", "adjust", "clustered_mean", "confidence_sequence",
+           "gap_closed", "gate_cell", "gate_mde", "gate_required_n", "gate_table", "mde", "paired_binary", "paired_continuous",
+           "proportion_ci", "required_n", "sequential_gate", "sequential_verdicts"]

@@ -1,0 +1,176 @@
+"""Every check that can run before any stage does, in one place.
+
+`harness run` calls `validate` for every value of a sweep before the first job starts (and the
+pipeline calls it again, for callers that skip the CLI), so a typo in a key, a bad data file, an
+unknown task, a missing model file, a judge that cannot be used or an endpoint without its key
+fails in one line, before anything is written or a minute of compute is spent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases, student_finetune
+from .data import build
+from .errors import HarnessError
+from .evaluate import check_grader, check_tasks
+from .finetune import LOCAL, METHODS, n_epochs
+from .generate import check_generate
+from .models import check_endpoint, is_openai
+from .report import read_labels
+
+
+def validate(cfg: HarnessConfig) -> None:
+    """Everything that can be checked before any work starts (and before anything is written)."""
+    if not cfg.models:
+        raise HarnessError("models is empty: add the models to evaluate, e.g. model@models.current=smollm2")
+    students = student_aliases(cfg)
+    # no student = an evaluation-only experiment (generate and finetune are skipped); with students,
+    # the teacher writes their training answers
+    if "teacher" in cfg.models and not students:
+        raise HarnessError("no model has student: true; mark the model(s) to fine-tune, e.g. models.student.student=true "
+                           "(a teacher only writes training answers; an evaluation-only experiment names its models "
+                           "otherwise, e.g. experiment=upgrade)")
+    if students and "teacher" not in cfg.models:
+        raise HarnessError(f"models.teacher is missing: the teacher writes the training answers of the student(s) "
+                           f"{', '.join(students)}; add one (model@models.teacher=...) or drop student: true")
+    for alias in ("teacher", "baseline"):
+        if alias in students:
+            raise HarnessError(f"models.{alias}.student: the {alias} is a reference model and cannot be fine-tuned; "
+                               "add a student under another alias")
+    for alias, m in cfg.models.items():
+        if m.finetune and not m.student:
+            raise HarnessError(f"models.{alias}.finetune: only a student (student: true) is fine-tuned")
+    for alias in students:
+        _check_student(alias, cfg.models[alias], student_finetune(cfg, alias))
+    for alias, m in cfg.models.items():
+        path = m.args.get("model_path")
+        if isinstance(path, str) and not path.startswith("embedded:") and not Path(path).exists():
+            raise HarnessError(f"models.{alias}.args.model_path: no such file or directory: {path}")
+    check_tasks(cfg.eval)  # before any stage: a typo here would otherwise cost a whole fine-tune
+    if not cfg.graders:
+        raise HarnessError("graders is empty: add at least one, e.g. grader@graders.exact=exact")
+    for name, g in cfg.graders.items():
+        check_grader(name, g)
+    check_judges(cfg)
+    for k, pair in enumerate(cfg.report.pairs):
+        if len(pair) != 2 or any(a not in cfg.models for a in pair):
+            raise HarnessError(f"report.pairs[{k}]: {pair} must be two model aliases out of {', '.join(cfg.models)}")
+    if cfg.report.correction not in ("holm", "bh"):
+        raise HarnessError(f"report.correction: unknown correction '{cfg.report.correction}'; available: holm, bh")
+    if not 0 < cfg.report.alpha < 1:
+        raise HarnessError(f"report.alpha must be between 0 and 1, got {cfg.report.alpha}")
+    for alias, m in cfg.models.items():
+        if not m.model or "/" not in m.model:
+            raise HarnessError(f"models.{alias}.model: '{m.model}' is not an inspect model string like 'hf/<name>' or 'openai/gpt-4o'")
+        check_endpoint(alias, m)  # keys come from the environment: a missing one fails here, before any work
+    for name, g in cfg.graders.items():
+        if g.judge is not None:
+            if g.judge.serve:
+                raise HarnessError(f"graders.{name}.judge.serve: a judge cannot be served by the harness yet; start the "
+                                   "server yourself and use conf/model/llama_cpp_server.yaml (args.base_url)")
+            check_endpoint(f"graders.{name}.judge", g.judge)
+    if cfg.regress.enabled:
+        _check_gate(cfg)
+    build(cfg.data, training=bool(students))  # bad data files fail here, before a run dir exists
+    if students:
+        check_generate(cfg.generate)
+
+
+def _check_student(alias: str, student: ModelConfig, ft: FinetuneConfig) -> None:
+    where = f"models.{alias}.finetune.method" if "method" in student.finetune else "finetune.method"
+    if ft.method not in METHODS:
+        raise HarnessError(f"{where}: unknown method '{ft.method}'; available: {', '.join(METHODS)}")
+    if ft.method == "openai" and not is_openai(student.model):
+        raise HarnessError(f"finetune=openai fine-tunes a hosted model: models.{alias}.model must be 'openai/<name>' "
+                           f"(e.g. model@models.{alias}=gpt-4o-mini), not '{student.model}'")
+    if ft.method in LOCAL and is_openai(student.model):
+        raise HarnessError(f"{where}={ft.method} trains local weights, but models.{alias} is hosted "
+                           f"('{student.model}'); use finetune=openai or finetune=none")
+    if ft.method == "openai":
+        n_epochs(ft)
+
+
+def _family(model: str) -> str:
+    """The provider family of an inspect model string: openai/gpt-4o -> openai,
+    openai-api/<provider>/<model> -> <provider>, hf/<name> -> hf/<name> (same weights)."""
+    parts = model.split("/")
+    if parts[0] == "openai-api" and len(parts) > 2:
+        return parts[1]
+    return model if parts[0] == "hf" else parts[0]
+
+
+def check_judges(cfg: HarnessConfig) -> list[str]:
+    """Judge graders: refused when the judge is a graded model (unless allow_self_judge), one
+    judge model per run (it is the `grader` role), a match grader to validate it against.
+    Returns warnings for the report (self-judging allowed, same provider family as the teacher)."""
+    judges = {n: g for n, g in cfg.graders.items() if g.kind in ("judge", "pairwise")}
+    notes: list[str] = []
+    if len({(g.judge.model, str(sorted(g.judge.args.items()))) for g in judges.values() if g.judge}) > 1:
+        raise HarnessError(f"graders: judges {', '.join(judges)} use different judge models; one run binds one model to "
+                           "the `grader` role -- use the same judge for all of them")
+    for name, g in judges.items():
+        assert g.judge is not None
+        for k, pair in enumerate(g.pairs):
+            if len(pair) != 2 or any(a not in cfg.models for a in pair):
+                raise HarnessError(f"graders.{name}.pairs[{k}]: {pair} must be two model aliases out of {', '.join(cfg.models)}")
+        ref = cfg.graders.get(g.reference)
+        if g.calibration:
+            labels = read_labels(g.calibration)
+            bad = sorted(set(labels["alias"]) - set(cfg.models))
+            if bad:
+                raise HarnessError(f"{g.calibration}: model(s) {', '.join(bad)} are not aliases of this run ({', '.join(cfg.models)})")
+        if g.kind == "judge" and (ref is None or ref.kind != "match"):
+            raise HarnessError(f"graders.{name}.reference: '{g.reference}' is not a match grader of this run; the judge is "
+                               f"validated against one (available: {', '.join(n for n, x in cfg.graders.items() if x.kind == 'match')})")
+        # the student is graded after its fine-tune, so it is never the same model as a judge
+        same = [a for a, m in cfg.models.items() if m.model == g.judge.model and m.args == g.judge.args
+                and not (m.student and student_finetune(cfg, a).method != "none")]
+        if same and not g.allow_self_judge:
+            raise HarnessError(f"graders.{name}.judge: the judge '{g.judge.model}' is the graded model models.{same[0]}; "
+                               f"use another judge or set graders.{name}.allow_self_judge=true (self-preference bias)")
+        if same:
+            notes.append(f"{name}: the judge is the same model as {', '.join(same)} (allow_self_judge) -- expect self-preference")
+        elif "teacher" in cfg.models and _family(g.judge.model) == _family(cfg.models["teacher"].model):
+            notes.append(f"{name}: the judge shares a provider family with the teacher ({_family(g.judge.model)}) -- "
+                         "judges are known to prefer their own family's answers")
+    return notes
+
+
+def check_writable(path: Path, key: str = "results_dir") -> None:
+    """Fail with one line if `path` cannot be created/written (probes the nearest existing parent,
+    creating nothing)."""
+    import tempfile
+
+    p = path.resolve()
+    while not p.exists():
+        p = p.parent
+    try:
+        if not p.is_dir():
+            raise NotADirectoryError(str(p))
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError:
+        raise HarnessError(f"{key}: {path} is not writable ({p} is not a writable directory); pass {key}=<a writable dir>") from None
+
+
+def _check_gate(cfg: HarnessConfig) -> None:
+    """regress.*: the gate at the end of the run names two of this run's models, and tasks and
+    graders it evaluates."""
+    from .regress import check_settings
+
+    s = cfg.regress
+    check_settings(s)
+    for key in ("baseline", "candidate"):
+        alias = getattr(s, key)
+        if alias not in cfg.models:
+            raise HarnessError(f"regress.{key}: '{alias}' is not a model of this experiment ({', '.join(cfg.models)})")
+    if s.baseline == s.candidate:
+        raise HarnessError(f"regress.baseline and regress.candidate are both '{s.baseline}'; name two models")
+    for t in s.tasks:
+        if t not in cfg.eval.tasks:
+            raise HarnessError(f"regress.tasks: '{t}' is not evaluated (eval.tasks: {', '.join(cfg.eval.tasks)})")
+    for g in s.graders:
+        if g not in cfg.graders or cfg.graders[g].kind == "pairwise":
+            raise HarnessError(f"regress.graders: '{g}' is not a per-item grader of this run "
+                               f"({', '.join(n for n, x in cfg.graders.items() if x.kind != 'pairwise')})")

@@ -1,0 +1,268 @@
+"""The regression gate: is a candidate model at least as good as the current one, within a margin?
+
+Reads finished run dirs only (harness.runs), never calls a model. Per gated cell (task x grader):
+the paired per-item difference d = candidate - current, epochs averaged within each item first,
+clusters of items (paraphrases of one source) kept together; a one-sided (1 - alpha) interval of
+mean d from harness.stats.gate_cell decides
+
+- pass (non-inferior): lower bound > -margin -- the overall pass is an intersection-union test
+  (every gated cell must pass), which needs no multiplicity adjustment;
+- regression: upper bound < -margin (strict: < 0) -- claims of regression are Holm-adjusted over
+  the gated cells, because any one of them fails the gate;
+- inconclusive otherwise: never "no difference"; the cell says how many items would decide it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import RegressConfig, grader_fingerprint
+from ..errors import HarnessError
+from ..runs import load_frame, read_summary
+from ..stats import adjust, gate_cell
+
+SCHEMA_VERSION = 1
+EXIT = {"pass": 0, "regression": 3, "inconclusive": 4}
+INCONCLUSIVE_POLICIES = ("fail", "pass")
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A model inside a finished run: `RUN_DIR[:alias]`."""
+
+    dir: Path
+    alias: str
+
+    def __str__(self) -> str:
+        return f"{self.dir}:{self.alias}"
+
+
+def parse_ref(text: str, default_alias: str, flag: str) -> RunRef:
+    """`RUN_DIR[:alias]` -> RunRef. The alias is what follows the last ':' when the whole text is
+    not itself an existing path (a dir name may contain ':')."""
+    path, alias = Path(text), default_alias
+    if not path.exists() and ":" in text:
+        head, _, tail = text.rpartition(":")
+        path, alias = Path(head), tail or default_alias
+    if not path.is_dir():
+        raise HarnessError(f"{flag}: {path}: no such run dir; pass RUN_DIR[:alias] of a finished `harness run`")
+    return RunRef(path, alias)
+
+
+def check_settings(s: RegressConfig, where: str = "regress") -> None:
+    if not 0 <= s.margin < 1:
+        raise HarnessError(f"{where}.margin must be in [0, 1) (a drop in accuracy, 0.05 = 5 pp), got {s.margin}")
+    if not 0 < s.alpha < 1:
+        raise HarnessError(f"{where}.alpha must be in (0, 1), got {s.alpha}")
+    if s.inconclusive not in INCONCLUSIVE_POLICIES:
+        raise HarnessError(f"{where}.inconclusive: '{s.inconclusive}' is not one of {', '.join(INCONCLUSIVE_POLICIES)}")
+
+
+@dataclass
+class _Side:
+    ref: RunRef
+    summary: dict[str, Any]
+    frame: pd.DataFrame  # this alias's rows only
+    items: pd.DataFrame  # task, id, question, answer of the run's evaluation items
+
+    @property
+    def model(self) -> str:
+        return str((self.summary.get("models") or {}).get(self.ref.alias, ""))
+
+
+def _load(ref: RunRef, flag: str, frames: dict[Path, pd.DataFrame]) -> _Side:
+    summary = read_summary(ref.dir)
+    models = summary.get("models") or {}
+    if ref.alias not in models:
+        raise HarnessError(f"{flag}: {ref.dir} has no model '{ref.alias}'; its aliases: {', '.join(models) or 'none'} "
+                           f"(pass {ref.dir}:<alias>)")
+    key = ref.dir.resolve()
+    if key not in frames:
+        frames[key] = load_frame(ref.dir / "logs")
+    frame = frames[key]
+    frame = frame[frame["alias"] == ref.alias]
+    if frame.empty:
+        raise HarnessError(f"{flag}: {ref.dir / 'logs' / ref.alias}: no finished inspect logs; re-run the same `harness run` "
+                           "command to finish that run")
+    return _Side(ref, summary, frame, _items(ref.dir, frame))
+
+
+def _items(run_dir: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation items' inputs and targets (data/eval.jsonl), or the targets the logs hold."""
+    f = run_dir / "data" / "eval.jsonl"
+    if f.is_file():
+        rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return pd.DataFrame([(r["task"], str(r["id"]), r["question"], r["answer"]) for r in rows],
+                            columns=["task", "id", "question", "answer"])
+    return frame.drop_duplicates(["task", "id"])[["task", "id", "target"]].rename(columns={"target": "answer"}).assign(question="")
+
+
+def _comparable(base: _Side, cand: _Side, s: RegressConfig) -> tuple[set[tuple[str, str]], dict[str, int], list[str]]:
+    """The (task, id) items to compare, the dropped counts, and warnings. Raises (exit 2) when the
+    two runs were not evaluated alike: different items (unless allow_subset), grader definitions,
+    or prompts."""
+    warnings: list[str] = []
+    same_run = base.ref.dir.resolve() == cand.ref.dir.resolve()
+    if not same_run:
+        cb, cc = base.summary.get("config") or {}, cand.summary.get("config") or {}
+        for key in ("system", "prompt", "context_prompt"):
+            vb, vc = (cb.get("eval") or {}).get(key), (cc.get("eval") or {}).get(key)
+            if vb != vc:
+                raise HarnessError(f"eval.{key} differs between {base.ref.dir} ({vb!r}) and {cand.ref.dir} ({vc!r}); "
+                                   "the models saw different prompts, so the gate would measure the prompt — re-run one of them")
+        fb, fc = _fingerprints(base.summary), _fingerprints(cand.summary)
+        for name in sorted(set(fb) & set(fc)):
+            if fb[name] != fc[name]:
+                raise HarnessError(f"graders.{name} differs between {base.ref.dir} and {cand.ref.dir} (extraction, rubric, "
+                                   "judge model or its settings); scores from different graders cannot be compared — "
+                                   "re-run one of them with the other's grader")
+    kb = {(t, i): (q, a) for t, i, q, a in base.items[["task", "id", "question", "answer"]].itertuples(index=False)}
+    kc = {(t, i): (q, a) for t, i, q, a in cand.items[["task", "id", "question", "answer"]].itertuples(index=False)}
+    changed = {k for k in set(kb) & set(kc) if kb[k] != kc[k]}
+    shared = (set(kb) & set(kc)) - changed
+    only_b, only_c = len(set(kb) - set(kc)) + len(changed), len(set(kc) - set(kb)) + len(changed)
+    if (only_b or only_c) and not s.allow_subset:
+        raise HarnessError(f"{cand.ref.dir / 'data' / 'eval.jsonl'}: evaluation items differ from {base.ref.dir / 'data' / 'eval.jsonl'} "
+                           f"({only_b} of the baseline's and {only_c} of the candidate's items are not in the other run, or "
+                           "have another question or answer); gate runs on the same items, or pass --allow-subset to "
+                           "compare the items they share")
+    if not shared:
+        raise HarnessError(f"{base.ref.dir} and {cand.ref.dir} share no evaluation item; nothing to compare")
+    if only_b or only_c:
+        warnings.append(f"--allow-subset: compared on the {len(shared)} items both runs share; dropped {only_b} of the "
+                        f"baseline's and {only_c} of the candidate's")
+    return shared, {"baseline": only_b, "candidate": only_c}, warnings
+
+
+def _fingerprints(summary: dict[str, Any]) -> dict[str, str]:
+    """grader name -> fingerprint: recorded in summary.json, or computed from its config (older runs)."""
+    if summary.get("grader_fingerprints"):
+        return dict(summary["grader_fingerprints"])
+    c = summary.get("config") or {}
+    return {n: grader_fingerprint(g, c.get("eval") or {}) for n, g in (c.get("graders") or {}).items()}
+
+
+def _judge_ok(summary: dict[str, Any], task: str, grader: str) -> bool | None:
+    """True/False: the judge grader passed/failed its validation on `task` in this run; None: not a judge."""
+    rows = [r for r in summary.get("judge_agreement") or [] if r["task"] == task and r["judge"] == grader]
+    if not rows:
+        kind = (((summary.get("config") or {}).get("graders") or {}).get(grader) or {}).get("kind")
+        return False if kind == "judge" else None
+    return not rows[0]["unreliable"]
+
+
+def _per_item(side: _Side, keep: set[tuple[str, str]]) -> pd.DataFrame:
+    """task, grader, id -> mean score over epochs, correct epochs, epochs, cluster, first answer."""
+    f = side.frame
+    f = f[[k in keep for k in zip(f["task"], f["id"])]]
+    g = f.sort_values("epoch").groupby(["task", "grader", "id"], sort=True)
+    return pd.DataFrame({"mean": g["value"].mean(), "correct": g["value"].apply(lambda v: float(np.nansum(v))),
+                         "epochs": g["value"].size(), "cluster": g["cluster"].first(), "answer": g["answer"].first(),
+                         "target": g["target"].first()})
+
+
+def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10) -> dict[str, Any]:
+    """The gate's result (regress.json's content); raises HarnessError on bad input."""
+    check_settings(s)
+    if baseline.dir.resolve() == candidate.dir.resolve() and baseline.alias == candidate.alias:
+        raise HarnessError(f"--baseline and --candidate are the same model ({baseline}); name two models")
+    frames: dict[Path, pd.DataFrame] = {}
+    base = _load(baseline, "--baseline", frames)
+    cand = _load(candidate, "--candidate", frames)
+    shared, dropped, warnings = _comparable(base, cand, s)
+    pb, pc = _per_item(base, shared), _per_item(cand, shared)
+    cells_idx = sorted(set(pb.index.droplevel(2)) & set(pc.index.droplevel(2)), key=lambda k: (k[0] != "heldout", k))
+    for name, wanted in (("tasks", s.tasks), ("graders", s.graders)):
+        have = {k[0 if name == "tasks" else 1] for k in cells_idx}
+        unknown = sorted(set(wanted) - have)
+        if unknown:
+            raise HarnessError(f"regress.{name}: {', '.join(unknown)} not in both runs; available: {', '.join(sorted(have))}")
+    cells: list[dict[str, Any]] = []
+    for task, grader in cells_idx:
+        b, c = pb.loc[(task, grader)], pc.loc[(task, grader)]
+        ids = sorted(set(b.index) & set(c.index))
+        b, c = b.loc[ids], c.loc[ids]
+        row: dict[str, Any] = {"task": task, "grader": grader, "gated": True, "skipped": None,
+                               "baseline_accuracy": round(float(np.nanmean(b["mean"])), 6),
+                               "candidate_accuracy": round(float(np.nanmean(c["mean"])), 6),
+                               "epochs": int(max(b["epochs"].max(), c["epochs"].max()))}
+        if (s.tasks and task not in s.tasks) or (s.graders and grader not in s.graders):
+            row.update(gated=False, skipped="not gated (regress.tasks / regress.graders)")
+        ok = [_judge_ok(x.summary, task, grader) for x in (base, cand)]
+        if row["gated"] and False in ok:
+            row.update(gated=False, skipped="judge failed its validation (κ < 0.6 against its reference grader) in "
+                       + " and ".join(n for n, v in zip(("the baseline's run", "the candidate's run"), ok) if v is False))
+            warnings.append(f"{task} · {grader}: shown, not gated: {row['skipped']}")
+        clusters = b["cluster"].astype(str).to_numpy()
+        r = gate_cell(c["mean"].to_numpy(float), b["mean"].to_numpy(float), s.margin, s.alpha, s.strict, clusters=clusters)
+        row.update({k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(r).items()})
+        row["cell_verdict_unadjusted"] = row.pop("verdict")
+        cells.append(row)
+        row["_flips"] = _flips(task, grader, b, c, flips)
+    gated = [r for r in cells if r["gated"]]
+    if not gated:
+        raise HarnessError("regress: no cell left to gate (every task x grader is filtered out or has an unreliable judge); "
+                           "check regress.tasks / regress.graders")
+    for r, p in zip(gated, adjust([r["p_regression"] for r in gated], "holm")):
+        r["p_regression_adjusted"] = p
+    for r in cells:
+        if not r["gated"]:
+            r["verdict"] = "not gated"
+        elif r["p_regression_adjusted"] < s.alpha:
+            r["verdict"] = "regression"
+        elif r["lower"] > -s.margin:
+            r["verdict"] = "pass"
+        else:
+            r["verdict"] = "inconclusive"
+    verdicts = {r["verdict"] for r in gated}
+    verdict = "regression" if "regression" in verdicts else "pass" if verdicts == {"pass"} else "inconclusive"
+    code = EXIT[verdict] if not (verdict == "inconclusive" and s.inconclusive == "pass") else 0
+    flip_rows = [f for r in cells for f in r.pop("_flips")]
+    flip_rows.sort(key=lambda f: (f["direction"] != "right→wrong", f["task"] != "heldout", -abs(f["change"])))
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "regress",
+        "verdict": verdict,
+        "exit_code": code,
+        "baseline": _side_info(base),
+        "candidate": _side_info(cand),
+        "settings": {k: v for k, v in asdict(s).items() if k not in ("enabled", "baseline", "candidate")},
+        "items": {"n_compared": len(shared), "dropped": dropped},
+        "correction": f"holm over {len(gated)} regression claims (pass: intersection-union, no adjustment)",
+        "cells": cells,
+        "flips": flip_rows,
+        "warnings": warnings,
+    }
+    from ._render import headline
+
+    result["headline"] = headline(result)
+    return result
+
+
+def _side_info(side: _Side) -> dict[str, Any]:
+    return {"run_dir": str(side.ref.dir), "alias": side.ref.alias, "model": side.model,
+            "experiment": side.summary.get("experiment"), "run": side.summary.get("run")}
+
+
+def _flips(task: str, grader: str, b: pd.DataFrame, c: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
+    """Items whose score changed, per direction, largest change first, with per-item epoch rates.
+    They explain a verdict; they never decide it."""
+    change = c["mean"] - b["mean"]
+    out = []
+    for direction, mask in (("right→wrong", change < 0), ("wrong→right", change > 0)):
+        ids = change[mask].abs().sort_values(ascending=False, kind="stable").index[:limit]
+        for i in ids:
+            out.append({"task": task, "grader": grader, "id": str(i), "direction": direction, "change": round(float(change[i]), 6),
+                        "baseline": f"{b.at[i, 'correct']:g}/{b.at[i, 'epochs']}", "candidate": f"{c.at[i, 'correct']:g}/{c.at[i, 'epochs']}",
+                        "target": str(b.at[i, "target"]), "answer_baseline": str(b.at[i, "answer"]),
+                        "answer_candidate": str(c.at[i, "answer"])})
+    counts = {"right→wrong": int((change < 0).sum()), "wrong→right": int((change > 0).sum())}
+    for f in out:
+        f["n_direction"] = counts[f["direction"]]
+    return out
