@@ -2,6 +2,7 @@
 exit code, Hydra's own flags, a user config dir searched before the packaged defaults, `experiments`,
 `--version`, shell completion and `harness init`."""
 
+import json
 import os
 import re
 import subprocess
@@ -244,4 +245,15 @@ def test_starter_distil_experiment_runs_offline_on_the_embedded_model(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     run_dir = proj / "results" / "distil_mine" / "default"
     assert (run_dir / "report.md").is_file() and (run_dir / "summary.json").is_file()
+    assert "[summary] heldout:" in p.stdout
+
+
+@pytest.mark.slow
+def test_starter_eval_experiment_runs_offline_on_the_embedded_model(tmp_path):
+    proj = tmp_path / "proj"
+    assert cli("init", str(proj)).returncode == 0
+    p = cli("run", "experiment=eval_mine", cwd=proj, HARNESS_CONFIG_DIR="conf", HF_HUB_OFFLINE="1")
+    assert p.returncode == 0, p.stderr[-3000:]
+    summary = json.loads((proj / "results" / "eval_mine" / "default" / "summary.json").read_text())
+    assert {"current", "mine"} <= set(summary["models"]) and "teacher" not in summary["models"]
     assert "[summary] heldout:" in p.stdout
