@@ -20,7 +20,7 @@ ALLOWED = {
     "config": {"errors"},
     "cache": {"errors"},
     "runs": {"config", "errors"},
-    "_cache_cmd": {"cache", "errors"},
+    "_init_project": {"cache", "errors"},
     "data": {"errors", "text", "config", "cache"},
     "models": {"errors", "config", "cache"},
     "generate": FLOORS | {"data", "models"},

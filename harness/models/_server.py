@@ -105,8 +105,8 @@ def llama_server(
     try:
         import llama_cpp.server  # noqa: F401  (only to fail early, with a useful message)
     except ImportError:
-        raise HarnessError("serving a GGUF model needs llama-cpp-python with its server extra: "
-                           "pip install 'llama-cpp-python[server]'") from None
+        raise HarnessError("serving a GGUF model needs llama-cpp-python; install the extra: "
+                           "pip install 'harness[server]'") from None
     name = model or gguf.stem
     threads = threads or os.cpu_count() or 1
     port, key = free_port(), secrets.token_hex(16)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .cache import Entry, entries, is_locked, prune
-from .errors import HarnessError
+from ..cache import Entry, entries, is_locked, prune
+from ..errors import HarnessError
+from ._args import ArgParser
 
-USAGE = "usage: harness cache ls [cache_dir=DIR] | harness cache prune [--older-than DAYS] [--stage STAGE] [--all] [--dry-run] [cache_dir=DIR]"
+USAGE = ("usage: harness cache ls [cache_dir=DIR] | "
+         "harness cache prune [--older-than DAYS] [--stage STAGE] [--all] [--dry-run] [cache_dir=DIR]")
 
 
 def _human(n: float) -> str:
@@ -59,33 +61,30 @@ def table(cache_dir: Path) -> str:
     return "\n".join(x.rstrip() for x in out)
 
 
+def _days(v: str) -> float:
+    import argparse
+
+    try:
+        days = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{v}' is not a number of days") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"'{v}' must be >= 0 days")
+    return days
+
+
 def parse_prune(args: list[str]) -> tuple[dict, list[str]]:
     """--older-than/--stage/--all/--dry-run out of `args`; the rest are config overrides."""
-    opts: dict = {"older_than_days": None, "stage": None, "all": False, "dry_run": False}
-    rest: list[str] = []
-    it = iter(args)
-    for a in it:
-        if a in ("--older-than", "--stage"):
-            v = next(it, None)
-            if v is None:
-                raise HarnessError(f"{a} needs a value; {USAGE}")
-            if a == "--stage":
-                opts["stage"] = v
-            else:
-                try:
-                    opts["older_than_days"] = float(v)
-                except ValueError:
-                    raise HarnessError(f"--older-than: '{v}' is not a number of days") from None
-                if opts["older_than_days"] < 0:
-                    raise HarnessError(f"--older-than: '{v}' must be >= 0 days")
-        elif a == "--all":
-            opts["all"] = True
-        elif a == "--dry-run":
-            opts["dry_run"] = True
-        elif a.startswith("--"):
+    parser = ArgParser(prog="harness cache prune", usage=USAGE)
+    parser.add_argument("--older-than", dest="older_than_days", type=_days, metavar="DAYS")
+    parser.add_argument("--stage")
+    parser.add_argument("--all", action="store_true")
+    parser.add_argument("--dry-run", action="store_true")
+    ns, rest = parser.parse_known_args(args)
+    for a in rest:
+        if a.startswith("-"):
             raise HarnessError(f"unknown option '{a}'; {USAGE}")
-        else:
-            rest.append(a)
+    opts = vars(ns)
     if not (opts["all"] or opts["older_than_days"] is not None or opts["stage"]):
         raise HarnessError("cache prune: say what to remove: --older-than DAYS, --stage STAGE, or --all")
     return opts, rest
@@ -101,3 +100,26 @@ def run_prune(cache_dir: Path, opts: dict) -> str:
     lines += [f"kept {e.stage}/{e.key}: a job holds its lock" for e in busy]
     lines.append(f"{verb} {len(removed)} entries, {_human(sum(e.size for e in removed))}; {len(busy)} in use kept")
     return "\n".join(lines)
+
+
+def _cache_dir(overrides: list[str]) -> Path:
+    """The cache dir `harness run` would use with these overrides (cache_dir=, $HARNESS_CACHE, default)."""
+    from ._config import compose
+
+    for a in overrides:
+        if a.startswith("-"):
+            raise HarnessError(f"unknown option '{a}'; {USAGE}")
+    return Path(str(compose(overrides).cache_dir))
+
+
+def command(argv: list[str]) -> None:
+    sub, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if sub == "ls":
+        print(table(_cache_dir(rest)))
+    elif sub == "prune":
+        opts, rest = parse_prune(rest)
+        print(run_prune(_cache_dir(rest), opts))
+    elif sub in ("-h", "--help"):
+        print(__doc__.split("\n\n")[1])
+    else:
+        raise HarnessError(USAGE)

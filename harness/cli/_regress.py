@@ -1,0 +1,50 @@
+"""`harness regress --baseline RUN_DIR[:alias] --candidate RUN_DIR[:alias] ...`: gate a candidate model
+against the current one from finished runs (never calls a model); exit 0 pass, 3 regression,
+4 inconclusive (docs/regress.md)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._args import ArgParser
+
+REGRESS_HELP = """Gate a candidate model against the current one, from finished run dirs (never calls a model).
+
+RUN_DIR[:alias] names a model inside a finished `harness run` (default aliases: current / candidate).
+Writes regress.json, regress.md and a section in the candidate run's report.html (or --out DIR).
+
+exit codes: 0 pass (non-inferior within the margin on every gated cell), 3 regression,
+            4 inconclusive (0 with --inconclusive=pass), 2 bad input, 1 internal error"""
+
+
+def command(argv: list[str]) -> None:
+    from ..config import RegressConfig
+    from ..regress import gate, parse_ref, write_gate
+
+    d = RegressConfig()
+    ap = ArgParser(prog="harness regress", description=REGRESS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baseline", required=True, metavar="RUN_DIR[:alias]", help=f"the current model (alias default: {d.baseline})")
+    ap.add_argument("--candidate", required=True, metavar="RUN_DIR[:alias]",
+                    help=f"the model that would replace it (alias default: {d.candidate})")
+    ap.add_argument("--margin", type=float, default=d.margin,
+                    help=f"largest acceptable drop, 0-1 (default {d.margin} = {100 * d.margin:g} pp)")
+    ap.add_argument("--alpha", type=float, default=d.alpha, help=f"one-sided error rate (default {d.alpha})")
+    ap.add_argument("--strict", action="store_true", help="any significant drop is a regression, not only one beyond the margin")
+    ap.add_argument("--inconclusive", choices=["fail", "pass"], default=d.inconclusive, help="exit 4 (fail, default) or 0 (pass)")
+    ap.add_argument("--tasks", nargs="+", default=[], help="gated tasks (default: all)")
+    ap.add_argument("--graders", nargs="+", default=[],
+                    help="gated graders (default: all; a judge only where it passed its validation)")
+    ap.add_argument("--allow-subset", action="store_true", help="runs on different items: compare the items both share")
+    ap.add_argument("--out", type=Path, help="where regress.json / regress.md go (default: the candidate's run dir)")
+    a = ap.parse_args(argv)
+    base = parse_ref(a.baseline, d.baseline, "--baseline")
+    cand = parse_ref(a.candidate, d.candidate, "--candidate")
+    s = RegressConfig(enabled=True, baseline=base.alias, candidate=cand.alias, margin=a.margin, alpha=a.alpha,
+                      strict=a.strict, inconclusive=a.inconclusive, tasks=a.tasks, graders=a.graders,
+                      allow_subset=a.allow_subset)
+    result = gate(base, cand, s)
+    out = a.out or cand.dir
+    print(write_gate(result, out))
+    print(f"[regress] {out / 'regress.md'}")
+    raise SystemExit(result["exit_code"])
