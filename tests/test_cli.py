@@ -21,10 +21,15 @@ def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Completed
                           env=e, cwd=cwd or REPO, timeout=300)
 
 
-def one_line(p: subprocess.CompletedProcess, code: int, prefix: str) -> str:
-    """The error invariant: the exit code, exactly one line on stderr, that line's prefix, no traceback."""
+def one_line(p: subprocess.CompletedProcess, code: int, prefix: str, after_progress: bool = False) -> str:
+    """The error invariant: the exit code, exactly one line on stderr, that line's prefix, no traceback.
+    `after_progress`: the run got going before it failed, so stage progress (e.g. the embedded model's
+    first conversion on a cold cache) may precede the error, which is then the last and only `harness:` line."""
     lines = p.stderr.strip().splitlines()
     assert p.returncode == code, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    if after_progress:
+        assert [x for x in lines if x.startswith("harness:")] == lines[-1:], p.stderr[-3000:]
+        lines = lines[-1:]
     assert len(lines) == 1 and lines[0].startswith(prefix), p.stderr[-3000:]
     assert "Traceback" not in p.stderr + p.stdout
     return lines[0]
@@ -61,7 +66,7 @@ def test_internal_error_is_one_line_exit_1_with_the_traceback_in_the_run_dirs_cl
     run_dir.mkdir(parents=True)
     (run_dir / "data").write_text("not a directory")
     p = cli("run", "experiment=tiny", f"results_dir={tmp_path}")
-    line = one_line(p, 1, "harness: internal error: FileExistsError: ")
+    line = one_line(p, 1, "harness: internal error: FileExistsError: ", after_progress=True)
     assert line.endswith(f"(full traceback in {run_dir / 'cli.log'})")
     log = (run_dir / "cli.log").read_text()
     assert "Traceback (most recent call last)" in log and "FileExistsError" in log
