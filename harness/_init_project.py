@@ -77,9 +77,9 @@ _EVAL_MINE = """\
 # runs offline); put yours in, e.g. model@models.mine=my_server (conf/model/my_server.yaml), or add
 # more lines below. Gate one against the other with regress.enabled=true (see the harness docs).
 defaults:
-  - override /data: jsonl
   - /model@models.current: smollm2
   - /model@models.mine: smollm2
+  - override /data: jsonl
   - override /model@models.teacher: null
   - override /model@models.student: null
   - override /model@models.baseline: null
