@@ -21,7 +21,7 @@ from .data import DataOutput, build, check_answers, data_summary, run_data
 from .errors import HarnessError, redact
 from .evaluate import EvalModel, EvaluateOutput, judged, open_judge, run_evaluate, run_pairwise
 from .finetune import LOCAL, FinetuneOutput, run_finetune
-from .generate import run_generate, run_questions
+from .generate import GenerateInput, run_generate, run_questions
 from .models import Endpoints, api_model_name, remote_connect, resolve_args
 from .preflight import check_judges, check_writable, validate
 from .regress import RunRef, gate, sequential_plan, sequential_status, write_gate
@@ -145,9 +145,11 @@ def _generate(r: Run, data: DataOutput) -> Any:
         return None
     cfg = r.cfg
     with r.stage("generate"):
-        gen = run_generate(data.train, cfg.models["teacher"], r.resolved["teacher"], cfg.generate, cfg.eval.prompt, cfg.eval.system,
-                           data.train_key, r.cache_dir, r.dir / "data", cfg.cache, r.endpoints,
-                           {"experiment": cfg.experiment, "run": r.dir.name}, cfg.eval.max_retries, cfg.eval.timeout)
+        gen = run_generate(GenerateInput(
+            data.train, cfg.models["teacher"], r.resolved["teacher"], cfg.generate, student_prompt=cfg.eval.prompt,
+            system=cfg.eval.system, data_key=data.train_key, cache_dir=r.cache_dir, out_dir=r.dir / "data", use_cache=cfg.cache,
+            endpoints=r.endpoints, metadata={"experiment": cfg.experiment, "run": r.dir.name},
+            max_retries=cfg.eval.max_retries, timeout=cfg.eval.timeout))
     r.stage_calls["generate"] = gen.calls
     r.calls["teacher"] += gen.calls
     removed = f", filters removed {', '.join(f'{k} {v}' for k, v in gen.filters.items())}" if gen.filters else ""

@@ -76,7 +76,7 @@ def test_corrupt_generate_entry_is_rebuilt(tmp_path, monkeypatch, capsys):
     asks the teacher again and writes a whole entry."""
     from harness.config import GenerateConfig, ModelConfig
     from harness.data import TrainQuestion
-    from harness.generate import run_generate
+    from harness.generate import GenerateInput, run_generate
     from harness.models import Endpoints
 
     questions = [TrainQuestion(f"q{i}", f"What is the capital of island {i}?", f"Island {i}'s capital is Town{i}.",
@@ -89,8 +89,8 @@ def test_corrupt_generate_entry_is_rebuilt(tmp_path, monkeypatch, capsys):
 
         def run(out: str):
             with Endpoints({"teacher": teacher}, tmp_path / "servers") as ep:
-                return run_generate(questions, teacher, {}, cfg, "{question}", None, "data-key", tmp_path / "cache",
-                                    tmp_path / out, endpoints=ep)
+                return run_generate(GenerateInput(questions, teacher, {}, cfg, "{question}", None, "data-key", tmp_path / "cache",
+                                                  tmp_path / out, endpoints=ep))
 
         def chats() -> int:
             return sum(r["path"] == "/v1/chat/completions" for r in standin.requests)

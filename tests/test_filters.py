@@ -51,7 +51,7 @@ def test_bad_filter_settings(bad, key):
 def test_real_teacher_self_consistency_and_length(tmp_path):
     """The embedded teacher answers 4 questions 3 times each (greedy + 2 sampled draws)."""
     from harness.data import run_data
-    from harness.generate import run_generate
+    from harness.generate import GenerateInput, run_generate
     from harness.models import resolve_args
 
     cache = Path(os.environ["HARNESS_CACHE"])
@@ -60,8 +60,8 @@ def test_real_teacher_self_consistency_and_length(tmp_path):
                           context=True)
     cfg = GenerateConfig(prompt="{passage}\n\nQuestion: {question}", max_tokens=24, samples=3, min_agree=2, sample_temperature=0.7,
                          max_words=40, judge=True)
-    out = run_generate(data.train, teacher, resolve_args("teacher", teacher.args, cache), cfg, "{question}",
-                       "Answer the question in one sentence.", data.key, tmp_path / "cache", tmp_path / "run")
+    out = run_generate(GenerateInput(data.train, teacher, resolve_args("teacher", teacher.args, cache), cfg, "{question}",
+                                     "Answer the question in one sentence.", data.key, tmp_path / "cache", tmp_path / "run"))
     assert out.calls == 4 * 3 + 4  # greedy + 2 draws per question, and one judge verdict each
     assert set(out.filters) == {"length", "consistency", "judge"}
     dropped = [json.loads(x) for x in (tmp_path / "run" / "filtered.jsonl").read_text().splitlines()]

@@ -136,3 +136,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(five_items, tmp_path, a
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("harness: error:") and culprit in lines[0], p.stderr
     assert sorted(x.name for x in five_items.iterdir()) == before
+
+
+def test_report_rebuild_keeps_the_gate_section(three_models):
+    exp_dir, _ = three_models
+    run_dir = next(d for d in exp_dir.iterdir() if (d / "summary.json").is_file() and (d / "regress.json").is_file())
+    before = json.loads((run_dir / "regress.json").read_text())
+    p = _harness("report", str(run_dir))
+    assert p.returncode == 0, p.stdout + p.stderr
+    html = (run_dir / "report.html").read_text()
+    assert 'id="regress"' in html and "REGRESSION" in html and 'id="verdict"' in html
+    assert json.loads((run_dir / "regress.json").read_text()) == before

@@ -176,7 +176,7 @@ def test_a_journal_of_every_answer_finishes_generation_without_the_model(tmp_pat
     leaves nothing to ask. The teacher is never loaded (its model path does not even exist)."""
     from harness.config import GenerateConfig, ModelConfig
     from harness.data import TrainQuestion
-    from harness.generate import generate_key, run_generate
+    from harness.generate import GenerateInput, generate_key, run_generate
 
     qs = [TrainQuestion(f"q{i}", f"What is thing {i}?", f"Thing {i} is red.", "red", "g") for i in range(3)]
     teacher = ModelConfig(model="hf/none", args={"model_path": str(tmp_path / "absent")}, context=True)
@@ -187,7 +187,7 @@ def test_a_journal_of_every_answer_finishes_generation_without_the_model(tmp_pat
     usage = {"input_tokens": 10, "output_tokens": 3, "latency_s": 0.5}
     rows = [{"id": q.id, "answer": f"It is red ({q.id}).", "usage": usage} for q in reversed(qs)]  # arrival order
     (entry / "answers.partial.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"id": "q')
-    out = run_generate(qs, teacher, teacher.args, cfg, "{question}", "sys", "data-key", tmp_path / "cache", tmp_path / "run")
+    out = run_generate(GenerateInput(qs, teacher, teacher.args, cfg, "{question}", "sys", "data-key", tmp_path / "cache", tmp_path / "run"))
     assert out.calls == 0 and out.n_rows == 3 and out.n_gold == 3
     train = [json.loads(x) for x in out.train_file.read_text().splitlines()]
     assert [t["messages"][-1]["content"] for t in train] == [f"It is red ({q.id})." for q in qs]  # question order
@@ -196,5 +196,6 @@ def test_a_journal_of_every_answer_finishes_generation_without_the_model(tmp_pat
     # a kill after the entry was written but before its journal was removed: the leftover goes
     (entry / "answers.partial.jsonl").write_text(json.dumps(rows[0]) + "\n")
     os.utime(entry / "answers.partial.jsonl", (0, 0))
-    assert run_generate(qs, teacher, teacher.args, cfg, "{question}", "sys", "data-key", tmp_path / "cache", tmp_path / "run").calls == 0
+    assert run_generate(GenerateInput(qs, teacher, teacher.args, cfg, "{question}", "sys", "data-key", tmp_path / "cache",
+                                      tmp_path / "run")).calls == 0
     assert not (entry / "answers.partial.jsonl").exists()

@@ -17,4 +17,20 @@ def command(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     from ..report import report
 
-    print(f"[report] {report(args.runs, args.out)}")
+    written = report(args.runs, args.out)
+    _keep_gate(written.parent, args.runs)
+    print(f"[report] {written}")
+
+
+def _keep_gate(out: Path, runs: list[Path]) -> None:
+    """A rebuilt run report keeps its regression gate's section (regress.json is the gate's record;
+    the report package renders runs and knows nothing of gates)."""
+    import json
+
+    from ..regress import write_gate
+
+    for src in (out, *runs):
+        f = src / "regress.json"
+        if f.is_file() and (out / "summary.json").is_file():
+            write_gate(json.loads(f.read_text(encoding="utf-8")), out)
+            return
