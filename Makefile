@@ -29,11 +29,13 @@ $(BASE): pyproject.toml Makefile
 # machine's CPU (GGML_NATIVE); on a CPU with AMX and AVX-512 inside this VM that build crashes (a general
 # protection fault in libggml-cpu on the first batch of more than one token). The portable AVX2 build
 # below runs on every x86-64 machine the harness runs on. `make test LLAMA_CMAKE_ARGS=` restores the default.
+# --no-cache-dir: pip's wheel cache is keyed by the source, not CMAKE_ARGS, so a native build cached
+# earlier would be re-used; this install builds it with these flags.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
                     -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
 $(STAMP): $(BASE)
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q --no-cache-dir -e '.[dev]'
 	touch $(STAMP)
 
 demo: install-base
