@@ -31,15 +31,15 @@ MAX_NAME_BYTES = 100  # file names are limited to 255 bytes; a name is one part 
 def name_problem(value: Any) -> str | None:
     """Why `value` cannot be used as a single path component, or None."""
     v = str(value)
+    bad = next((c for c in v if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs")), None)
+    if bad is not None:
+        return f"contains the control character U+{ord(bad):04X}"
     if not v.strip():
         return "is empty"
     if "/" in v or "\\" in v:
         return "contains a path separator"
     if v.startswith("."):
         return "starts with a dot ('.', '..' and hidden names are refused)"
-    bad = next((c for c in v if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs")), None)
-    if bad is not None:
-        return f"contains the control character U+{ord(bad):04X}"
     if len(v.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         return f"is longer than {MAX_NAME_BYTES} bytes"
     return None

@@ -254,3 +254,114 @@ def test_a_second_run_of_a_run_dir_in_use_refuses_in_one_line_and_touches_nothin
     check_run_dir_free(run_dir)
     with run_lock(run_dir):
         assert (run_dir / ".harness.lock").read_text() == str(os.getpid())
+
+
+# --- fuzz: generated bad overrides and data files through the real CLI -----------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+WORD = st.from_regex(r"[a-z]{1,8}x", fullmatch=True)  # never a number, bool or null
+ODD = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+HUGE = st.one_of(st.integers(10**9, 10**40), st.integers(-(10**40), -1))
+BAD_NAME = st.builds(lambda bad, rest: bad + rest, st.sampled_from(["../", "..", ".", "a/b", "x\\n", "\x07", "\u202e", "\u2028", "a\tb"]),
+                     ODD)
+
+
+def _overrides(kind: str, draw_value) -> tuple[list[str], dict[str, str]]:
+    """(overrides, user-conf experiment files) of one bad case; `draw_value` is the drawn payload."""
+    if kind == "wrong_type":
+        key, word = draw_value
+        return [f"{key}={word}"], {}
+    if kind == "unknown_key":
+        section, word = draw_value
+        return [f"{section}.{word}_zz=1" if section else f"+{word}_zz=1"], {}
+    if kind == "huge":
+        key, value = draw_value
+        return [f"{key}={value}"], {}
+    if kind == "empty":
+        return [draw_value], {}
+    where, name = draw_value
+    body = {"experiment": f"experiment: {json.dumps(name)}",
+            "alias": f"experiment: fz\nmodels:\n  {json.dumps(name)}:\n    model: hf/x",
+            "grader": f"experiment: fz\ngraders:\n  {json.dumps(name)}:\n    kind: match"}[where]
+    return ["--config-dir", "{conf}", "experiment=fz"], {"fz.yaml": f"# @package _global_\ndefaults:\n  - tiny\n{body}\n"}
+
+
+OVERRIDES = st.one_of(
+    st.tuples(st.just("wrong_type"), st.tuples(st.sampled_from(["finetune.lr", "eval.epochs", "data.n_islands", "report.alpha",
+                                                                "eval.limit", "cache", "data.dedup", "regress.margin"]), WORD)),
+    st.tuples(st.just("unknown_key"), st.tuples(st.sampled_from(["", "data", "eval", "finetune", "generate", "report", "regress"]), WORD)),
+    st.tuples(st.just("huge"), st.tuples(st.sampled_from(["data.n_control", "data.n_islands", "data.train_per_fact"]), HUGE)),
+    st.tuples(st.just("huge"), st.tuples(st.sampled_from(["report.alpha", "data.leak_threshold", "data.dedup_minhash"]),
+                                         st.sampled_from(["1e308", "-1e308", "2.5", "-0.5"]))),
+    st.tuples(st.just("empty"), st.sampled_from(["finetune.method=", "data.name=", "models.baseline.model=", "report.correction=",
+                                                 "eval.tasks=[]", "data.templates="])),
+    st.tuples(st.just("name"), st.tuples(st.sampled_from(["experiment", "alias", "grader"]), BAD_NAME)),
+)
+DATA_FILES = st.one_of(
+    st.tuples(st.just("encoding"), st.binary(min_size=1, max_size=40).map(lambda b: b"\xff\xfe" + b)),
+    st.tuples(st.just("truncated"), st.integers(1, 30)),
+    st.tuples(st.just("huge_line"), st.integers(20_001, 300_000)),
+    st.tuples(st.just("not_object"), st.sampled_from([b"[1, 2]\n", b"42\n", b"\"q\"\n", b"null\n"])),
+    st.tuples(st.just("blank"), st.sampled_from([b"", b"\n\n  \n"])),
+)
+
+
+def _data_file(what: str, payload) -> bytes:
+    row = json.dumps({"question": "What is the capital of France?", "answer": "Paris"})
+    if what == "encoding":
+        return row.encode() + b"\n" + payload + b"\n"
+    if what == "truncated":
+        return (row + "\n" + row[: max(1, len(row) - payload)] + "\n").encode()
+    if what == "huge_line":
+        return (row + "\n" + json.dumps({"question": "q" * payload, "answer": "a"}) + "\n").encode()
+    return payload if what == "blank" else row.encode() + b"\n" + payload
+
+
+def _invariant(root: Path, args: list[str], case) -> None:
+    """Run `harness run <args>` against a results dir that can never be written (below a file): a
+    generated case that happened to be valid stops at the writability check instead of running a
+    model, and fails here. Asserts exit 2 or 1, one `harness: ` line, nothing written, no temp file."""
+    (root / "afile").write_text("")
+    before = files(root)
+    p = cli(root, "run", *args, f"results_dir={root / 'afile' / 'results'}")
+    line = one_line(p, (1, 2))
+    assert "is not writable" not in line, f"the generated case {case} was valid: {line}"
+    new = written(before, root)
+    if p.returncode == 1:  # an internal error's traceback goes to a temp log the line names
+        new = {f for f in new if f.parent != root / "tmp"}
+    assert new == set(), (case, line, new)
+    assert not [f for f in root.rglob("*") if ".tmp" in f.name], case
+
+
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(case=OVERRIDES)
+def test_fuzz_bad_overrides_are_one_line_never_a_traceback_and_write_nothing(case):
+    import tempfile
+
+    kind, payload = case
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        args, experiments = _overrides(kind, payload)
+        for name, text in experiments.items():
+            (root / "conf" / "experiment").mkdir(parents=True, exist_ok=True)
+            (root / "conf" / "experiment" / name).write_text(text, encoding="utf-8")
+        args = [a.replace("{conf}", str(root / "conf")) for a in args]
+        _invariant(root, args if "experiment=fz" in args else ["experiment=tiny", *args], case)
+
+
+@pytest.mark.slow
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(case=DATA_FILES)
+def test_fuzz_bad_data_files_are_one_line_never_a_traceback_and_write_nothing(case):
+    import tempfile
+
+    what, body = case
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        (root / "train.jsonl").write_text(json.dumps({"question": "q?"}) + "\n")
+        (root / "eval.jsonl").write_bytes(_data_file(what, body))
+        _invariant(root, ["experiment=tiny", "data=jsonl", f"data.train_path={root / 'train.jsonl'}",
+                          f"data.eval_path={root / 'eval.jsonl'}"], case)
