@@ -112,17 +112,26 @@ def model_dir_problem(path: Path) -> str | None:
     if not path.is_dir():
         return "is a file, not a model directory (a transformers checkpoint dir with config.json)"
     cfg_file = path / "config.json"
-    if not cfg_file.is_file():
+    if not cfg_file.is_file() and (path / "adapter_config.json").is_file():
+        cfg_file = path / "adapter_config.json"  # a PEFT adapter: transformers loads its base model first
+        try:
+            conf = json.loads(cfg_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            return f"adapter_config.json is not readable JSON ({type(e).__name__})"
+        if not isinstance(conf, dict) or not conf.get("base_model_name_or_path"):
+            return "adapter_config.json names no base_model_name_or_path: not a PEFT adapter"
+    elif not cfg_file.is_file():
         return "has no config.json: not a transformers checkpoint dir"
-    try:
-        conf = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        return f"config.json is not readable JSON ({type(e).__name__})"
-    if not isinstance(conf, dict) or not isinstance(conf.get("model_type"), str):
-        return "config.json has no model_type: not a transformers model config"
-    weights = sorted({p.name for pat in WEIGHTS for p in path.glob(pat) if p.is_file()})
-    adapter = (path / "adapter_config.json").is_file()
-    if not weights and not adapter:
+    else:
+        try:
+            conf = json.loads(cfg_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            return f"config.json is not readable JSON ({type(e).__name__})"
+        if not isinstance(conf, dict) or not isinstance(conf.get("model_type"), str):
+            return "config.json has no model_type: not a transformers model config"
+    weights = sorted({p.name for pat in WEIGHTS for p in path.glob(pat) if p.is_file()} |
+                     {p.name for p in path.glob("adapter_model.*") if p.is_file()})
+    if not weights:
         return "has no weights (*.safetensors or pytorch_model*.bin)"
     why = problem(path, [w for w in weights if w.endswith(".safetensors")])
     return f"{why}" if why else None
