@@ -84,6 +84,9 @@ class DataConfig:
     eval_path: Optional[str] = None
     document: Optional[str] = None
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    # longest question, answer or passage accepted from a data file, in characters (null: no limit);
+    # a longer one fails before any stage (file:line), instead of being sent to a model
+    max_chars: Optional[int] = 20000
     # archipelago wordings: "all" = train_per_fact distinct wordings per fact; "first" = the first
     # wording repeated train_per_fact times (same number of rows, no diversity: the ablation knob)
     templates: str = "all"
@@ -373,8 +376,12 @@ def run_name(overrides: str) -> str:
     """The run dir name: the override list, readable and deterministic. File names are limited to
     255 bytes, so a long list keeps its first 150 characters plus a hash of the whole."""
     import hashlib
+    import unicodedata
 
-    name = overrides.replace("/", "_") or "default"
+    # one plain path component: no '/', no leading dot, no control character (a newline in an
+    # override's value would otherwise end up in a directory name)
+    name = "".join("_" if c == "/" or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in overrides)
+    name = ("_" + name[1:] if name.startswith(".") else name) or "default"
     if len(name.encode()) > 200:
         name = name[:150] + "…" + hashlib.sha256(name.encode()).hexdigest()[:12]
     return name

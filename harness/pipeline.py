@@ -22,6 +22,7 @@ from .errors import HarnessError, redact
 from .evaluate import EvalModel, EvaluateOutput, judged, open_judge, run_evaluate, run_pairwise
 from .finetune import LOCAL, FinetuneOutput, run_finetune
 from .generate import GenerateInput, run_generate, run_questions
+from .guards import run_lock
 from .models import Endpoints, api_model_name, remote_connect, resolve_args
 from .preflight import check_judges, check_writable, validate
 from .regress import RunRef, gate, sequential_plan, sequential_status, write_gate
@@ -64,6 +65,11 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     cache_dir = Path(cfg.cache_dir)
     check_writable(run_dir)
     check_writable(cache_dir, "cache_dir")
+    with run_lock(run_dir):  # one run per run dir at a time: a second one refuses in one line
+        return _run(cfg, run_dir, cache_dir)
+
+
+def _run(cfg: HarnessConfig, run_dir: Path, cache_dir: Path) -> dict[str, Any]:
     # resolve model paths first: a missing model file fails before any stage runs
     resolved = {alias: resolve_args(alias, m.args, cache_dir) for alias, m in cfg.models.items()}
     judge_cfg = next((g.judge for g in cfg.graders.values() if g.kind in ("judge", "pairwise") and g.judge), None)

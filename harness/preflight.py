@@ -16,6 +16,7 @@ from .errors import HarnessError
 from .evaluate import check_grader, check_tasks
 from .finetune import LOCAL, METHODS, n_epochs
 from .generate import check_generate
+from .guards import check_config
 from .models import check_endpoint, is_openai
 from .report import read_labels
 
@@ -47,6 +48,7 @@ def validate(cfg: HarnessConfig) -> None:
         path = m.args.get("model_path")
         if isinstance(path, str) and not path.startswith("embedded:") and not Path(path).exists():
             raise HarnessError(f"models.{alias}.args.model_path: no such file or directory: {path}")
+    check_config(cfg)  # names that become paths, results/cache dir placement, model files (harness/guards.py)
     check_tasks(cfg.eval)  # before any stage: a typo here would otherwise cost a whole fine-tune
     if not cfg.graders:
         raise HarnessError("graders is empty: add at least one, e.g. grader@graders.exact=exact")

@@ -9,7 +9,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "harness"
 
 # unit -> the harness units it may import (besides itself). A unit is a top-level module or package.
-FLOORS = {"errors", "text", "prompts", "usage", "_progress", "config", "cache", "stats", "runs"}
+FLOORS = {"errors", "text", "prompts", "usage", "_progress", "config", "cache", "stats", "runs", "guards"}
 ALLOWED = {
     "errors": set(),
     "text": set(),
@@ -19,6 +19,7 @@ ALLOWED = {
     "stats": set(),
     "config": {"errors"},
     "cache": {"errors"},
+    "guards": {"errors", "cache"},
     "runs": {"config", "errors"},
     "_init_project": {"cache", "errors"},
     "data": {"errors", "text", "config", "cache"},

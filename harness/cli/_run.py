@@ -93,7 +93,7 @@ def _check_experiments(overrides: list[str]) -> None:
                     fail(f"unknown experiment '{name}'; available: {', '.join(experiments())} (files in {where})")
 
 
-def _precheck(overrides: list[str], config_name: str = "config") -> None:
+def _precheck(overrides: list[str], config_name: str = "config", multirun: bool = False) -> None:
     """Compose once up front so that bad overrides fail with one line before any job starts."""
     from omegaconf import OmegaConf
 
@@ -103,7 +103,8 @@ def _precheck(overrides: list[str], config_name: str = "config") -> None:
     validate, check_writable = _preflight()
     # every value of every swept key is composed and validated, so a sweep never dies half-way
     for k, overrides_k in enumerate(_sweep_variants([o for o in overrides if not o.startswith("-")])):
-        plain = OmegaConf.to_container(compose(overrides_k, config_name), resolve=False)
+        composed = compose(overrides_k, config_name)
+        plain = OmegaConf.to_container(composed, resolve=False)
         plain.pop("hydra", None)
         c = to_dataclass(OmegaConf.create(plain))
         if k == 0:
@@ -112,6 +113,27 @@ def _precheck(overrides: list[str], config_name: str = "config") -> None:
         validate(c)
         check_writable(Path(c.results_dir))
         check_writable(Path(c.cache_dir), "cache_dir")
+        if not multirun:  # before Hydra writes its .hydra/ files and cli.log into a dir another run is using
+            _check_run_dir_free(composed)
+
+
+def _check_run_dir_free(composed) -> None:
+    """A second `harness run` of a run dir in use refuses here, before Hydra touches the dir (the
+    pipeline's run lock refuses too, for every other caller)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ..guards import check_run_dir_free
+
+    try:
+        HydraConfig.instance().set_config(composed)
+        run_dir = OmegaConf.select(composed, "hydra.run.dir")
+    except (HydraException, OmegaConfBaseException, ValueError):  # left to Hydra, which reports it
+        return
+    if run_dir:
+        check_run_dir_free(Path(str(run_dir)))
 
 
 def _sweep_variants(overrides: list[str]) -> list[list[str]]:
@@ -221,7 +243,7 @@ def command(argv: list[str]) -> None:
         fail(f"{' and '.join(modes)} cannot be combined: pick one of --run, --multirun, --cfg, --info, --shell-completion")
     running = not (args.help or args.hydra_help or args.cfg or args.info or args.shell_completion)
     if running:
-        _precheck(args.overrides, args.config_name or "config")
+        _precheck(args.overrides, args.config_name or "config", bool(args.multirun))
     else:
         _check_experiments(args.overrides)
     _hydra_run(argv)

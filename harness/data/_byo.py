@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -64,8 +65,9 @@ def _records(path: Path, fmt: str, cols: ColumnsConfig) -> Iterator[tuple[int, d
             yield n, rec
 
 
-def _text(path: Path, n: int, rec: dict[str, Any], col: str, key: str, required: bool) -> str:
-    """A string cell; numbers are accepted (an answer of 1889 in JSON) and written as text."""
+def _text(path: Path, n: int, rec: dict[str, Any], col: str, key: str, required: bool, max_chars: int | None = None) -> str:
+    """A string cell; numbers are accepted (an answer of 1889 in JSON) and written as text.
+    Longer than `max_chars` (data.max_chars): refused, before it reaches a model."""
     v = rec.get(col)
     if v is None or (isinstance(v, str) and not v.strip()):
         if required:
@@ -74,11 +76,17 @@ def _text(path: Path, n: int, rec: dict[str, Any], col: str, key: str, required:
         return ""
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         raise HarnessError(f"{path}:{n}: '{col}' must be a string (data.columns.{key}), got {type(v).__name__} {json.dumps(v)[:40]}")
-    return str(v).strip()
+    text = str(v).strip()
+    if max_chars is not None and len(text) > max_chars:
+        raise HarnessError(f"{path}:{n}: '{col}' is {len(text)} characters, longer than data.max_chars={max_chars}; "
+                           "shorten it, or raise data.max_chars (null: no limit)")
+    return text
 
 
-def load_rows(path_str: str, fmt: str, cols: ColumnsConfig, key: str, answers_required: bool) -> list[Row]:
-    """Validated rows of one file. `key` names the config key that points at it (for messages)."""
+def load_rows(path_str: str, fmt: str, cols: ColumnsConfig, key: str, answers_required: bool,
+              max_chars: int | None = None) -> list[Row]:
+    """Validated rows of one file. `key` names the config key that points at it (for messages);
+    `max_chars`: the longest question, answer or passage accepted (None: any)."""
     path = Path(path_str)
     if not path.is_file():
         raise HarnessError(f"{key}: no such file: {path_str}")
@@ -86,14 +94,16 @@ def load_rows(path_str: str, fmt: str, cols: ColumnsConfig, key: str, answers_re
     first_line: dict[str, int] = {}
     try:
         for n, rec in _records(path, fmt, cols):
-            q = _text(path, n, rec, cols.question, "question", True)
-            a = _text(path, n, rec, cols.answer, "answer", answers_required)
-            ident = _text(path, n, rec, cols.id, "id", False) or f"L{n}"
+            q = _text(path, n, rec, cols.question, "question", True, max_chars)
+            a = _text(path, n, rec, cols.answer, "answer", answers_required, max_chars)
+            ident = _text(path, n, rec, cols.id, "id", False, max_chars) or f"L{n}"
+            if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in ident):  # ids are shown in reports and logs
+                raise HarnessError(f"{path}:{n}: id {json.dumps(ident)[:60]} contains a control character; ids are plain text")
             if ident in first_line:
                 raise HarnessError(f"{path}:{n}: duplicate id '{ident}' (first on line {first_line[ident]}); ids must be unique")
             first_line[ident] = n
             rows.append(Row(ident, q, a, _text(path, n, rec, cols.group, "group", False) or "all",
-                            _text(path, n, rec, cols.passage, "passage", False), n))
+                            _text(path, n, rec, cols.passage, "passage", False, max_chars), n))
     except UnicodeDecodeError as e:
         raise HarnessError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     if not rows:

@@ -84,9 +84,10 @@ def _build(cfg: DataConfig, training: bool = True) -> tuple[list[TrainQuestion],
                                f"(data.train_path=<file> data.eval_path=<file>; an evaluation-only experiment needs eval_path only)")
     train = []
     if cfg.train_path:  # an evaluation-only experiment reads it only to check it (and never trains on it)
-        rows = load_rows(cfg.train_path, cfg.name, cfg.columns, "data.train_path", answers_required=False)
+        rows = load_rows(cfg.train_path, cfg.name, cfg.columns, "data.train_path", answers_required=False,
+                         max_chars=cfg.max_chars)
         train = [TrainQuestion(r.id, r.question, r.passage, r.answer, r.group) for r in rows]
-    rows = load_rows(cfg.eval_path, cfg.name, cfg.columns, "data.eval_path", answers_required=True)
+    rows = load_rows(cfg.eval_path, cfg.name, cfg.columns, "data.eval_path", answers_required=True, max_chars=cfg.max_chars)
     evals = [EvalItem(r.id, "heldout", r.question, r.answer, r.passage, r.group) for r in rows]
     doc = ""
     if cfg.document:
@@ -102,6 +103,8 @@ def _check_knobs(cfg: DataConfig) -> None:
         v = getattr(cfg, key)
         if v is not None and not 0 <= v <= 1:
             raise HarnessError(f"data.{key} must be between 0 and 1, got {v}")
+    if cfg.max_chars is not None and cfg.max_chars < 1:
+        raise HarnessError(f"data.max_chars must be >= 1 character (or null for no limit), got {cfg.max_chars}")
     if cfg.leak_ngram < 1:
         raise HarnessError(f"data.leak_ngram must be >= 1 word, got {cfg.leak_ngram}")
     if cfg.embedding_model:
