@@ -220,7 +220,7 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
         lines += ["| task | grader | category | " + " | ".join(order) + " |", "|---|---|---|" + "---|" * len(order)]
         for t, g, grp in keys:
             vals = [f"{pct(cell[(t, g, grp, a)]['accuracy'])} ({cell[(t, g, grp, a)]['n']})" if (t, g, grp, a) in cell else "—" for a in order]
-            lines.append(f"| {t} | {g} | {grp} | " + " | ".join(vals) + " |")
+            lines.append(f"| {t} | {g} | {md(grp, 60)} | " + " | ".join(vals) + " |")
     flips = s.get("flips") or []
     if flips:
         lines += ["", "## Items that flipped", "", "First items per pair and direction (answers escaped and truncated).", "",
