@@ -16,8 +16,8 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "summary.sch
 
 
 def _summary(out, cfg):
-    data = {"n_train": len(out.train), "n_eval": len(out.eval), "n_eval_by_task": {"heldout": 1}, **data_summary(out, out.leak, cfg),
-            "filters": {}}
+    data = {"n_train": len(out.train), "n_eval": len(out.eval), "n_eval_by_task": {"heldout": 1},
+            **data_summary(out, out.leak, cfg), "filters": {}}
     return {"schema_version": 1, "experiment": "t", "run": "r", "models": {a: f"hf/{a}" for a in ORDER}, "model_notes": {},
             "scores": [], "data": data, "stage_seconds": {"data": 0.1}, "stage_calls": {}, "model_calls": {},
             "paths": {"logs": "logs", "student": "s"}}
