@@ -156,9 +156,13 @@ def test_report_html_renders_self_contained_in_chromium(tiny_run, tmp_path):
     class DOM(html.parser.HTMLParser):
         def __init__(self):
             super().__init__()
-            self.tables, self.imgs, self.refs = set(), [], []
+            self.tables, self.imgs, self.refs, self.tags, self.text = set(), [], [], set(), []
+
+        def handle_data(self, data):
+            self.text.append(data)
 
         def handle_starttag(self, tag, attrs):
+            self.tags.add(tag)
             a = dict(attrs)
             if tag == "table":
                 self.tables.add(a.get("id"))
@@ -174,7 +178,11 @@ def test_report_html_renders_self_contained_in_chromium(tiny_run, tmp_path):
     assert {"data-groups", "leak-pairs"} <= dom.tables  # the data card
     assert len(dom.imgs) == 3 and all(s.startswith("data:image/png;base64,") and len(s) > 1000 for s in dom.imgs)
     assert not [r for r in dom.refs if not r.startswith("data:")]  # nothing that could hit the network
-    assert "<script" not in (run_dir / "report.html").read_text()  # model output is escaped, never markup
+    assert "script" not in dom.tags  # by design the page runs nothing (harness/report/_html.py)
+    # the model's raw answers (the flips) are the page's text, not markup; markup in model output: test_report.py
+    flips = json.loads((run_dir / "summary.json").read_text())["flips"]
+    text = "".join(dom.text)
+    assert flips and all(f["answer_a"].strip() in text and f["answer_b"].strip() in text for f in flips)
 
 
 GRID = ["+model@models.student_b=smollm2", "models.student_b.student=true", "+models.student_b.finetune.max_steps=1",

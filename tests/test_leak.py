@@ -117,9 +117,11 @@ def test_cli_leak_is_one_line_exit_2(harness_bin, tmp_path):
     p = subprocess.run([harness_bin, "run", "data=jsonl", f"data.train_path={t}", f"data.eval_path={e}", "data.n_control=0",
                         f"results_dir={tmp_path}/r", "models.teacher.context=false"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2, p.stderr[-2000:]
-    # the last line (a first run may print the embedded model's one-off conversion above it)
+    # exactly one `harness:` line, the last (a first run may print the embedded model's one-off conversion above it)
     assert "Traceback" not in p.stderr, p.stderr[-2000:]
-    assert p.stderr.strip().splitlines()[-1].startswith("harness: error: data: 1 of 1 evaluation items (100.0%) match")
+    lines = p.stderr.strip().splitlines()
+    assert [x for x in lines if x.startswith("harness:")] == lines[-1:], p.stderr[-2000:]
+    assert lines[-1].startswith("harness: error: data: 1 of 1 evaluation items (100.0%) match")
     assert not list((tmp_path / "r").rglob("student"))  # stopped before any fine-tune
 
 

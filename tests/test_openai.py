@@ -55,7 +55,8 @@ def harness(args, env=None, timeout=900):
 
 def one_line_error(p):
     lines = p.stderr.strip().splitlines()
-    assert p.returncode != 0 and len(lines) == 1 and lines[0].startswith("harness: error:"), p.stderr[-3000:]
+    # the README's promise for bad input: exit 2 and exactly one line
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("harness: error:"), (p.returncode, p.stderr[-3000:])
     assert "Traceback" not in p.stderr
     return lines[0]
 
@@ -77,7 +78,7 @@ def everything_written(run_dir: Path) -> str:
 
 
 def test_llama_server_starts_answers_and_stops(tmp_path):
-    from openai import OpenAI
+    from openai import AuthenticationError, OpenAI
 
     log = tmp_path / "servers" / "smollm2.log"
     with llama_server(embedded_gguf("smollm2-135m-instruct"), log, model="smollm2", threads=1) as ep:
@@ -87,7 +88,7 @@ def test_llama_server_starts_answers_and_stops(tmp_path):
         r = client.chat.completions.create(model="smollm2", max_tokens=8, temperature=0,
                                            messages=[{"role": "user", "content": "What is the capital of France?"}])
         assert r.choices[0].message.content
-        with pytest.raises(Exception, match="401"):  # a random key guards it from other local users
+        with pytest.raises(AuthenticationError, match="401"):  # a random key guards it from other local users
             OpenAI(base_url=ep.base_url, api_key="wrong", max_retries=0).models.list()
         pid = ep.pid
     with pytest.raises(OSError):  # stopped: nothing listens any more
@@ -324,16 +325,18 @@ def test_crash_after_job_creation_reattaches_instead_of_paying_twice(standin, tm
 
 
 def test_failed_and_cancelled_jobs_are_one_line(tmp_path):
+    import openai
+
     failing = StandIn(api_key=KEY, step_seconds=0.1, fail_jobs="GPU node lost")
     with failing.serve() as url:
-        client = __import__("openai").OpenAI(base_url=url, api_key=KEY)
+        client = openai.OpenAI(base_url=url, api_key=KEY)
         record = tmp_path / "job.json"
         with pytest.raises(HarnessError, match=r"job ftjob-\w+ failed: GPU node lost \[server_error\].*delete"):
             train_openai(client, "gpt-4o-mini-2024-07-18", write_train(tmp_path / "t.jsonl"), ft_cfg(), record, {},
                          progress=lambda s: None)
         assert json.loads(record.read_text())["status"] == "failed"
         # the server's own validation: a base model it cannot fine-tune is a 400 naming the model
-        with pytest.raises(Exception, match="not available for fine-tuning"):
+        with pytest.raises(openai.BadRequestError, match="not available for fine-tuning"):
             train_openai(client, "gpt-4o", write_train(tmp_path / "u.jsonl"), ft_cfg(), tmp_path / "j2.json", {},
                          progress=lambda s: None)
     slow = StandIn(api_key=KEY, step_seconds=30)

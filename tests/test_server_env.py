@@ -26,7 +26,7 @@ def test_server_env_drops_every_llama_cpp_setting():
 
 
 def test_llama_server_ignores_inherited_settings(tmp_path, monkeypatch):
-    from openai import OpenAI
+    from openai import AuthenticationError, OpenAI
 
     LEAKY["PORT"] = str(free_port())  # a port nothing listens on: the server must not go there
     for k, v in LEAKY.items():
@@ -39,7 +39,7 @@ def test_llama_server_ignores_inherited_settings(tmp_path, monkeypatch):
         r = client.chat.completions.create(model="smollm2", max_tokens=4, temperature=0,
                                            messages=[{"role": "user", "content": "Say hi. " * 20}])
         assert r.choices[0].message.content is not None  # a 160-token prompt: not the n_ctx=16 of $N_CTX
-        with pytest.raises(Exception, match="401"):  # its own random key, not $API_KEY
+        with pytest.raises(AuthenticationError, match="401"):  # its own random key, not $API_KEY
             OpenAI(base_url=ep.base_url, api_key=LEAKY["API_KEY"], max_retries=0).models.list()
         with pytest.raises(OSError):  # nothing on $PORT
             urllib.request.urlopen(f"http://127.0.0.1:{LEAKY['PORT']}/v1/models", timeout=2)
