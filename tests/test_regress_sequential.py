@@ -3,6 +3,7 @@ stop, resume after kill -9 (the real embedded model, small: 10 islands' held-out
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -97,7 +98,7 @@ def test_degraded_candidate_stops_early_with_regression_and_a_rerun_sends_no_cal
     assert all(a["upper"] >= b["upper"] for a, b in zip(path, path[1:]))  # a confidence sequence only narrows
     assert "Sequential gate: stopped after" in g["headline"]
     html = (run_dir / "report.html").read_text()
-    assert 'id="regress-sequential"><img src="data:image/png;base64,' in html
+    assert re.search(r'<figure id="regress-sequential">\s*<img src="data:image/png;base64,', html)
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["regress"]["exit_code"] == 3 and sum(s["model_calls"].values()) == 2 * q["items_used"]
     logs = _finished_logs(run_dir / "logs")
