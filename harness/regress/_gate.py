@@ -14,7 +14,6 @@ mean d from harness.stats.gate_cell decides
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..cache import read_jsonl
 from ..config import RegressConfig, grader_fingerprint
 from ..errors import HarnessError
 from ..runs import load_frame, read_summary
@@ -101,8 +101,7 @@ def _items(run_dir: Path, frame: pd.DataFrame) -> pd.DataFrame:
     """The evaluation items' inputs and targets (data/eval.jsonl), or the targets the logs hold."""
     f = run_dir / "data" / "eval.jsonl"
     if f.is_file():
-        rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return pd.DataFrame([(r["task"], str(r["id"]), r["question"], r["answer"]) for r in rows],
+        return pd.DataFrame([(r["task"], str(r["id"]), r["question"], r["answer"]) for r in read_jsonl(f)],
                             columns=["task", "id", "question", "answer"])
     return frame.drop_duplicates(["task", "id"])[["task", "id", "target"]].rename(columns={"target": "answer"}).assign(question="")
 

@@ -140,10 +140,11 @@ def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, 
         return rows
     excluded = excluded or {}
     clusters = _clusters(frame)
+    clustered_tasks = set(clusters.index.get_level_values(0))
     means = item_means(frame) if means is None else means
     for (task, grader), g in _wide(means).groupby(level=[0, 1], sort=True):
         c = None
-        if str(task) in set(clusters.index.get_level_values(0)):
+        if str(task) in clustered_tasks:
             c = clusters.reindex(pd.MultiIndex.from_arrays([g.index.get_level_values(0).astype(str),
                                                             g.index.get_level_values(2).astype(str)])).to_numpy()
         for a, b in pairs:
