@@ -17,7 +17,8 @@ from .evaluate import check_grader, check_tasks
 from .finetune import LOCAL, METHODS, n_epochs
 from .generate import check_generate
 from .guards import check_config
-from .models import check_endpoint, is_openai
+from .models import check_endpoint, context_window, is_openai, prompt_tokens
+from .prompts import chat, render
 from .report import read_labels
 
 
@@ -74,9 +75,68 @@ def validate(cfg: HarnessConfig) -> None:
             check_endpoint(f"graders.{name}.judge", g.judge)
     if cfg.regress.enabled or cfg.regress.sequential:
         _check_gate(cfg)
-    build(cfg.data, training=bool(students))  # bad data files fail here, before a run dir exists
+    train, evals, _, _ = build(cfg.data, training=bool(students))  # bad data files fail here, before a run dir exists
     if students:
         check_generate(cfg.generate)
+    check_context(cfg, train, evals)
+
+
+# tokens a chat template adds around the messages (role markers, a default system prompt): the
+# cheap bound below must stay an upper bound
+_TEMPLATE_SLACK = 128
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def check_context(cfg: HarnessConfig, train: list, evals: list) -> None:
+    """Every prompt a model will read, plus the tokens it may write, fits its context window.
+
+    A prompt's token count is at most its UTF-8 byte count (every token covers at least a byte) plus
+    the template's own tokens, so most prompts pass on that bound without a tokenizer; only a prompt
+    near the limit is tokenized, with the model's own tokenizer and chat template."""
+    e, g = cfg.eval, cfg.generate
+    where = (lambda it: f"{cfg.data.eval_path}: item '{it.id}'") if cfg.data.eval_path else (lambda it: f"data: item '{it.id}'")
+    twhere = (lambda t: f"{cfg.data.train_path}: row '{t.id}'") if cfg.data.train_path else (lambda t: f"data: training row '{t.id}'")
+    # (model entry, what it is called, [(where, messages)], the tokens it may add, the key that sets them)
+    checks: list[tuple[ModelConfig, str, list[tuple[str, list[dict[str, str]]]], int, str]] = []
+    for alias, m in cfg.models.items():
+        ctx = e.context_prompt if m.context else None
+        checks.append((m, f"models.{alias}", [(where(it), chat(e.system, render(ctx, it.question, it.passage) if ctx and it.passage
+                                                             else render(e.prompt, it.question))) for it in evals],
+                       e.max_tokens, "eval.max_tokens"))
+    if train and "teacher" in cfg.models:
+        t = cfg.models["teacher"]
+        checks.append((t, "models.teacher", [(twhere(q), chat(e.system, render(g.prompt, q.question, q.passage) if t.context and q.passage
+                                                             else render(e.prompt, q.question))) for q in train],
+                       g.max_tokens, "generate.max_tokens"))
+        for alias in student_aliases(cfg):  # the training rows: the student's prompt and the teacher's answer
+            checks.append((cfg.models[alias], f"models.{alias}", [(twhere(q), chat(e.system, render(e.prompt, q.question))) for q in train],
+                           g.max_tokens, "generate.max_tokens"))
+    for name, gr in cfg.graders.items():
+        if gr.judge is not None and gr.rubric:
+            answers = 2 if gr.kind == "pairwise" else 1  # the judged answers are at most eval.max_tokens each
+            checks.append((gr.judge, f"graders.{name}.judge",
+                           [(where(it), chat(None, gr.rubric.format_map(_Blank(question=it.question, target=it.answer)))) for it in evals],
+                           gr.max_tokens + answers * e.max_tokens, f"graders.{name}.max_tokens + eval.max_tokens"))
+    for m, name, prompts, budget, key in checks:
+        window = context_window(m)
+        if window is None:
+            continue
+        limit, source = window
+        near = [(w, msgs) for w, msgs in prompts
+                if sum(len(x["content"].encode("utf-8")) for x in msgs) + _TEMPLATE_SLACK + budget > limit]
+        if not near:
+            continue
+        count = prompt_tokens(m, cfg.cache_dir)
+        for w, msgs in near:
+            n = count(msgs) if count else sum(len(x["content"].encode("utf-8")) for x in msgs)
+            if n + budget > limit:
+                raise HarnessError(f"{w}: the prompt for {name} is {'' if count else 'up to '}{n} tokens; with {key} = {budget} it does not "
+                                   f"fit the model's context window of {limit} tokens ({source}); shorten it, or set data.max_chars "
+                                   "to refuse such rows")
 
 
 def _check_student(alias: str, student: ModelConfig, ft: FinetuneConfig) -> None:

@@ -151,6 +151,56 @@ def test_a_10mb_question_fails_before_any_stage_naming_file_line_and_limit(tmp_p
     assert "data.max_chars must be >= 1" in line
 
 
+# --- inputs longer than the model's context window -------------------------------------------------
+
+@pytest.mark.slow  # the GGUF's tokenizer (~10 s) in a CLI subprocess
+def test_a_question_longer_than_the_context_window_fails_before_any_stage_naming_item_model_and_window(tmp_path):
+    """Under data.max_chars (off here) but over SmolLM2's 8192-token window: refused up front, in one line."""
+    rows = [json.dumps({"id": "ok", "question": "What is 2+2?", "answer": "4"}),
+            json.dumps({"id": "long", "question": "word " * 9000, "answer": "y"})]
+    args = _byo(tmp_path, rows)
+    before = files(tmp_path)
+    line = one_line(cli(tmp_path, "run", *args, "data.max_chars=null"))
+    assert line.startswith(f"harness: error: {tmp_path / 'eval.jsonl'}: item 'long': the prompt for models.") and \
+        "does not fit the model's context window of 8192 tokens" in line and "max_position_embeddings" in line, line
+    assert "eval.max_tokens" in line
+    assert written(before, tmp_path) == set()
+
+
+def _ctx_cfg(tmp_path: Path, question: str, *overrides: str):
+    from omegaconf import OmegaConf
+
+    from harness.cli import compose
+    from harness.config import to_dataclass
+
+    ev = tmp_path / "eval.jsonl"
+    ev.write_text(json.dumps({"id": "q", "question": question, "answer": "y"}) + "\n")
+    d = OmegaConf.to_container(compose(["experiment=upgrade", "data=jsonl", f"data.eval_path={ev}", "data.max_chars=null",
+                                        f"cache_dir={os.environ['HARNESS_CACHE']}", *overrides]), resolve=False)
+    d.pop("hydra")
+    return to_dataclass(OmegaConf.create(d))
+
+
+def test_the_context_check_counts_real_tokens_near_the_limit_and_knows_the_served_window(tmp_path):
+    from harness.data import build
+    from harness.errors import HarnessError
+    from harness.preflight import check_context
+
+    def check(cfg):
+        train, evals, _, _ = build(cfg.data, training=False)
+        check_context(cfg, train, evals)
+
+    # 9,100 bytes: over the byte bound, so the real tokenizer counts it: ~2,800 tokens, it fits in 8192
+    check(_ctx_cfg(tmp_path, "the cat sat. " * 700))
+    # ~830 tokens (2,600 bytes) do not fit a llama.cpp server started with n_ctx 2048 once the answers may take 1300
+    with pytest.raises(HarnessError, match=r"does not fit the model's context window of 2048 tokens \(the llama.cpp server"):
+        check(_ctx_cfg(tmp_path, "the cat sat. " * 200, "model@models.candidate=smollm2_server", "eval.max_tokens=1300"))
+    # ... and with an answer budget that does fit, it passes (counted, not guessed: the byte bound says 2,600)
+    check(_ctx_cfg(tmp_path, "the cat sat. " * 200, "model@models.candidate=smollm2_server", "eval.max_tokens=40"))
+    # a hosted model's window is its provider's business: not checked
+    check(_ctx_cfg(tmp_path, "word " * 9000, "model@models.current=gpt-4o-mini", "model@models.candidate=gpt-4o"))
+
+
 # --- model files that are not models --------------------------------------------------------------
 
 def _not_models(tmp_path: Path) -> dict[str, tuple[Path, str]]:

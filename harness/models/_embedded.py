@@ -38,10 +38,15 @@ def embedded_gguf(name: str) -> Path:
     return path
 
 
+def converted_dir(name: str, cache_dir: str | os.PathLike[str]) -> Path:
+    """Where `embedded_path` keeps the converted checkpoint (it may not exist yet)."""
+    return Path(cache_dir) / "models" / f"{name}-{embedded_gguf(name).stat().st_size}"
+
+
 def embedded_path(name: str, cache_dir: str | os.PathLike[str]) -> Path:
     """A transformers checkpoint dir for the embedded model, converted once and cached."""
     gguf = embedded_gguf(name)
-    out = Path(cache_dir) / "models" / f"{name}-{gguf.stat().st_size}"
+    out = converted_dir(name, cache_dir)
     # checked on every use (the header of the weights, not the weights): a truncated checkpoint
     # would otherwise fail deep inside transformers, or load garbage
     if (out / "config.json").exists() and problem(out) is None:

@@ -37,6 +37,9 @@ from typing import Iterator
 
 from ..errors import HarnessError
 
+# the context window of every llama.cpp server the harness starts (the pre-flight checks prompts against it)
+SERVE_N_CTX = 2048
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -92,7 +95,7 @@ def llama_server(
     *,
     model: str | None = None,
     threads: int | None = None,
-    n_ctx: int = 2048,
+    n_ctx: int | None = None,
     startup_timeout: float = 120.0,
 ) -> Iterator[Endpoint]:
     """Start `python -m llama_cpp.server` for `gguf`, yield its Endpoint once healthy, stop it.
@@ -108,6 +111,7 @@ def llama_server(
         raise HarnessError("serving a GGUF model needs llama-cpp-python; install the extra: "
                            "pip install 'harness[server]'") from None
     name = model or gguf.stem
+    n_ctx = n_ctx or SERVE_N_CTX
     threads = threads or os.cpu_count() or 1
     port, key = free_port(), secrets.token_hex(16)
     base_url = f"http://127.0.0.1:{port}/v1"
