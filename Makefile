@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 STAMP  := $(VENV)/.installed
 
-.PHONY: install install-base demo test
+.PHONY: install install-base demo test test-quick
 install: $(STAMP)
 install-base: $(BASE)
 
@@ -44,3 +44,8 @@ demo: install-base
 # pytest exit code 5 = no tests collected (e.g. everything deselected by -m): not a failure here.
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+
+# The quick suite, for iteration: everything but the tests marked `slow` (the rule: pyproject.toml's marker).
+# `make test`, which CI runs, runs all of them.
+test-quick: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -89,3 +89,20 @@ def test_a_skip_fails_unless_allowed(tmp_path):
 def test_a_failing_test_fails(tmp_path):
     p = ci(project(tmp_path, {"test_a.py": PASS + "\n\ndef test_bad():\n    assert 1 == 2\n"}), MIN_TESTS="1")
     assert p.returncode != 0 and "ci: passed" not in p.stdout
+
+
+SLOW = "import pytest\n\n\n@pytest.mark.slow\ndef test_heavy():\n    assert 2 * 3 == 6\n"
+
+
+def test_ci_runs_the_slow_tests_that_make_test_quick_leaves_out(tmp_path):
+    root = project(tmp_path, {"test_a.py": PASS, "test_h.py": SLOW})
+    # CI: everything, the slow test too (three ran, against a floor of three)
+    p = ci(root, MIN_TESTS="3")
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "ci: 3 tests ran, 0 skipped (0 allowed); floor 3" in p.stdout and "test_h.py::test_heavy PASSED" in p.stdout
+    # the quick suite: the same tests but the slow one, with the pyproject.toml that declares the marker
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    q = subprocess.run(["make", "test-quick", "PYTEST_ARGS=-v -p no:cacheprovider"], cwd=root, capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert q.returncode == 0, q.stdout[-2000:] + q.stderr[-2000:]
+    assert "2 passed, 1 deselected" in q.stdout and "test_heavy" not in q.stdout

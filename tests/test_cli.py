@@ -61,6 +61,7 @@ def test_malformed_experiment_yaml_is_file_line_exit_2_before_anything_runs(tmp_
     assert not results.exists()  # no stage ran, no run dir
 
 
+@pytest.mark.slow
 def test_internal_error_is_one_line_exit_1_with_the_traceback_in_the_run_dirs_cli_log(tmp_path):
     # the run dir holds a file where the data stage makes its directory: nothing the code expects
     run_dir = tmp_path / "tiny" / "default"
@@ -73,6 +74,7 @@ def test_internal_error_is_one_line_exit_1_with_the_traceback_in_the_run_dirs_cl
     assert "Traceback (most recent call last)" in log and "FileExistsError" in log
 
 
+@pytest.mark.slow
 def test_internal_error_before_the_run_dir_is_known_logs_to_a_named_temp_file(tmp_path):
     # Hydra's job logging cannot open <run dir>/cli.log (a directory stands there): it fails before the
     # task starts, so the traceback goes to a temp file that the line names

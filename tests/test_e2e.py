@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# every test here reads a real run of the embedded model (tiny_run, tiny_grid) or a real Hydra multirun (tiny_sweep)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

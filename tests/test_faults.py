@@ -25,6 +25,8 @@ from harness.models import embedded_gguf, llama_server
 from tests.fault_proxy import FAULTS, FaultProxy
 
 REPO = Path(__file__).resolve().parents[1]
+# every test here talks to the real llama.cpp server (the module's `upstream`)
+pytestmark = pytest.mark.slow
 SERVED = "openai-api/llamacpp/smollm2"
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -48,6 +48,7 @@ def test_bad_filter_settings(bad, key):
         check_generate(GenerateConfig(**bad))
 
 
+@pytest.mark.slow
 def test_real_teacher_self_consistency_and_length(tmp_path):
     """The embedded teacher answers 4 questions 3 times each (greedy + 2 sampled draws)."""
     from harness.data import run_data

@@ -134,6 +134,7 @@ def test_results_and_cache_dirs_that_overlap_or_sit_in_the_package_are_refused(t
 
 # --- inputs longer than data.max_chars ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_10mb_question_fails_before_any_stage_naming_file_line_and_limit(tmp_path):
     rows = [json.dumps({"question": "What is 2+2?", "answer": "4"}), json.dumps({"question": "x" * 10_000_000, "answer": "y"})]
     args = _byo(tmp_path, rows)
@@ -231,6 +232,7 @@ def _not_models(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
+@pytest.mark.slow
 def test_a_model_path_that_is_not_a_model_fails_in_one_line_before_any_stage(tmp_path):
     cases = _not_models(tmp_path)
     before = files(tmp_path)
@@ -268,6 +270,7 @@ def _embedded_entry_lock(cache: Path) -> Path:
     return cache / "models" / f"smollm2-135m-instruct-{embedded_gguf('smollm2-135m-instruct').stat().st_size}.lock"
 
 
+@pytest.mark.slow
 def test_a_second_run_of_a_run_dir_in_use_refuses_in_one_line_and_touches_nothing(tmp_path):
     results, cache = tmp_path / "results", tmp_path / "cache"
     run_dir = results / "tiny" / "default"

@@ -134,6 +134,7 @@ def llama_server(tmp_path_factory):
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_judge_over_a_real_openai_compatible_server(harness_bin, llama_server, tmp_path):
     """A tiny run graded by a judge on the llama.cpp server: verdicts in the logs, the agreement
     block in summary.json, and the 135M judge honestly flagged as unreliable."""
@@ -176,8 +177,10 @@ def test_judge_over_a_real_openai_compatible_server(harness_bin, llama_server, t
 
 
 @pytest.mark.parametrize("overrides, expect", [
-    (["model@graders.judge.judge=llama_cpp_server", "graders.judge.judge.args.base_url=http://127.0.0.1:9/v1"],
-     "graders.judge.judge: cannot use judge model 'llama-cpp-python/smollm2' at http://127.0.0.1:9/v1 (APIConnectionError"),
+    # slow: the client's retries against the dead port take ~10 s more than the other cases
+    pytest.param(["model@graders.judge.judge=llama_cpp_server", "graders.judge.judge.args.base_url=http://127.0.0.1:9/v1"],
+                 "graders.judge.judge: cannot use judge model 'llama-cpp-python/smollm2' at http://127.0.0.1:9/v1 (APIConnectionError",
+                 marks=pytest.mark.slow),
     (["graders.judge.allow_self_judge=false"], "graders.judge.judge: the judge 'hf/smollm2-135m-instruct' is the graded model"),
     (["graders.judge.rubric='Is {answer} right?'"], "graders.judge.rubric: missing placeholder(s) {target}"),
     (["graders.judge.reference=contains_typo"], "graders.judge.reference"),

@@ -111,6 +111,7 @@ def test_bad_knobs(tmp_path, bad, key):
         run_data(DataConfig(**bad), tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_leak_is_one_line_exit_2(harness_bin, tmp_path):
     t = _jsonl(tmp_path / "t.jsonl", [{"question": "Who founded the town of Lorn?"}])
     e = _jsonl(tmp_path / "e.jsonl", [{"question": "Who founded the town of Lorn?", "answer": "Ada"}])

@@ -77,6 +77,7 @@ def everything_written(run_dir: Path) -> str:
 # ------------------------------------------------------------------------------------------ server
 
 
+@pytest.mark.slow
 def test_llama_server_starts_answers_and_stops(tmp_path):
     from openai import AuthenticationError, OpenAI
 
@@ -97,6 +98,7 @@ def test_llama_server_starts_answers_and_stops(tmp_path):
     assert "llama_cpp.server" in log.read_text() and ep.api_key not in log.read_text()
 
 
+@pytest.mark.slow
 def test_llama_server_bad_gguf_is_one_line(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"not a gguf")
@@ -292,6 +294,7 @@ def test_training_file_needs_ten_examples_and_counts_tokens(tmp_path):
     assert stats.n_examples == 10 and all(20 < n < 60 for n in stats.tokens)
 
 
+@pytest.mark.slow
 def test_cost_gate_uploads_nothing_without_confirm(standin, tmp_path, capsys):
     client = __import__("openai").OpenAI(base_url=standin.url, api_key=KEY)
     before = len(standin.requests)
@@ -302,6 +305,7 @@ def test_cost_gate_uploads_nothing_without_confirm(standin, tmp_path, capsys):
     assert "billed training tokens on gpt-4o-mini-2024-07-18: ~$" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_crash_after_job_creation_reattaches_instead_of_paying_twice(standin, tmp_path):
     client = __import__("openai").OpenAI(base_url=standin.url, api_key=KEY)
     train, record = write_train(tmp_path / "t.jsonl"), tmp_path / "student" / "openai_job.json"
@@ -355,6 +359,7 @@ def test_failed_and_cancelled_jobs_are_one_line(tmp_path):
                          tmp_path / "j3.json", {}, progress=cancel_when_created)
 
 
+@pytest.mark.slow
 def test_inspect_provider_retries_429_with_retry_after(standin):
     """Evaluation goes through inspect's openai provider: a 429 is retried, honouring Retry-After."""
     import asyncio
@@ -388,6 +393,7 @@ def test_server_down_is_one_line(tmp_path):
     assert f"cannot reach {down}" in line and "models.teacher" in line and KEY not in p.stdout + p.stderr
 
 
+@pytest.mark.slow
 def test_wrong_base_url_is_one_line(standin, tmp_path):
     wrong = standin.url.removesuffix("/v1")  # a live server, but not an OpenAI-compatible endpoint
     p = harness(["experiment=openai_distill", f"results_dir={tmp_path}"], {"OPENAI_BASE_URL": wrong, "OPENAI_API_KEY": KEY})
@@ -395,6 +401,7 @@ def test_wrong_base_url_is_one_line(standin, tmp_path):
     assert f"{wrong}/models does not exist (404)" in line and "/v1" in line
 
 
+@pytest.mark.slow
 def test_wrong_key_is_401_without_the_key(standin, tmp_path):
     wrong = "sk-wrong-key-also-secret-987654321"
     p = harness(["experiment=openai_distill", f"results_dir={tmp_path}"], {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": wrong})
@@ -403,6 +410,7 @@ def test_wrong_key_is_401_without_the_key(standin, tmp_path):
     assert wrong not in p.stdout + p.stderr and wrong[-4:] not in line  # not even the server's masked echo
 
 
+@pytest.mark.slow
 def test_unknown_model_is_one_line(standin, tmp_path):
     p = harness(["experiment=openai_distill", "models.baseline.model=openai/gpt-4o-nano-typo", f"results_dir={tmp_path}"],
                 {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": KEY})

@@ -25,6 +25,7 @@ def test_server_env_drops_every_llama_cpp_setting():
     assert env == {"PATH": "/usr/bin", "HOME": "/root", "OMP_NUM_THREADS": "1", "port_number": "1"}
 
 
+@pytest.mark.slow
 def test_llama_server_ignores_inherited_settings(tmp_path, monkeypatch):
     from openai import AuthenticationError, OpenAI
 

@@ -45,6 +45,7 @@ def test_bad_synthesis_settings():
         check_generate(GenerateConfig(questions=QuestionsConfig(enabled=True, types=[])))
 
 
+@pytest.mark.slow
 def test_real_teacher_writes_questions_with_provenance(tmp_path):
     from harness.data import build, run_data
     from harness.generate import run_questions

@@ -37,6 +37,7 @@ def judged_runs(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 def test_warm_rerun_calls_no_model_and_loads_none(judged_runs):
     (cold, _), (warm, s) = judged_runs
     # the cold run graded with the hf judge: it loaded it (transformers' progress line) and said so
@@ -51,6 +52,7 @@ def test_warm_rerun_calls_no_model_and_loads_none(judged_runs):
     assert ": loaded" not in warm.stdout
 
 
+@pytest.mark.slow
 def test_warm_rerun_gives_the_same_summary(judged_runs):
     (_, before), (_, after) = judged_runs
     assert results(after) == results(before)
@@ -58,6 +60,7 @@ def test_warm_rerun_gives_the_same_summary(judged_runs):
     assert set(after["stage_seconds"]) == set(before["stage_seconds"])
 
 
+@pytest.mark.slow
 def test_finished_run_leaves_a_dead_remote_judge_alone_until_a_verdict_is_missing(tmp_path, capsys):
     """open_judge(pending=False) neither connects nor fails; the first verdict that has to be
     computed opens it -- and a dead server then fails in the same one line as up front."""
