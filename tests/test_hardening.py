@@ -202,6 +202,18 @@ def test_the_context_check_counts_real_tokens_near_the_limit_and_knows_the_serve
     check(_ctx_cfg(tmp_path, "word " * 9000, "model@models.current=gpt-4o-mini", "model@models.candidate=gpt-4o"))
 
 
+@pytest.mark.slow  # converts the embedded model into an empty cache (~1 min)
+def test_a_failure_after_the_embedded_models_first_conversion_is_still_one_line(tmp_path):
+    """On a cold cache the run converts the embedded GGUF before the judge's endpoint is tried: the
+    conversion is said on stdout in one line, its progress bars do not reach stderr."""
+    p = cli(tmp_path, "run", "experiment=tiny", "+grader@graders.judge=judge", "model@graders.judge.judge=llama_cpp_server",
+            "graders.judge.judge.args.base_url=http://127.0.0.1:9/v1", f"results_dir={tmp_path / 'results'}")
+    line = one_line(p)
+    assert "graders.judge.judge: cannot use judge model" in line and "127.0.0.1:9" in line, line
+    assert p.stdout.count("[model] converting the embedded") == 1, p.stdout[-2000:]
+    assert list((tmp_path / "cache" / "models").glob("smollm2-135m-instruct-*/config.json"))  # the conversion is kept
+
+
 # --- model files that are not models --------------------------------------------------------------
 
 def _not_models(tmp_path: Path) -> dict[str, tuple[Path, str]]:

@@ -14,14 +14,16 @@ import re
 import string
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-
-from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
-from inspect_ai.solver import TaskState
+from typing import TYPE_CHECKING, Any
 
 from ..config import EvalConfig, GraderConfig, result_config
 from ..errors import HarnessError, redact, redact_text
 from ._logs import finished
+
+# inspect_ai is imported where a scorer is built, not here: the pre-flight imports this package, and
+# a bad-input error should not wait ~1.5 s for inspect to load
+if TYPE_CHECKING:
+    from inspect_ai.scorer import Scorer
 
 ROLE = "grader"
 SCALES = ("binary", "1-5")
@@ -75,11 +77,13 @@ def parse_verdict(text: str, scale: str) -> float | None:
 def judge_scorer(name: str, cfg: GraderConfig) -> Scorer:
     """A scorer registered under the grader's name that asks the `grader` role model."""
     from inspect_ai.model import GenerateConfig, get_model
+    from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
+    from inspect_ai.solver import TaskState
 
     check_rubric(name, cfg)
     assert cfg.judge is not None
 
-    def build() -> Scorer:
+    def build():  # its return annotation is set below
         async def score(state: TaskState, target: Target) -> Score:
             judge = get_model(role=ROLE, required=True)
             answer = state.output.completion
@@ -99,6 +103,7 @@ def judge_scorer(name: str, cfg: GraderConfig) -> Scorer:
         return score
 
     build.__name__ = name
+    build.__annotations__ = {"return": Scorer}  # read by inspect's registry (see _scorers.match_scorer)
     return scorer(metrics=[mean()], name=name)(build)()
 
 

@@ -14,12 +14,13 @@ import string
 import sys
 import time
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..config import EvalConfig, GraderConfig
 from ..errors import HarnessError
+
+if TYPE_CHECKING:  # pandas loads with the frame, not with the pre-flight
+    import pandas as pd
 
 PLACEHOLDERS = {"question", "target", "first", "second"}
 REQUIRED = {"first", "second"}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from inspect_ai.scorer import Score, Scorer, Target, accuracy, scorer, stderr
-from inspect_ai.solver import TaskState
+from typing import TYPE_CHECKING
 
 from ..config import GraderConfig
 from ..errors import HarnessError
 from ..text import EXTRACT_MODES, MATCH_MODES, match
+
+# inspect_ai is imported where a scorer is built, not here: the pre-flight imports this package, and
+# a bad-input error should not wait ~1.5 s for inspect to load
+if TYPE_CHECKING:
+    from inspect_ai.scorer import Scorer
 
 KINDS = ("match", "judge", "pairwise")
 
@@ -47,9 +51,12 @@ def match_scorer(name: str, cfg: GraderConfig) -> Scorer:
 
     Each score records the raw answer, the extracted span, both normalised forms and the verdict.
     """
+    from inspect_ai.scorer import Score, Scorer, Target, accuracy, scorer, stderr
+    from inspect_ai.solver import TaskState
+
     check_grader(name, cfg)
 
-    def build() -> Scorer:
+    def build():  # its return annotation is set below
         async def score(state: TaskState, target: Target) -> Score:
             answer = state.output.completion
             question = str(state.metadata.get("question", ""))
@@ -71,4 +78,6 @@ def match_scorer(name: str, cfg: GraderConfig) -> Scorer:
         return score
 
     build.__name__ = name
+    # inspect's registry reads this (eval_str) to re-create the scorer: a class, not a string
+    build.__annotations__ = {"return": Scorer}
     return scorer(metrics=[accuracy(), stderr()], name=name)(build)()

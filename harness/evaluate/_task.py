@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from inspect_ai import Task
-from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.scorer import Scorer
-from inspect_ai.solver import generate
+from typing import TYPE_CHECKING
 
 from ..data import EvalItem
 from ..prompts import chat, render, to_inspect
+
+if TYPE_CHECKING:  # inspect_ai is imported when a task is built (see _scorers)
+    from inspect_ai import Task
+    from inspect_ai.scorer import Scorer
 
 
 def qa_task(name: str, items: list[EvalItem], prompt: str, context_prompt: str | None, scorers: list[Scorer],
@@ -17,6 +18,10 @@ def qa_task(name: str, items: list[EvalItem], prompt: str, context_prompt: str |
 
     Control items have no passage; a context model gets the plain prompt for them.
     """
+    from inspect_ai import Task
+    from inspect_ai.dataset import MemoryDataset, Sample
+    from inspect_ai.solver import generate
+
     samples = [
         Sample(
             id=it.id,

@@ -8,7 +8,9 @@ and evaluation) loads that same checkpoint: one backend, one precision.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 from pathlib import Path
 
@@ -57,7 +59,10 @@ def embedded_path(name: str, cache_dir: str | os.PathLike[str]) -> Path:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        with atomic_dir(out) as tmp:
+        # one line on stdout instead of transformers' progress bars on stderr: a check that fails
+        # after a conversion (a dead judge, a bad input) must still be one line on stderr
+        print(f"[model] converting the embedded {gguf.name} to a transformers checkpoint (once, ~1 min) -> {out}", flush=True)
+        with atomic_dir(out) as tmp, contextlib.redirect_stderr(io.StringIO()):
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(
                 gguf.parent, gguf_file=gguf.name, dtype=torch.float32
