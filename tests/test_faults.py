@@ -23,6 +23,7 @@ import pytest
 
 from harness.models import embedded_gguf, llama_server
 from tests.fault_proxy import FAULTS, FaultProxy
+from tests.secret_scan import scan
 
 REPO = Path(__file__).resolve().parents[1]
 # every test here talks to the real llama.cpp server (the module's `upstream`)
@@ -102,8 +103,13 @@ def served_args(proxy_url: str, out: Path) -> list[str]:
     return args
 
 
-def harness(args: list[str], key: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+def harness(args: list[str], key: str, timeout: float = 1200, home: Path | None = None) -> subprocess.CompletedProcess:
+    """`home`: the run's TMPDIR and XDG_DATA_HOME (inspect's traces) go there, for the secret scan."""
     env = {**os.environ, "FAULTS_API_KEY": key, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    if home is not None:
+        for var, sub in (("TMPDIR", "tmp"), ("XDG_DATA_HOME", "data")):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+            env[var] = str(home / sub)
     return subprocess.run([sys.executable, "-m", "harness.cli", "run", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, env=env)
 
@@ -148,17 +154,23 @@ def test_twenty_percent_faults_change_nothing(upstream, tmp_path):
 def test_server_down_stops_in_one_line_and_the_same_command_completes(upstream, tmp_path):
     with FaultProxy(upstream.base_url, share=0.0, down_after=3) as proxy:
         args = served_args(proxy.base_url, tmp_path) + ["eval.max_retries=1"]
-        p = harness(args, upstream.api_key)
+        p = harness(args, upstream.api_key, home=tmp_path / "home")
         lines = p.stderr.strip().splitlines()
         assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr[-3000:]
         assert lines[0].startswith("harness: error: generate: 5 of 8 teacher requests failed after 1 retries")
         assert f"{proxy.base_url} answered 503" in lines[0] and "3 answers are kept" in lines[0]
+        # the server's key is in nothing the failed run kept: results (cli.log), the cache's journal, temp, traces
         assert upstream.api_key not in p.stdout + p.stderr
+        found = scan(upstream.api_key, tmp_path)
+        assert found.clean and any(f.endswith("answers.partial.jsonl") for f in found.scanned), (found.hits, found.unreadable)
         proxy.down, proxy.down_after = False, None  # the server is back
         before = len(proxy.requests)
-        p = harness(args, upstream.api_key)
+        p = harness(args, upstream.api_key, home=tmp_path / "home")
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
         sent = proxy.requests[before:]
+    found = scan(upstream.api_key, tmp_path)
+    assert upstream.api_key not in p.stdout + p.stderr and found.clean, (found.hits, found.unreadable)
+    assert any(".eval!samples/" in f for f in found.scanned)
     # the re-run asked the teacher only for the 5 missing answers (then evaluated: 3 models x 11 items)
     assert sum(r["path"].endswith("/chat/completions") for r in sent) == 5 + 3 * 11
     s = json.loads((run_dir(tmp_path) / "summary.json").read_text())

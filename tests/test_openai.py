@@ -23,6 +23,7 @@ from harness.finetune._openai import train_openai, validate_training_file
 from harness.models import embedded_gguf, llama_server
 from harness.models._server import free_port
 from tests.openai_standin import StandIn
+from tests.secret_scan import Scan, scan
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-test-k3y-never-printed-0123456789"
@@ -45,10 +46,16 @@ def standin(upstream):
         yield s
 
 
-def harness(args, env=None, timeout=900):
+def harness(args, env=None, timeout=900, home: Path | None = None):
+    """`harness run <args>`. `home`: where the run's temp files (TMPDIR) and inspect's own data dir
+    (XDG_DATA_HOME: its trace logs and sample buffer) go, so that a secret scan can read them."""
     env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONPATH"] = str(REPO)
+    if home is not None:
+        for var, sub in (("TMPDIR", "tmp"), ("XDG_DATA_HOME", "data")):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+            env[var] = str(home / sub)
     return subprocess.run([sys.executable, "-m", "harness.cli", "run", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, env=env)
 
@@ -61,17 +68,13 @@ def one_line_error(p):
     return lines[0]
 
 
-def everything_written(run_dir: Path) -> str:
-    """All text in a run dir, including inside inspect's .eval logs (compressed archives)."""
-    from inspect_ai.log import read_eval_log
-
-    out = []
-    for f in run_dir.rglob("*"):
-        if f.suffix == ".eval":
-            out.append(read_eval_log(str(f)).model_dump_json())
-        elif f.is_file():
-            out.append(f.read_text(errors="replace"))
-    return "\n".join(out)
+def assert_no_key_on_disk(p, *roots: Path, key: str = KEY) -> Scan:
+    """The key is in no file the run wrote (contents, names, .eval members and gzipped traces opened), nor on
+    its stdout/stderr. The roots: the results dir, the cache dir, the run's temp and inspect data dirs."""
+    assert key not in p.stdout + p.stderr
+    found = scan(key, *roots)
+    assert found.clean, (found.hits, found.unreadable)
+    return found
 
 
 # ------------------------------------------------------------------------------------------ server
@@ -133,14 +136,20 @@ def test_served_model_end_to_end(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def distill_run(standin, tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
+def distill_home(tmp_path_factory) -> Path:
+    """The distill run's temp and inspect data dirs (see `harness(home=)`)."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def distill_run(standin, distill_home, tmp_path_factory):
+    results, home = tmp_path_factory.mktemp("results"), distill_home
     standin.rate_limit = 2  # the first two teacher requests get 429 + Retry-After: 1
     args = ["experiment=openai_distill", *SMALL, "finetune.confirm=true", "finetune.openai.poll_seconds=0.2",
             f"results_dir={results}", f"cache_dir={results / 'cache'}"]
     env = {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": KEY}
     n_before = len(standin.requests)
-    p = harness(args, env)
+    p = harness(args, env, home=home)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     run_dir = next((results / "openai_distill").iterdir())
     return run_dir, p, args, env, standin.requests[n_before:]
@@ -233,10 +242,59 @@ def test_teacher_answers_are_stored_completions_with_metadata(distill_run, stand
 
 
 @pytest.mark.slow
-def test_key_never_written_or_printed(distill_run):
+def test_key_never_written_or_printed(distill_run, distill_home):
+    """A whole run that used the key (preflight, 429 retries, generate, upload, fine-tune job, evaluation):
+    not in the results dir (run dir, cli.log, .eval logs opened), the cache, temp files or inspect's
+    traces, nor on the terminal."""
     run_dir, p, _, _, _ = distill_run
-    assert KEY not in p.stdout + p.stderr
-    assert KEY not in everything_written(run_dir)
+    results = run_dir.parents[1]
+    found = assert_no_key_on_disk(p, results, distill_home)  # results holds the cache too (cache_dir=results/cache)
+    # the scan read what matters: cli.log, the cache's entries, inspect's log members and its trace log
+    assert str(run_dir / "cli.log") in found.scanned
+    assert any(f.startswith(str(results / "cache" / "generate")) for f in found.scanned)
+    assert any(".eval!samples/" in f for f in found.scanned) and any(".eval!header.json" in f for f in found.scanned)
+    assert any("/inspect_ai/traces/trace-" in f for f in found.scanned), found.scanned
+
+
+def test_the_secret_scan_finds_the_key_wherever_it_hides(tmp_path):
+    """The scan the key tests rely on finds the key in a zstd or deflated zip member (inspect's .eval logs
+    are zips of zstd members), in a gzipped trace, cut short, and in a file name; a torn archive is not
+    passed as clean; clean text and OpenAI's masked echo of a key pass."""
+    import gzip
+    import zipfile
+
+    import zstandard
+
+    (tmp_path / "clean.txt").write_text(f"a masked key, as OpenAI echoes it: {KEY[:7]}...{KEY[-4:]}")
+    assert scan(KEY, tmp_path).clean
+    with zipfile.ZipFile(tmp_path / "log.eval", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("header.json", "{}")
+        z.writestr("samples/1_epoch_1.json", json.dumps({"input": "x" * 500, "auth": KEY}))
+    assert KEY.encode() not in (tmp_path / "log.eval").read_bytes()  # deflated: a plain byte search misses it
+    # a zstd member as inspect writes it (method 93, which zipfile cannot write: stored, then the method
+    # fields of the local header and the central directory entry set to 93)
+    with zipfile.ZipFile(tmp_path / "zstd.eval", "w") as z:
+        sample = {"input": "the quick brown fox jumps over the lazy dog " * 3, "auth": KEY}  # text enough for coded literals
+        z.writestr("samples/2_epoch_1.json", zstandard.ZstdCompressor().compress(json.dumps(sample).encode()))
+    blob = bytearray((tmp_path / "zstd.eval").read_bytes())
+    blob[8:10] = blob[blob.index(b"PK\x01\x02") + 10:blob.index(b"PK\x01\x02") + 12] = (93).to_bytes(2, "little")
+    (tmp_path / "zstd.eval").write_bytes(bytes(blob))
+    assert KEY[:12].encode() not in blob  # compressed: a plain byte search misses it
+    (tmp_path / "trace-1.log.gz").write_bytes(gzip.compress(f"Authorization: Bearer {KEY}".encode()))
+    (tmp_path / "cut.txt").write_text(KEY[:16])
+    (tmp_path / f"{KEY}.json").write_text("{}")
+    found = scan(KEY, tmp_path)
+    assert sorted(found.hits) == sorted([f"{tmp_path}/log.eval!samples/1_epoch_1.json", f"{tmp_path}/zstd.eval!samples/2_epoch_1.json",
+                                         f"{tmp_path}/trace-1.log.gz!gunzip", f"{tmp_path}/cut.txt",
+                                         f"{tmp_path}/{KEY}.json (file name)"]), found.hits
+    assert f"{tmp_path}/log.eval!header.json" in found.scanned and not found.unreadable
+    for f in ("log.eval", "zstd.eval", "trace-1.log.gz", "cut.txt", f"{KEY}.json"):
+        (tmp_path / f).unlink()
+    with zipfile.ZipFile(tmp_path / "whole.eval", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("samples/1_epoch_1.json", "x" * 5000)
+    (tmp_path / "torn.eval").write_bytes((tmp_path / "whole.eval").read_bytes()[:60])
+    found = scan(KEY, tmp_path)
+    assert not found.hits and found.unreadable == [f"{tmp_path}/torn.eval"] and not found.clean
 
 
 @pytest.mark.slow
@@ -388,9 +446,11 @@ def test_missing_key_fails_before_any_work(tmp_path):
 
 def test_server_down_is_one_line(tmp_path):
     down = f"http://127.0.0.1:{free_port()}/v1"
-    p = harness(["experiment=openai_distill", f"results_dir={tmp_path}"], {"OPENAI_BASE_URL": down, "OPENAI_API_KEY": KEY})
+    p = harness(["experiment=openai_distill", f"results_dir={tmp_path / 'r'}", f"cache_dir={tmp_path / 'c'}"],
+                {"OPENAI_BASE_URL": down, "OPENAI_API_KEY": KEY}, home=tmp_path / "home")
     line = one_line_error(p)
-    assert f"cannot reach {down}" in line and "models.teacher" in line and KEY not in p.stdout + p.stderr
+    assert f"cannot reach {down}" in line and "models.teacher" in line
+    assert_no_key_on_disk(p, tmp_path)
 
 
 @pytest.mark.slow
@@ -404,10 +464,12 @@ def test_wrong_base_url_is_one_line(standin, tmp_path):
 @pytest.mark.slow
 def test_wrong_key_is_401_without_the_key(standin, tmp_path):
     wrong = "sk-wrong-key-also-secret-987654321"
-    p = harness(["experiment=openai_distill", f"results_dir={tmp_path}"], {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": wrong})
+    p = harness(["experiment=openai_distill", f"results_dir={tmp_path / 'r'}", f"cache_dir={tmp_path / 'c'}"],
+                {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": wrong}, home=tmp_path / "home")
     line = one_line_error(p)
     assert "rejected the key in $OPENAI_API_KEY (401)" in line
-    assert wrong not in p.stdout + p.stderr and wrong[-4:] not in line  # not even the server's masked echo
+    assert wrong[-4:] not in line  # not even the server's masked echo
+    assert_no_key_on_disk(p, tmp_path, key=wrong)
 
 
 @pytest.mark.slow
@@ -418,13 +480,37 @@ def test_unknown_model_is_one_line(standin, tmp_path):
     assert "does not serve model 'gpt-4o-nano-typo'" in line and "models.baseline.model" in line
 
 
+@pytest.mark.slow  # ~25 s: a whole CLI start-up and preflight
+def test_an_internal_error_after_the_key_was_used_leaves_no_key_anywhere(standin, tmp_path):
+    """The exit-1 path with the key in use: preflight sends it to the server (GET /v1/models per model),
+    then the data stage finds a file where its dir goes. The traceback goes to cli.log and, with
+    HARNESS_DEBUG=1, to stderr as well: neither, nor any other file, holds the key. (The one-line form
+    without HARNESS_DEBUG is test_cli's.)"""
+    results = tmp_path / "r"
+    run_dir = results / "openai_distill" / "default"
+    run_dir.mkdir(parents=True)
+    (run_dir / "data").write_text("not a directory")
+    before = len(standin.requests)
+    p = harness(["experiment=openai_distill", f"results_dir={results}", f"cache_dir={tmp_path / 'c'}"],
+                {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": KEY, "HARNESS_DEBUG": "1"}, home=tmp_path / "home")
+    last = p.stderr.strip().splitlines()[-1]
+    assert p.returncode == 1 and last.startswith("harness: internal error: "), p.stderr[-3000:]
+    assert last.endswith(f"(full traceback in {run_dir / 'cli.log'})") and "Traceback (most recent call last)" in p.stderr
+    sent = [r["path"] for r in standin.requests[before:] if r["status"] == 200]  # accepted: the key was sent
+    assert sent and all(x.startswith("/v1/models") for x in sent), sent
+    assert "Traceback (most recent call last)" in (run_dir / "cli.log").read_text()
+    found = assert_no_key_on_disk(p, tmp_path)
+    assert str(run_dir / "cli.log") in found.scanned
+
+
 @pytest.mark.slow
 def test_too_small_training_file_keeps_finished_stages(standin, tmp_path):
     p = harness(["experiment=openai_distill", "data.n_islands=2", "data.train_per_fact=1", "data.n_control=3",
                  "generate.max_tokens=16", "finetune.confirm=true", f"results_dir={tmp_path}", f"cache_dir={tmp_path}/c"],
-                {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": KEY})
+                {"OPENAI_BASE_URL": standin.url, "OPENAI_API_KEY": KEY}, home=tmp_path / "home")
     line = one_line_error(p)
     assert "train.jsonl: 8 training examples; OpenAI fine-tuning needs at least 10" in line
+    assert_no_key_on_disk(p, tmp_path)
     run_dir = next((tmp_path / "openai_distill").iterdir())
     assert len((run_dir / "data" / "train.jsonl").read_text().splitlines()) == 8  # the paid-for answers are kept
     assert not (run_dir / "student" / "openai_job.json").exists()
@@ -485,9 +571,11 @@ def test_exhausted_retries_fail_visibly_and_keep_the_answers(standin, tmp_path):
     standin.fail_chat = "capital of Veidubrouth"
     try:
         before = len(standin.requests)
-        p = harness(args, env)
+        p = harness(args, env, home=tmp_path / "home")
     finally:
         standin.fail_chat = None
+    # a failed stage with the key in use: nothing it kept (run dir, cli.log, the journal in the cache) holds it
+    assert_no_key_on_disk(p, tmp_path)
     line = one_line_error(p)
     assert "generate: 1 of 12 teacher requests failed after 1 retries" in line and "answered 500" in line
     assert "11 answers are kept" in line
@@ -496,8 +584,9 @@ def test_exhausted_retries_fail_visibly_and_keep_the_answers(standin, tmp_path):
     (partial,) = (tmp_path / "c" / "generate").glob("*/answers.partial.jsonl")
     assert len(partial.read_text().splitlines()) == 11
     before = len(standin.requests)
-    p = harness(args, env)  # no finetune.confirm: stops at the cost gate, after generate
+    p = harness(args, env, home=tmp_path / "home")  # no finetune.confirm: stops at the cost gate, after generate
     assert "finetune.confirm" in one_line_error(p)
+    assert_no_key_on_disk(p, tmp_path)
     assert len([r for r in standin.requests[before:] if r["path"] == "/v1/chat/completions"]) == 1
     run_dir = next((tmp_path / "openai_distill").iterdir())
     assert len((run_dir / "data" / "train.jsonl").read_text().splitlines()) == 12

@@ -1,6 +1,7 @@
 """Report tables from a tidy frame (the shape load_frame produces), no model needed."""
 
 import pandas as pd
+import pytest
 
 from harness.report import category_table, comparison_table, flip_table, gap_table, score_table
 from harness.report._fmt import md as _md
@@ -42,6 +43,26 @@ def test_model_output_is_escaped_in_markdown():
     out = _md("<script>alert(1)</script> | *bold* `code`\nnext line")
     assert "<" not in out and ">" not in out and "\n" not in out
     assert "\\|" in out and "\\*" in out and "\\`" in out
+
+
+@pytest.mark.parametrize("text", [
+    "[link](javascript:alert(1))", "![img](http://x/y.png)", "back\\*slash* **bold** _u_", "a \\| b | c",
+    "<img src=x onerror=alert(1)> &amp; `tick`", "\\`code\\` and \\[not\\](a link)",
+])
+def test_escaped_text_renders_as_itself_in_a_table_cell(text):
+    """What a markdown renderer (markdown-it: CommonMark + GFM tables, every link target allowed) shows
+    of md(text) in a table cell is the text itself: no link, image, emphasis, code span or HTML, and the
+    row keeps its cells (a backslash before a pipe must not un-escape it)."""
+    from markdown_it import MarkdownIt
+
+    mdit = MarkdownIt("commonmark").enable("table")
+    mdit.validateLink = lambda url: True
+    tokens = mdit.parse(f"| a | b | c |\n|---|---|---|\n| x | {_md(text)} | y |\n")
+    inline = [t for t in tokens if t.type == "inline"]
+    assert [t.content for t in inline][-3::2] == ["x", "y"]  # three cells: x, the text, y
+    children = inline[-2].children
+    assert [c.type for c in children] == ["text"] * len(children)  # no link, image, emphasis, code or html
+    assert "".join(c.content for c in children) == text
 
 
 def test_report_html_escapes_model_output_and_embeds_plots():

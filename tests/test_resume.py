@@ -79,21 +79,27 @@ class Job:
         return self.out
 
 
-def _summaries(log_dir: Path) -> dict[str, list]:
-    """log file -> its sample summaries (unreadable logs: none)."""
+def _summaries(log_dir: Path, live: bool = False) -> dict[str, list]:
+    """log file -> its sample summaries. `live`: the run is still writing these logs, so a log may be
+    replaced or removed between listing and reading (inspect writes them by temp file + rename, and
+    eval_set removes a killed run's partial log: FileNotFoundError) or read mid-rewrite (a torn zip:
+    inspect's reader raises ValueError, "EOCD not found" / a CRC mismatch); it counts as no samples yet.
+    Otherwise any unreadable log fails the test."""
     from inspect_ai.log import list_eval_logs, read_eval_log_sample_summaries
 
     out = {}
     for info in list_eval_logs(str(log_dir)) if log_dir.exists() else []:
         try:
             out[info.name] = list(read_eval_log_sample_summaries(info))
-        except Exception:
+        except (FileNotFoundError, ValueError):
+            if not live:
+                raise
             out[info.name] = []
     return out
 
 
-def _completed(log_dir: Path) -> int:
-    return sum(1 for samples in _summaries(log_dir).values() for s in samples if s.completed)
+def _completed(log_dir: Path, live: bool = False) -> int:
+    return sum(1 for samples in _summaries(log_dir, live).values() for s in samples if s.completed)
 
 
 @pytest.mark.slow
@@ -127,7 +133,7 @@ def test_kill_9_at_every_stage_then_the_same_command_finishes(tmp_path):
 
     # 3. the same command: trains again (the killed build's debris neither blocks nor stays);
     #    kill -9 once the baseline's evaluation log holds a few finished samples
-    out = Job(env, results).kill_when(lambda: _completed(run_dir / "logs" / "baseline") >= 2, "during evaluate")
+    out = Job(env, results).kill_when(lambda: _completed(run_dir / "logs" / "baseline", live=True) >= 2, "during evaluate")
     assert "[generate] 8 rows" in out and "(cached)" in out.split("[generate] 8 rows")[1].splitlines()[0]
     assert "[finetune] step 3/3 (" in out and " loss " in out and " tok/s " in out  # plain progress lines (no TTY)
     assert "[finetune] student: lora: " in out and not training()

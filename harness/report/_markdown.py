@@ -104,7 +104,8 @@ def judge_markdown(s: dict[str, Any]) -> list[str]:
         for r in cal:
             k = "—" if r["kappa"] is None else f"{r['kappa']:.2f}"
             v = "**unreliable (κ < 0.6)**" if r["unreliable"] else "agrees (κ ≥ 0.6)"
-            lines.append(f"| {r['judge']} | `{md(r['file'], 60)}` | {r['labels']} | {r['n']} | {r['confusion']} | "
+            # the path as escaped text, not in a code span: inside one a renderer would show md()'s backslashes
+            lines.append(f"| {r['judge']} | {md(r['file'], 60)} | {r['labels']} | {r['n']} | {r['confusion']} | "
                          f"{100 * r['agreement']:.1f} % | {k} | {v} |")
     return lines
 
