@@ -224,7 +224,7 @@ def test_model_grid_fine_tunes_and_compares_every_student(tiny_run, tiny_grid):
     assert {g["student"] for g in s["gap_closed"]} == {"student", "student_b"}
     assert "lora.r=4" in s["model_notes"]["student_b"]
     md = (grid_dir / "report.md").read_text()
-    assert "| student_b | lora | 8 | 1 |" in md and "student − student_b" in md
+    assert "| student_b | lora | 8 | 1 |" in md and "student − student\\_b" in md  # labels escaped like any cell
 
 
 def test_sweep_report_over_runs_with_different_students(tiny_run, tiny_grid, tmp_path):

@@ -153,7 +153,9 @@ def test_twenty_percent_faults_change_nothing(upstream, tmp_path):
 @pytest.mark.slow
 def test_server_down_stops_in_one_line_and_the_same_command_completes(upstream, tmp_path):
     with FaultProxy(upstream.base_url, share=0.0, down_after=3) as proxy:
-        args = served_args(proxy.base_url, tmp_path) + ["eval.max_retries=1"]
+        # no stalls here: an honest request on a busy machine may take 30 s, more than the 8 s
+        # timeout the stall test needs
+        args = [a.replace("eval.timeout=8", "eval.timeout=120") for a in served_args(proxy.base_url, tmp_path)] + ["eval.max_retries=1"]
         p = harness(args, upstream.api_key, home=tmp_path / "home")
         lines = p.stderr.strip().splitlines()
         assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr[-3000:]

@@ -79,3 +79,40 @@ def test_report_html_escapes_model_output_and_embeds_plots():
     html = render_html(summary, ["teacher", "baseline", "student"])
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert html.count('src="data:image/png;base64,') == 2 and "http://" not in html and "https://" not in html
+
+
+def test_sweep_markdown_keeps_its_tables_whole_with_markup_in_override_values():
+    """A swept value is the user's text (e.g. a system prompt): it reaches the settings, scores,
+    comparison and usage tables of the sweep report escaped, so every row keeps its cells and no
+    link or HTML comes alive."""
+    from markdown_it import MarkdownIt
+
+    from harness.report._sweep import render_sweep_markdown
+
+    val = "a | b <script>x</script> [l](javascript:alert(1))"
+    lab = f"student[eval.system={val}]"
+    s = {"experiment": "demo", "swept": ["eval.system"], "alpha": 0.05, "gap_closed": [],
+         "runs": [{"setting": f"eval.system={val}", "overrides": {"eval.system": val}, "dir": "/r/x|y", "labels": {"student": lab},
+                   "students": ["student"]}],
+         "scores": [{"model": lab, "task": "heldout", "grader": "exact", "accuracy": 0.5, "ci_low": 0.2, "ci_high": 0.8, "n": 10}],
+         "comparisons": [{"task": "heldout", "grader": "exact", "a": lab, "b": "baseline", "n_pairs": 10, "diff": 0.1, "ci_low": -0.1,
+                          "ci_high": 0.3, "test": "exact McNemar", "p_value": 0.5, "p_adjusted": 0.5, "significant": False, "mde": 0.4,
+                          "correction": "holm over 1 comparisons"}],
+         "usage": [{"setting": f"eval.system={val}", "model": "student", "calls": 1, "sent": 1, "input_tokens": 2, "output_tokens": 3,
+                    "cost_usd": 0.0}]}
+    text = render_sweep_markdown(s)
+    mdit = MarkdownIt("commonmark").enable("table")
+    mdit.validateLink = lambda url: True
+    tokens = mdit.parse(text)
+    assert not [t for t in tokens if t.type == "html_block"]
+    inline = [c for t in tokens if t.type == "inline" for c in t.children or []]
+    assert not [c for c in inline if c.type in ("link_open", "html_inline", "image")], text
+    # each table keeps as many cells per row as its header
+    for table in text.split("\n\n"):
+        rows = [r for r in table.splitlines() if r.startswith("|")]
+        if rows:
+            import re
+
+            cells = [len(re.split(r"(?<!\\)\|", r)) for r in rows]
+            assert len(set(cells)) == 1, table
+    assert val not in text  # never raw

@@ -47,7 +47,7 @@ def comparison_lines(comps: list[dict[str, Any]], alpha: float) -> list[str]:
         v = f"**{verdict(c)}**" if c["significant"] else verdict(c)
         dropped = f" ({c['n_dropped']} dropped)" if c.get("n_dropped") else ""
         p_adj = "—" if c["p_adjusted"] is None else f"{c['p_adjusted']:.2g}"
-        lines.append(f"| {c['task']} | {c['grader']} | {c['a']} − {c['b']} | {c['n_pairs']}{dropped} | "
+        lines.append(f"| {c['task']} | {c['grader']} | {md(c['a'], 300)} − {md(c['b'], 300)} | {c['n_pairs']}{dropped} | "
                      f"{100 * c['diff']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] | {c['test']} | "
                      f"{c['p_value']:.2g} | {p_adj} | {v} |")
     return lines

@@ -16,7 +16,7 @@ from ..config import ReportConfig
 from ..errors import HarnessError
 from ..runs import Run, load_frame, run_students, same_items
 from ._analysis import SCHEMA_VERSION, comparison_table, gap_table, score_table
-from ._fmt import pct
+from ._fmt import md, pct
 from ._html import COMPARISONS_HTML
 from ._markdown import COMPARISON_NOTE, comparison_lines, family_note, verdict, verdict_lines
 
@@ -179,17 +179,20 @@ def render_sweep_markdown(s: dict[str, Any]) -> str:
     lines = [f"# {s['experiment']} — {len(s['runs'])} runs compared", ""]
     verdicts = sweep_verdict(s)
     if verdicts:
-        lines += ["## Verdict", "", *[f"- {v}" for v in verdicts], ""]
-    lines += ["## Settings", "", "| setting | " + "".join(f"{k} | " for k in s["swept"]) + "run dir |",
+        # the labels carry swept values (the user's text): escaped, as in the tables
+        lines += ["## Verdict", "", *[f"- {md(v, 2000)}" for v in verdicts], ""]
+    lines += ["## Settings", "", "| setting | " + "".join(f"{md(k, 300)} | " for k in s["swept"]) + "run dir |",
               "|---|" + "---|" * (len(s["swept"]) + 1)]
     for r in s["runs"]:
-        lines.append(f"| {r['setting']} | " + "".join(f"{r['overrides'].get(k, '(default)')} | " for k in s["swept"]) + f"`{r['dir']}` |")
+        # override values are the user's text: escaped like every other cell
+        lines.append(f"| {md(r['setting'], 300)} | " + "".join(f"{md(str(r['overrides'].get(k, '(default)')), 300)} | " for k in s["swept"])
+                     + f"{md(str(r['dir']), 1000)} |")
     cols, rows = _score_grid(s)
     lines += ["", "## Scores", "", "Accuracy % with 95 % Wilson intervals (n = items). A model with identical scores in "
               "every run is shown once; otherwise its label names the setting.", "",
               "| model | " + " | ".join(f"{t} · {g}" for t, g in cols) + " |", "|---|" + "---|" * len(cols)]
     for label, cells in rows:
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md(label, 300)} | " + " | ".join(cells) + " |")
     lines += comparison_lines(s["comparisons"], s["alpha"])
     if s["gap_closed"]:
         lines += ["", "## Gap closed", "", "(student − baseline) / (teacher − baseline), 95 % paired-bootstrap CI.", "",
@@ -202,7 +205,7 @@ def render_sweep_markdown(s: dict[str, Any]) -> str:
     if usage:
         lines += ["", "## Usage", "", SWEEP_USAGE_NOTE, "",
                   "| setting | model | calls | sent | input tokens | output tokens | cost (USD) |", "|---|---|---|---|---|---|---|"]
-        lines += ["| " + " | ".join(r) + " |" for r in usage]
+        lines += ["| " + " | ".join([md(r[0], 300), md(r[1], 300), *r[2:]]) + " |" for r in usage]
     return "\n".join(lines) + "\n"
 
 
