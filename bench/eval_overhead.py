@@ -37,6 +37,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -134,15 +135,30 @@ def plain_hf_arm(ckpt: str, items: list[EvalItem], cfg: HarnessConfig) -> tuple[
     return wall, {f"{it.task}/{it.id}": a for it, a in zip(items, texts)}
 
 
-def compare(name: str, arms: dict[str, Callable[[], tuple[float, dict[str, str]]]], repeats: int, count: Callable[[str], int]) -> dict[str, Any]:
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of this process, plus those of process `pid` (the llama.cpp server)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    other = 0.0
+    if pid is not None:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        other = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return r.ru_utime + r.ru_stime + other
+
+
+def compare(name: str, arms: dict[str, Callable[[], tuple[float, dict[str, str]]]], repeats: int, count: Callable[[str], int],
+            server_pid: int | None = None) -> dict[str, Any]:
     """Alternate the arms `repeats` times; best seconds per arm; answers from each arm's last run."""
     secs: dict[str, list[float]] = {a: [] for a in arms}
+    cpus: dict[str, list[float]] = {a: [] for a in arms}
     answers: dict[str, dict[str, str]] = {}
     for r in range(repeats):
         for arm, fn in arms.items():
+            c = cpu_seconds(server_pid)
             wall, answers[arm] = fn()
+            cpus[arm].append(round(cpu_seconds(server_pid) - c, 2))
             secs[arm].append(round(wall, 2))
-            print(f"[{name}] repeat {r + 1}: {arm} {wall:.1f} s, {len(answers[arm])} answers (load {os.getloadavg()[0]:.1f})", flush=True)
+            print(f"[{name}] repeat {r + 1}: {arm} {wall:.1f} s ({cpus[arm][-1]:.1f} s CPU), {len(answers[arm])} answers "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
     h, p = answers["harness"], answers["plain"]
     tokens = {arm: sum(count(t) for t in a.values()) for arm, a in answers.items()}
     best = {arm: min(s) for arm, s in secs.items()}
@@ -150,6 +166,8 @@ def compare(name: str, arms: dict[str, Callable[[], tuple[float, dict[str, str]]
     res = {
         f"{name}_ratio": round(best["harness"] / best["plain"], 3),
         f"{name}_harness_s": secs["harness"], f"{name}_plain_s": secs["plain"],
+        f"{name}_cpu_ratio": round(min(cpus["harness"]) / min(cpus["plain"]), 3),
+        f"{name}_harness_cpu_s": cpus["harness"], f"{name}_plain_cpu_s": cpus["plain"],
         f"{name}_harness_tok_s": round(tokens["harness"] / best["harness"], 1),
         f"{name}_plain_tok_s": round(tokens["plain"] / best["plain"], 1),
         f"{name}_answers": [len(h), len(p)],
@@ -193,7 +211,7 @@ def main() -> None:
                 llama_server(embedded_gguf("smollm2-135m-instruct"), Path(tmp) / "llama.log", model=SERVED) as ep:
             served = EvalModel("served", f"openai-api/llamacpp/{SERVED}", {}, connect={"base_url": ep.base_url, "api_key": ep.api_key})
             res |= compare("server", {"harness": lambda: harness_arm(served, items, cfg, graders),
-                                      "plain": lambda: plain_server_arm(ep.base_url, ep.api_key, items, cfg)}, a.repeats, count)
+                                      "plain": lambda: plain_server_arm(ep.base_url, ep.api_key, items, cfg)}, a.repeats, count, ep.pid)
     if a.only in (None, "hf"):
         hf = EvalModel("hf", smollm2.model, resolve_args("baseline", smollm2.args, cache_dir))
         res |= compare("hf", {"harness": lambda: harness_arm(hf, items, cfg, graders),
@@ -209,7 +227,7 @@ def main() -> None:
             wall, _ = harness_arm(hf, items, cfg, {**graders, **judged}, judge)
             res["hf_judge_s"] = round(wall, 2)
             print(f"[hf] harness with the LLM judge grader: {wall:.1f} s", flush=True)
-    ratios = [v for k, v in res.items() if k.endswith("_ratio")]
+    ratios = [v for k, v in res.items() if k in ("server_ratio", "hf_ratio")]
     res = {"ratio": max(ratios), **res, "loadavg_1m": [round(load0, 1), round(os.getloadavg()[0], 1)], "cpus": os.cpu_count()}
     print(json.dumps(res))
 
