@@ -25,6 +25,16 @@ each comparison is within one backend).
 The judge graders are left out of the timed arms (a plain loop has no judge); `--judge` adds one
 more harness run of the hf comparison with the demo's LLM judge grader, reported as `hf_judge_s`.
 
+CPU seconds per arm (this process, plus the llama.cpp server's for the server comparison) are reported
+too (`*_cpu_s`, `*_cpu_ratio`); on a shared machine they move less than wall time, though torch's two
+OpenMP threads spin when one of them is descheduled, so heavy load inflates CPU time as well.
+
+Where the hf arm's extra seconds go (measured): inspect's hf provider generates a batch once
+eval.batch_size requests are queued or none arrived for 2 s, and each waiting sample polls its
+result once a second, so every partial batch (here the second, 28 items) costs ~3 s; eval_set's
+setup and log writing the rest. None of it is harness code. Fixed here: inspect's per-call model
+info lookup loaded an `hf/` model a second time on the event loop (harness.evaluate.register_model_info).
+
 Run: .venv/bin/python bench/eval_overhead.py [--only server|hf] [--repeats 2] [--limit N] [--judge]
 (~6 min on 2 idle cores). Last line: one JSON object: `ratio` (the worse of the two ratios),
 `server_ratio`, `hf_ratio`, per-arm seconds of every repeat, output tok/s, answers per arm, the share
