@@ -129,7 +129,10 @@ class Judge:
 
         from inspect_ai.model import GenerateConfig, get_model
 
+        from ._stage import register_model_info
+
         cfg = self.eval_cfg
+        register_model_info(self.judge.model, self.args)
         try:
             model = get_model(self.judge.model, config=GenerateConfig(max_connections=cfg.batch_size, max_retries=cfg.max_retries,
                                                                        attempt_timeout=cfg.timeout), **self.args)

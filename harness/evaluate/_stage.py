@@ -25,6 +25,29 @@ from ._task import qa_task
 TASKS = ("heldout", "control")
 
 
+def register_model_info(model: str, args: dict[str, Any]) -> None:
+    """Tell inspect what a local `hf/` checkpoint is, so it never loads it a second time to find out.
+
+    inspect (0.3.28x) looks up the model info of every model call's model (its live-session usage
+    figures); for a name its database does not know it instantiates the provider to ask it, on the
+    event loop, so every sample waits. For an `hf/` model that is a `from_pretrained(<model name>)`:
+    measured 8 s once per process offline, and over 50 s of Hub retries (per model name) when the Hub
+    is not offline, while a batch of answers could have been generated. A registered info is a dict
+    lookup. The context length comes from the checkpoint's own config.json (None if unreadable)."""
+    import json
+
+    from inspect_ai.model import ModelInfo, set_model_info
+
+    path = args.get("model_path")
+    if not model.startswith("hf/") or not isinstance(path, str) or not Path(path).is_dir():
+        return
+    try:
+        context = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError):
+        context = None
+    set_model_info(model, ModelInfo(context_length=context if isinstance(context, int) else None))
+
+
 def check_tasks(cfg: EvalConfig) -> None:
     """eval.tasks names known tasks (checked up front by harness.preflight, and here for direct callers)."""
     unknown = [t for t in cfg.tasks if t not in TASKS]
@@ -88,6 +111,7 @@ def run_evaluate(
             qa_task(t, its, cfg.prompt, cfg.context_prompt if m.context else None, scorers, cfg.system)
             for t, its in by_task.items()
         ]
+        register_model_info(m.model, m.args)
         model = get_model(
             m.model,
             config=GenerateConfig(

@@ -1,0 +1,246 @@
+"""What the harness's evaluation costs over generating the same answers directly.
+
+Two comparisons, each on the demo's evaluation items (`experiment=demo`: 40 held-out + 20 control
+questions, its system prompt, eval.max_tokens = 40, eval.batch_size = 32, greedy):
+
+- server: the embedded GGUF behind one real llama.cpp server on 127.0.0.1 (harness.models.llama_server,
+  the code `serve:` model entries use). Harness arm = `harness.evaluate.run_evaluate` -- the evaluate
+  stage `harness run` calls -- with a model entry `openai-api/llamacpp/smollm2` pointing at the server
+  (inspect's eval_set, its openai-api provider, max_connections = eval.batch_size, the exact and
+  contains graders, logs written). Plain arm = the `openai` client in a thread pool of eval.batch_size
+  workers, the same messages, max_tokens and temperature 0. Goal: ratio <= 1.10.
+- hf: the embedded SmolLM2 in-process (model/smollm2: inspect's `hf/` provider on the converted fp32
+  checkpoint). Harness arm = run_evaluate as above with that model entry. Plain arm = transformers
+  `model.generate` (greedy, max_new_tokens = eval.max_tokens) over the same chat-templated prompts in
+  batches of eval.batch_size, left-padded with eos, as inspect's provider tokenises them. Both arms load
+  the model inside the clock (inspect's model memo is cleared between repeats). Goal: ratio <= 1.25.
+
+The arms alternate (harness, plain, harness, plain, ... `--repeats` times each) so load from other
+jobs on a shared machine falls on both; ratio = best harness seconds / best plain seconds. Output
+tokens are counted the same way for every arm: the answer text re-tokenised with the model's
+tokenizer. `identical` = the share of items whose answer text is the same in both arms (greedy: it
+should be near 1; the llama.cpp server and transformers give different text from each other, so
+each comparison is within one backend).
+
+The judge graders are left out of the timed arms (a plain loop has no judge); `--judge` adds one
+more harness run of the hf comparison with the demo's LLM judge grader, reported as `hf_judge_s`.
+
+CPU seconds per arm (this process, plus the llama.cpp server's for the server comparison) are reported
+too (`*_cpu_s`, `*_cpu_ratio`); on a shared machine they move less than wall time, though torch's two
+OpenMP threads spin when one of them is descheduled, so heavy load inflates CPU time as well.
+
+Where the hf arm's extra seconds go (measured): inspect's hf provider generates a batch once
+eval.batch_size requests are queued or none arrived for 2 s, and each waiting sample polls its
+result once a second, so every partial batch (here the second, 28 items) costs ~3 s; eval_set's
+setup and log writing the rest. None of it is harness code. Fixed here: inspect's per-call model
+info lookup loaded an `hf/` model a second time on the event loop (harness.evaluate.register_model_info).
+
+Run: .venv/bin/python bench/eval_overhead.py [--only server|hf] [--repeats 2] [--limit N] [--judge]
+(~6 min on 2 idle cores). Last line: one JSON object: `ratio` (the worse of the two ratios),
+`server_ratio`, `hf_ratio`, per-arm seconds of every repeat, output tok/s, answers per arm, the share
+identical, and loadavg_1m at start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from harness.cli import compose  # noqa: E402
+from harness.config import HarnessConfig, to_dataclass  # noqa: E402
+from harness.data import EvalItem, build  # noqa: E402
+from harness.evaluate import EvalModel, run_evaluate  # noqa: E402
+from harness.models import embedded_gguf, llama_server, resolve_args  # noqa: E402
+from harness.prompts import chat, render  # noqa: E402
+
+SERVED = "smollm2"  # the name the llama.cpp server serves the GGUF under
+
+
+def config(overrides: list[str]) -> HarnessConfig:
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(compose(overrides), resolve=False)
+    plain.pop("hydra", None)
+    return to_dataclass(OmegaConf.create(plain))
+
+
+def messages(cfg: HarnessConfig, it: EvalItem) -> list[dict[str, str]]:
+    return chat(cfg.eval.system, render(cfg.eval.prompt, it.question))
+
+
+def read_answers(logs: list[str]) -> dict[str, str]:
+    """task/id -> answer text, from the harness's inspect logs."""
+    from inspect_ai.log import read_eval_log
+
+    out = {}
+    for path in logs:
+        log = read_eval_log(path)
+        for s in log.samples or []:
+            out[f"{log.eval.task}/{s.id}"] = s.output.completion.strip()
+    return out
+
+
+def harness_arm(model: EvalModel, items: list[EvalItem], cfg: HarnessConfig, graders: dict, judge: Any = None) -> tuple[float, dict[str, str]]:
+    import inspect_ai.model._model as memo
+
+    memo._models.clear()  # every repeat loads its model, as a `harness run` does once per model
+    gc.collect()
+    with tempfile.TemporaryDirectory(prefix="eval-overhead-") as tmp:
+        t = time.perf_counter()
+        out = run_evaluate([model], items, cfg.eval, graders, Path(tmp) / "logs", judge)
+        wall = time.perf_counter() - t
+        return wall, read_answers(out.logs[model.alias])
+
+
+def plain_server_arm(base_url: str, api_key: str, items: list[EvalItem], cfg: HarnessConfig) -> tuple[float, dict[str, str]]:
+    import openai
+
+    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=cfg.eval.max_retries, timeout=cfg.eval.timeout)
+
+    def ask(it: EvalItem) -> str:
+        r = client.chat.completions.create(model=SERVED, messages=messages(cfg, it), max_tokens=cfg.eval.max_tokens,  # type: ignore[arg-type]
+                                           temperature=cfg.eval.temperature)
+        return (r.choices[0].message.content or "").strip()
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(cfg.eval.batch_size) as pool:
+        texts = list(pool.map(ask, items))
+    wall = time.perf_counter() - t
+    return wall, {f"{it.task}/{it.id}": a for it, a in zip(items, texts)}
+
+
+def plain_hf_arm(ckpt: str, items: list[EvalItem], cfg: HarnessConfig) -> tuple[float, dict[str, str]]:
+    """What inspect's hf provider does per batch, without inspect: chat template (generation prompt,
+    as text), tokenise with left padding (pad = eos), generate greedily, decode the new tokens."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    tok.pad_token, tok.padding_side = tok.eos_token, "left"
+    model = AutoModelForCausalLM.from_pretrained(ckpt, device_map="cpu")
+    prompts = [tok.apply_chat_template(messages(cfg, it), add_generation_prompt=True, tokenize=False) for it in items]
+    texts: list[str] = []
+    b = cfg.eval.batch_size
+    for i in range(0, len(prompts), b):
+        enc = tok(prompts[i:i + b], return_tensors="pt", padding=True)
+        with torch.inference_mode():
+            ids = model.generate(**enc, do_sample=False, max_new_tokens=cfg.eval.max_tokens, pad_token_id=tok.eos_token_id)
+        texts += [x.strip() for x in tok.batch_decode(ids[:, enc.input_ids.shape[1]:], skip_special_tokens=True,
+                                                      clean_up_tokenization_spaces=False)]
+    wall = time.perf_counter() - t
+    return wall, {f"{it.task}/{it.id}": a for it, a in zip(items, texts)}
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of this process, plus those of process `pid` (the llama.cpp server)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    other = 0.0
+    if pid is not None:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        other = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return r.ru_utime + r.ru_stime + other
+
+
+def compare(name: str, arms: dict[str, Callable[[], tuple[float, dict[str, str]]]], repeats: int, count: Callable[[str], int],
+            server_pid: int | None = None) -> dict[str, Any]:
+    """Alternate the arms `repeats` times; best seconds per arm; answers from each arm's last run."""
+    secs: dict[str, list[float]] = {a: [] for a in arms}
+    cpus: dict[str, list[float]] = {a: [] for a in arms}
+    answers: dict[str, dict[str, str]] = {}
+    for r in range(repeats):
+        for arm, fn in arms.items():
+            c = cpu_seconds(server_pid)
+            wall, answers[arm] = fn()
+            cpus[arm].append(round(cpu_seconds(server_pid) - c, 2))
+            secs[arm].append(round(wall, 2))
+            print(f"[{name}] repeat {r + 1}: {arm} {wall:.1f} s ({cpus[arm][-1]:.1f} s CPU), {len(answers[arm])} answers "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    h, p = answers["harness"], answers["plain"]
+    tokens = {arm: sum(count(t) for t in a.values()) for arm, a in answers.items()}
+    best = {arm: min(s) for arm, s in secs.items()}
+    shared = h.keys() & p.keys()
+    res = {
+        f"{name}_ratio": round(best["harness"] / best["plain"], 3),
+        f"{name}_harness_s": secs["harness"], f"{name}_plain_s": secs["plain"],
+        f"{name}_cpu_ratio": round(min(cpus["harness"]) / min(cpus["plain"]), 3),
+        f"{name}_harness_cpu_s": cpus["harness"], f"{name}_plain_cpu_s": cpus["plain"],
+        f"{name}_harness_tok_s": round(tokens["harness"] / best["harness"], 1),
+        f"{name}_plain_tok_s": round(tokens["plain"] / best["plain"], 1),
+        f"{name}_answers": [len(h), len(p)],
+        f"{name}_identical": round(sum(h[k] == p[k] for k in shared) / max(1, len(shared)), 3),
+    }
+    print(f"[{name}] harness {best['harness']:.1f} s vs plain {best['plain']:.1f} s: ratio {res[f'{name}_ratio']}; "
+          f"{res[f'{name}_harness_tok_s']} vs {res[f'{name}_plain_tok_s']} output tok/s; identical {res[f'{name}_identical']:.0%}", flush=True)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", choices=["server", "hf"], help="run one comparison only")
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each arm, alternating (default 2)")
+    ap.add_argument("--limit", type=int, help="the first N evaluation items only (default: all 60)")
+    ap.add_argument("--judge", action="store_true", help="also one harness hf run with the demo's LLM judge grader")
+    ap.add_argument("overrides", nargs="*", default=["experiment=demo"], help="config overrides (default: experiment=demo)")
+    a = ap.parse_args()
+    cfg = config(a.overrides)
+    cache_dir = Path(cfg.cache_dir)
+    _, items, _, _ = build(cfg.data, training=False)
+    items = [it for it in items if it.task in cfg.eval.tasks][: a.limit]
+    graders = {n: g for n, g in cfg.graders.items() if g.kind not in ("judge", "pairwise")}
+    smollm2 = cfg.models["baseline"]
+    ckpt = resolve_args("baseline", smollm2.args, cache_dir)["model_path"]  # converted once, cached
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(ckpt)
+
+    def count(text: str) -> int:
+        return len(tok(text, add_special_tokens=False).input_ids)
+
+    load0 = os.getloadavg()[0]
+    print(f"{len(items)} items, max_tokens {cfg.eval.max_tokens}, batch/concurrency {cfg.eval.batch_size}, greedy; "
+          f"graders {sorted(graders)}; {a.repeats} alternating repeats; load {load0:.1f} on {os.cpu_count()} CPUs", flush=True)
+    res: dict[str, Any] = {"n_items": len(items), "max_tokens": cfg.eval.max_tokens, "batch_size": cfg.eval.batch_size}
+    if a.only in (None, "server"):
+        # first: once torch computes in this process its thread pool competes with llama.cpp's for the cores
+        with tempfile.TemporaryDirectory(prefix="eval-overhead-srv-") as tmp, \
+                llama_server(embedded_gguf("smollm2-135m-instruct"), Path(tmp) / "llama.log", model=SERVED) as ep:
+            served = EvalModel("served", f"openai-api/llamacpp/{SERVED}", {}, connect={"base_url": ep.base_url, "api_key": ep.api_key})
+            res |= compare("server", {"harness": lambda: harness_arm(served, items, cfg, graders),
+                                      "plain": lambda: plain_server_arm(ep.base_url, ep.api_key, items, cfg)}, a.repeats, count, ep.pid)
+    if a.only in (None, "hf"):
+        hf = EvalModel("hf", smollm2.model, resolve_args("baseline", smollm2.args, cache_dir))
+        res |= compare("hf", {"harness": lambda: harness_arm(hf, items, cfg, graders),
+                              "plain": lambda: plain_hf_arm(ckpt, items, cfg)}, a.repeats, count)
+        if a.judge:
+            from harness.evaluate import open_judge
+
+            judged = {n: g for n, g in cfg.graders.items() if g.kind == "judge"}
+            if not judged:
+                sys.exit("--judge: this config has no judge grader (experiment=demo has one)")
+            (jg,) = judged.values()
+            judge = open_judge(judged, resolve_args("judge", jg.judge.args, cache_dir), cfg.eval)
+            wall, _ = harness_arm(hf, items, cfg, {**graders, **judged}, judge)
+            res["hf_judge_s"] = round(wall, 2)
+            print(f"[hf] harness with the LLM judge grader: {wall:.1f} s", flush=True)
+    ratios = [v for k, v in res.items() if k in ("server_ratio", "hf_ratio")]
+    res = {"ratio": max(ratios), **res, "loadavg_1m": [round(load0, 1), round(os.getloadavg()[0], 1)], "cpus": os.cpu_count()}
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
