@@ -176,8 +176,10 @@ def test_truncated_embedded_model_is_rebuilt(tmp_path, capsys):
     capsys.readouterr()
     assert embedded_path(name, tmp_path) == entry
     out = [x for x in capsys.readouterr().out.splitlines() if x.strip()]
-    assert len(out) == 1 and out[0].startswith(f"[cache] embedded model {name}: corrupt entry {entry} "
+    # one line says what was wrong, one that it is converted again
+    assert len(out) == 2 and out[0].startswith(f"[cache] embedded model {name}: corrupt entry {entry} "
                                                f"({shared.name}/model.safetensors: ") and "(truncated?)" in out[0], out
+    assert out[1].startswith("[model] converting the embedded SmolLM2-135M-Instruct.Q4_1.gguf") and str(entry) in out[1], out
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == want and problem(entry) is None
     assert embedded_path(name, tmp_path) == entry and capsys.readouterr().out == ""  # sound now: used as is
 
