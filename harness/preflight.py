@@ -131,10 +131,12 @@ def check_context(cfg: HarnessConfig, train: list, evals: list) -> None:
         if not near:
             continue
         count = prompt_tokens(m, cfg.cache_dir)
+        if count is None:  # no tokenizer to be had offline: the bound alone would refuse prompts that fit
+            continue
         for w, msgs in near:
-            n = count(msgs) if count else sum(len(x["content"].encode("utf-8")) for x in msgs)
+            n = count(msgs)
             if n + budget > limit:
-                raise HarnessError(f"{w}: the prompt for {name} is {'' if count else 'up to '}{n} tokens; with {key} = {budget} it does not "
+                raise HarnessError(f"{w}: the prompt for {name} is {n} tokens; with {key} = {budget} it does not "
                                    f"fit the model's context window of {limit} tokens ({source}); shorten it, or set data.max_chars "
                                    "to refuse such rows")
 

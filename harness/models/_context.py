@@ -54,7 +54,7 @@ def context_window(m: ModelConfig) -> Optional[tuple[int, str]]:
 def prompt_tokens(m: ModelConfig, cache_dir: str | os.PathLike[str]) -> Optional[Callable[[list[dict[str, str]]], int]]:
     """A function: chat messages -> the exact number of prompt tokens this model reads (its chat
     template included), or None if no tokenizer can be had offline. Loads the tokenizer only (for
-    the embedded model that may mean converting it once, as the run would anyway)."""
+    the embedded model: the converted checkpoint's, else the GGUF's own; nothing is converted)."""
     if m.serve and not m.serve.startswith("embedded:"):
         return _gguf_counter(Path(m.serve))
     source = m.serve or m.args.get("model_path")
