@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import digest
-from ..config import EvalConfig, GraderConfig
+from ..config import EvalConfig, GraderConfig, ModelConfig
 from ..data import EvalItem
 from ..errors import HarnessError
 from ._logs import claim, completed, drop_interrupted, finished
@@ -33,19 +33,17 @@ def register_model_info(model: str, args: dict[str, Any]) -> None:
     event loop, so every sample waits. For an `hf/` model that is a `from_pretrained(<model name>)`:
     measured 8 s once per process offline, and over 50 s of Hub retries (per model name) when the Hub
     is not offline, while a batch of answers could have been generated. A registered info is a dict
-    lookup. The context length comes from the checkpoint's own config.json (None if unreadable)."""
-    import json
-
+    lookup. The context length is the one the pre-flight checks prompts against (the checkpoint's
+    config.json; None if unreadable)."""
     from inspect_ai.model import ModelInfo, set_model_info
+
+    from ..models import context_window
 
     path = args.get("model_path")
     if not model.startswith("hf/") or not isinstance(path, str) or not Path(path).is_dir():
         return
-    try:
-        context = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("max_position_embeddings")
-    except (OSError, ValueError):
-        context = None
-    set_model_info(model, ModelInfo(context_length=context if isinstance(context, int) else None))
+    window = context_window(ModelConfig(model=model, args=args))
+    set_model_info(model, ModelInfo(context_length=window[0] if window else None))
 
 
 def check_tasks(cfg: EvalConfig) -> None:
