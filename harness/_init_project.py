@@ -1,15 +1,17 @@
 """`harness init DIR`: a starter project for a team's own repo.
 
-    DIR/conf/experiment/distil_mine.yaml   distil a teacher into a student on your JSONL (runs as written,
+    DIR/experiments/distil_mine.yaml       distil a teacher into a student on your JSONL (runs as written,
                                            offline, on the embedded model, tiny sizes)
-    DIR/conf/experiment/eval_mine.yaml     evaluate models on your JSONL (no teacher, no student)
+    DIR/experiments/eval_mine.yaml         evaluate models on your JSONL (no teacher, no student)
     DIR/conf/model/my_server.yaml          a model behind an OpenAI-compatible server
     DIR/data/train.jsonl, DIR/data/eval.jsonl   sample questions (a made-up domain) to replace with yours
     DIR/.github/workflows/harness.yml      CI: run an experiment on every push, keep the report
     DIR/README.md                          how to run, what to edit
 
-`conf/` is a Hydra config dir searched before the packaged defaults (`harness run --config-dir conf` or
-`HARNESS_CONFIG_DIR=conf`): its files add to or shadow the packaged ones of the same group and name.
+The same layout as the harness's own repository: `conf/` is a Hydra config dir searched before the
+packaged defaults (`harness run --config-dir conf` or `HARNESS_CONFIG_DIR=conf`), and its sibling
+`experiments/` is searched before the packaged experiments: their files add to or shadow the packaged
+ones of the same group and name.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ defaults:
 
 experiment: distil_mine
 data:
-  # ${conf_path:...} is relative to this config dir, so the run works from any working directory
+  # ${conf_path:...} is relative to the config dir (conf/), so the run works from any working directory
   train_path: ${conf_path:../data/train.jsonl}
   eval_path: ${conf_path:../data/eval.jsonl}
   n_control: 3          # general-knowledge questions: does the student forget?
@@ -131,7 +133,7 @@ jobs:
       - uses: actions/cache@v4
         with:
           path: .cache/harness
-          key: harness-cache-${{ hashFiles('conf/**', 'data/**') }}
+          key: harness-cache-${{ hashFiles('conf/**', 'experiments/**', 'data/**') }}
           restore-keys: harness-cache-
       - name: run
         env:
@@ -147,9 +149,11 @@ jobs:
 _README = """\
 # My harness experiments
 
-Made by `harness init`. `conf/` is a Hydra config dir that `harness` searches before its packaged
-defaults: a file here adds an option (`conf/model/my_server.yaml` -> `model@models.baseline=my_server`)
-or shadows the packaged one of the same name.
+Made by `harness init`, laid out like the harness's own repository: `conf/` holds config groups
+(model/, grader/, data/ ...) and `experiments/` the experiments. `harness` searches both before its
+packaged defaults: a file here adds an option (`conf/model/my_server.yaml` ->
+`model@models.baseline=my_server`, `experiments/distil_mine.yaml` -> `experiment=distil_mine`) or shadows
+the packaged one of the same name. `experiments/` is found as the sibling of the config dir you name.
 
     harness run --config-dir conf experiment=distil_mine    # or: export HARNESS_CONFIG_DIR=conf
     harness experiments --config-dir conf                   # yours and the packaged ones
@@ -161,9 +165,9 @@ in `.cache/harness` (`harness cache ls`).
 - `data/train.jsonl`: questions to distil on, one JSON object per line: `question`, optional `id`,
   `group`, `passage` (what a `context: true` teacher is shown), `answer`.
 - `data/eval.jsonl`: held-out items: `question` and the reference `answer` (optional `id`, `group`).
-- `conf/experiment/distil_mine.yaml`: runs as written, offline, on the embedded model (tiny sizes: it
+- `experiments/distil_mine.yaml`: runs as written, offline, on the embedded model (tiny sizes: it
   proves the plumbing; raise finetune/eval sizes for a result).
-- `conf/experiment/eval_mine.yaml`: compare models on `data/eval.jsonl` (evaluation only).
+- `experiments/eval_mine.yaml`: compare models on `data/eval.jsonl` (evaluation only).
 - `conf/model/my_server.yaml`: your OpenAI-compatible server.
 - `.github/workflows/harness.yml`: CI that runs the experiment and keeps the reports.
 """
@@ -179,8 +183,8 @@ def files() -> dict[str, str]:
              for k, (passage, questions, answer, group) in enumerate(_FACTS) for j, q in enumerate(questions)]
     evals = [{"id": f"e{k}", "question": q, "answer": a, "group": g} for k, (q, a, g, _) in enumerate(_EVAL)]
     return {
-        "conf/experiment/distil_mine.yaml": _DISTIL,
-        "conf/experiment/eval_mine.yaml": _EVAL_MINE,
+        "experiments/distil_mine.yaml": _DISTIL,
+        "experiments/eval_mine.yaml": _EVAL_MINE,
         "conf/model/my_server.yaml": _MY_SERVER,
         "data/train.jsonl": _jsonl(train),
         "data/eval.jsonl": _jsonl(evals),

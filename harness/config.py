@@ -1,6 +1,6 @@
 """Typed experiment configuration.
 
-These dataclasses are the schema of `harness/conf/config.yaml`: they are registered in Hydra's ConfigStore
+These dataclasses are the schema of `conf/config.yaml`: they are registered in Hydra's ConfigStore
 so that composition itself rejects unknown keys and wrong types (before any job starts), and the CLI
 converts the composed DictConfig into these plain objects. Nothing past `harness.cli` sees a
 DictConfig.
@@ -26,7 +26,7 @@ class ModelConfig:
     # models may be students (a model grid): each is fine-tuned on the same teacher answers.
     student: bool = False
     # A student's own fine-tune settings, on top of the experiment's `finetune` group, e.g.
-    # {method: full, lr: 1.0e-4} or {lora: {r: 8}}; keys are those of harness/conf/finetune/.
+    # {method: full, lr: 1.0e-4} or {lora: {r: 8}}; keys are those of conf/finetune/.
     finetune: dict[str, Any] = field(default_factory=dict)
     # OpenAI-compatible endpoints only (`openai/<name>`, `openai-api/<service>/<name>`): the server
     # URL (None = $OPENAI_BASE_URL / $<SERVICE>_BASE_URL, else api.openai.com) and the NAME of the
@@ -260,7 +260,7 @@ class ReportConfig:
 
 @dataclass
 class RegressConfig:
-    """The regression gate (harness/conf/regress/, docs/regress.md): is `candidate` at least as good as
+    """The regression gate (conf/regress/, docs/regress.md): is `candidate` at least as good as
     `baseline` (the current model) within `margin`, on every gated task x grader?"""
 
     # gate at the end of `harness run` (the exit code is the verdict); `harness regress` gates stored runs
@@ -366,7 +366,7 @@ def student_finetune(cfg: HarnessConfig, alias: str) -> FinetuneConfig:
         obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cfg.finetune), own))
     except OmegaConfBaseException as e:
         key = f"models.{alias}.finetune.{e.full_key}" if getattr(e, "full_key", None) else f"models.{alias}.finetune"
-        raise HarnessError(f"{key}: {str(e).splitlines()[0]}; the keys are those of harness/conf/finetune/ "
+        raise HarnessError(f"{key}: {str(e).splitlines()[0]}; the keys are those of conf/finetune/ "
                            "(method, lr, epochs, max_steps, batch_size, lora.r, ...)") from None
     assert isinstance(obj, FinetuneConfig)
     return obj

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGED = REPO / "harness" / "conf"
+PACKAGED = REPO / "conf"  # the config groups; the experiments are REPO / "experiments"
 
 
 def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
@@ -38,11 +38,12 @@ def one_line(p: subprocess.CompletedProcess, code: int, prefix: str, after_progr
 
 @pytest.fixture
 def user_conf(tmp_path):
-    """A user's config dir: its own experiment and a model entry shadowing the packaged `smollm2`."""
+    """A user's project as `harness init` lays it out: its config dir `conf/` with a model entry shadowing
+    the packaged `smollm2`, and its own experiment in the sibling `experiments/`."""
     d = tmp_path / "conf"
-    (d / "experiment").mkdir(parents=True)
-    (d / "model").mkdir()
-    (d / "experiment" / "mine.yaml").write_text(
+    (d / "model").mkdir(parents=True)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "mine.yaml").write_text(
         "# @package _global_\n# My experiment: the tiny run with my model prices\ndefaults:\n  - tiny\n\nexperiment: mine\n")
     packaged = (PACKAGED / "model" / "smollm2.yaml").read_text()
     (d / "model" / "smollm2.yaml").write_text(packaged + "price_in: 1.5\nprice_out: 2.5\n")
@@ -52,12 +53,12 @@ def user_conf(tmp_path):
 # --- the one error path ---------------------------------------------------------------------------
 
 def test_malformed_experiment_yaml_is_file_line_exit_2_before_anything_runs(tmp_path, user_conf):
-    (user_conf / "experiment" / "broken.yaml").write_text("# @package _global_\n# broken\ndata:\n  n_islands: [1, 2\n")
+    (tmp_path / "experiments" / "broken.yaml").write_text("# @package _global_\n# broken\ndata:\n  n_islands: [1, 2\n")
     results = tmp_path / "results"
     for extra in ([f"results_dir={results}"], ["--cfg", "job"]):
         p = cli("run", "--config-dir", str(user_conf), "experiment=broken", *extra)
         line = one_line(p, 2, "harness: error: ")
-        assert f"{user_conf / 'experiment' / 'broken.yaml'}:5: YAML syntax error" in line and "line 4" in line
+        assert f"{tmp_path / 'experiments' / 'broken.yaml'}:5: YAML syntax error" in line and "line 4" in line
     assert not results.exists()  # no stage ran, no run dir
 
 
@@ -144,7 +145,40 @@ def test_info_searchpath_puts_the_user_dir_before_the_packaged_defaults(user_con
     assert p.returncode == 0, p.stderr
     rows = [r for r in p.stdout.splitlines() if r.startswith("| ") and "Provider" not in r]
     paths = [r.split("|")[2].strip() for r in rows]
-    assert paths.index(f"file://{user_conf}") < paths.index(f"file://{PACKAGED}")
+    # user conf, user experiments, packaged conf (the top-level conf/ of this checkout), packaged experiments
+    order = [f"file://{user_conf}", f"harness-experiments://{user_conf.parent / 'experiments'}",
+             f"file://{PACKAGED}", f"harness-experiments://{REPO / 'experiments'}"]
+    assert [x for x in paths if x in order] == order, paths
+
+
+def test_layout_is_top_level_conf_and_experiments():
+    # the design card's layout: the config groups in conf/, the experiment overlays in experiments/
+    # (nothing left under the package in the source tree); the CLI reads them from there
+    from harness.cli import CONF_DIR, EXPERIMENTS_DIR, experiments
+
+    assert (CONF_DIR, EXPERIMENTS_DIR) == (REPO / "conf", REPO / "experiments")
+    assert not (REPO / "harness" / "conf").exists() and not (REPO / "conf" / "experiment").exists()
+    assert {"demo", "tiny", "upgrade"} <= set(experiments()) == {p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")}
+    assert {"model", "grader", "data", "finetune"} <= {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+
+
+def test_user_experiment_group_folder_inside_the_config_dir_still_works(tmp_path):
+    # the layout before experiments/: conf/experiment/NAME.yaml, an ordinary Hydra group of the user dir;
+    # it shadows a packaged experiment of the same name, next to the user's own experiments/ folder
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "old.yaml").write_text("# @package _global_\n# Old style\nexperiment: old\n")
+    (tmp_path / "conf" / "experiment" / "tiny.yaml").write_text(
+        "# @package _global_\n# My tiny\nexperiment: tiny\nfinetune:\n  max_steps: 7\n")
+    p = cli("run", "--config-dir", str(tmp_path / "conf"), "--cfg", "job", "-p", "finetune", "experiment=tiny")
+    assert p.returncode == 0 and "max_steps: 7" in p.stdout.splitlines(), p.stderr
+    assert "experiment: old" in cli("run", "--config-dir", str(tmp_path / "conf"), "--cfg", "job", "experiment=old").stdout
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "new.yaml").write_text("# @package _global_\n# New style\nexperiment: new\nfinetune:\n  max_steps: 9\n")
+    p = cli("run", "--config-dir", str(tmp_path / "conf"), "--cfg", "job", "-p", "finetune", "experiment=new")
+    assert p.returncode == 0 and "max_steps: 9" in p.stdout.splitlines(), p.stderr
+    rows = dict(re.findall(r"^(\w+)\s{2,}(.+)$", cli("experiments", "--config-dir", str(tmp_path / "conf")).stdout, re.M))
+    assert rows["old"] == "Old style  (yours)" and rows["new"] == "New style  (yours)" and rows["tiny"] == "My tiny  (yours)"
+    assert rows["demo"].startswith("Context distillation")
 
 
 def test_user_config_dir_adds_experiments_and_shadows_packaged_entries(user_conf, tmp_path):
@@ -216,7 +250,7 @@ def test_init_writes_a_starter_that_composes_and_never_overwrites(tmp_path):
     proj = tmp_path / "proj"
     p = cli("init", str(proj))
     assert p.returncode == 0, p.stderr
-    for rel in ("conf/experiment/distil_mine.yaml", "conf/experiment/eval_mine.yaml", "conf/model/my_server.yaml",
+    for rel in ("experiments/distil_mine.yaml", "experiments/eval_mine.yaml", "conf/model/my_server.yaml",
                 "data/train.jsonl", "data/eval.jsonl", ".github/workflows/harness.yml", "README.md"):
         assert (proj / rel).is_file(), rel
     import yaml

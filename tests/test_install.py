@@ -35,9 +35,10 @@ def installed(tmp_path_factory):
     # built from a copy of the sources: setuptools builds in the source tree (build/, *.egg-info)
     src = root / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    for name in ("harness", "hydra_plugins"):
+    # the top-level conf/ and experiments/ become package data inside the wheel (harness/conf, harness/experiments)
+    for name in ("harness", "hydra_plugins", "conf", "experiments"):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = root / "wheels"
     p = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],

@@ -1,10 +1,13 @@
 """Where configs come from: the packaged defaults, with a user's own config dir searched first.
 
-The packaged defaults (`harness/conf/`, shipped in the wheel) are Hydra's primary config dir. A
-user's dir (`--config-dir DIR` / `-cd DIR`, else `$HARNESS_CONFIG_DIR`) is put in front of it on
-Hydra's search path by the search-path plugin `hydra_plugins.harness_searchpath` (shipped with the
-package), so its `experiment/`, `model/`, `grader/` ... entries shadow packaged ones of the same name
-and add new ones; everything else stays available underneath. `--info searchpath` shows the order.
+The layout is two sibling folders: `conf/` (the config groups; Hydra's primary config dir) and
+`experiments/` (the overlays, Hydra's group `experiment`). In a source checkout they are the top-level
+folders of the repository; the wheel ships them as package data, `harness/conf/` and
+`harness/experiments/` (pyproject.toml maps them there). A user's dir (`--config-dir DIR` / `-cd DIR`,
+else `$HARNESS_CONFIG_DIR`) and its sibling `experiments/` are put in front of them on Hydra's search
+path by the plugins in `hydra_plugins.harness_searchpath` (shipped with the package), so their
+`model/`, `grader/` ... and experiment files shadow packaged ones of the same name and add new ones;
+everything else stays available underneath. `--info searchpath` shows the order.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from typing import Iterator
 
 from ..errors import HarnessError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-EXPERIMENTS_DIR = CONF_DIR / "experiment"
+_PACKAGE = Path(__file__).resolve().parents[1]
+# the wheel holds the folders inside the package; a source checkout (editable install) beside it
+_ROOT = _PACKAGE if (_PACKAGE / "conf" / "config.yaml").is_file() else _PACKAGE.parent
+CONF_DIR = _ROOT / "conf"
+EXPERIMENTS_DIR = _ROOT / "experiments"
 ENV = "HARNESS_CONFIG_DIR"
 
 
@@ -69,9 +75,17 @@ def search_dirs() -> list[Path]:
     return [user, CONF_DIR] if user else [CONF_DIR]
 
 
+def experiment_dirs() -> list[Path]:
+    """Folders of experiment files in Hydra's search order: the user config dir's `experiment/` group
+    (the layout before `experiments/`, still searched) and its sibling `experiments/`, then the
+    packaged `experiments/` (the same order as the search-path plugin's)."""
+    user = user_config_dir()
+    return ([user / "experiment", user.parent / "experiments"] if user else []) + [EXPERIMENTS_DIR]
+
+
 def experiments() -> list[str]:
     """Experiment names available (user and packaged)."""
-    return sorted({p.stem for d in search_dirs() for p in (d / "experiment").glob("*.yaml") if p.is_file()})
+    return sorted({p.stem for d in experiment_dirs() for p in d.glob("*.yaml") if p.is_file()})
 
 
 def describe_experiments() -> list[tuple[str, str, Path]]:
@@ -79,8 +93,8 @@ def describe_experiments() -> list[tuple[str, str, Path]]:
     of the same name, as in Hydra's search path. The description is the overlay's first comment line
     that is not a `# @package` directive."""
     found: dict[str, Path] = {}
-    for d in reversed(search_dirs()):
-        for p in (d / "experiment").glob("*.yaml"):
+    for d in reversed(experiment_dirs()):
+        for p in d.glob("*.yaml"):
             if p.is_file():
                 found[p.stem] = p
     out = []

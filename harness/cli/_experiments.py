@@ -4,7 +4,7 @@ with the one-line description from its overlay's first comment line."""
 from __future__ import annotations
 
 from ._args import ArgParser
-from ._config import CONF_DIR, describe_experiments, use_config_dir
+from ._config import EXPERIMENTS_DIR, describe_experiments, use_config_dir
 
 
 def command(argv: list[str]) -> None:
@@ -17,7 +17,7 @@ def command(argv: list[str]) -> None:
     rows = describe_experiments()
     width = max((len(name) for name, _, _ in rows), default=0)
     for name, text, path in rows:
-        origin = "" if path.is_relative_to(CONF_DIR) else "  (yours)"
+        origin = "" if path.is_relative_to(EXPERIMENTS_DIR) else "  (yours)"
         line = f"{name.ljust(width)}  {text}{origin}"
         print(f"{line}\n{' ' * width}  {path}" if args.paths else line)
     print("\nrun one: harness run experiment=NAME [overrides]   (harness run --help lists every config group)")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import HarnessError
-from ._config import CONF_DIR, ENV, compose, experiments, register, use_config_dir
+from ._config import CONF_DIR, compose, experiment_dirs, experiments, register, use_config_dir
 from ._errors import Escaped, fail, state
 
 
@@ -88,8 +88,8 @@ def _check_experiments(overrides: list[str]) -> None:
         if o.startswith("experiment="):
             for name in o.split("=", 1)[1].split(","):
                 if name not in experiments():
-                    where = f"{os.environ[ENV]}/experiment or {CONF_DIR / 'experiment'}" if os.environ.get(ENV) \
-                        else f"{CONF_DIR / 'experiment'}; add your own with --config-dir DIR"
+                    dirs = experiment_dirs()
+                    where = " or ".join(map(str, dirs)) + ("" if len(dirs) > 1 else "; add your own with --config-dir DIR")
                     fail(f"unknown experiment '{name}'; available: {', '.join(experiments())} (files in {where})")
 
 

@@ -42,7 +42,7 @@ def check_rubric(name: str, cfg: GraderConfig) -> None:
     if cfg.scale not in SCALES:
         raise HarnessError(f"graders.{name}.scale: unknown scale '{cfg.scale}'; available: {', '.join(SCALES)}")
     if not cfg.rubric:
-        raise HarnessError(f"graders.{name}.rubric: a judge needs a rubric template (see harness/conf/grader/judge.yaml)")
+        raise HarnessError(f"graders.{name}.rubric: a judge needs a rubric template (see conf/grader/judge.yaml)")
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(cfg.rubric) if f is not None}
     except ValueError as e:

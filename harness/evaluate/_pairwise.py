@@ -29,7 +29,7 @@ _CHOICE = re.compile(r"\b(A|B)\b|\b(tie|equal|same|both)\b", re.IGNORECASE)
 
 def check_pairwise(name: str, cfg: GraderConfig) -> None:
     if not cfg.rubric:
-        raise HarnessError(f"graders.{name}.rubric: a pairwise judge needs a rubric template (see harness/conf/grader/pairwise.yaml)")
+        raise HarnessError(f"graders.{name}.rubric: a pairwise judge needs a rubric template (see conf/grader/pairwise.yaml)")
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(cfg.rubric) if f is not None}
     except ValueError as e:

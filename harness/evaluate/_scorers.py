@@ -1,4 +1,4 @@
-"""inspect scorers built from `harness/conf/grader/` entries."""
+"""inspect scorers built from `conf/grader/` entries."""
 
 from __future__ import annotations
 
