@@ -42,7 +42,9 @@ def main() -> None:
         cache.mkdir()
         models.mkdir(parents=True, exist_ok=True)
         (cache / "models").symlink_to(models.resolve(), target_is_directory=True)
-        env = {**os.environ, "HARNESS_CACHE": str(cache), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+        # HF_HUB_DISABLE_PROGRESS_BARS=0: the Hugging Face bars (off in a run by default) show each model load
+        env = {**os.environ, "HARNESS_CACHE": str(cache), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
+               "HF_HUB_DISABLE_PROGRESS_BARS": "0"}
         cmd = [sys.executable, "-m", "harness.cli", "run", *overrides, f"results_dir={results}"]
 
         cold_summary: list[dict] = []

@@ -17,7 +17,7 @@ from .evaluate import check_grader, check_tasks
 from .finetune import LOCAL, METHODS, n_epochs
 from .generate import check_generate
 from .guards import check_config
-from .models import check_endpoint, context_window, is_openai, prompt_tokens
+from .models import check_endpoint, check_sampling, context_window, is_openai, prompt_tokens
 from .prompts import chat, render
 from .report import read_labels
 
@@ -73,6 +73,10 @@ def validate(cfg: HarnessConfig) -> None:
                 raise HarnessError(f"graders.{name}.judge.serve: a judge cannot be served by the harness yet; start the "
                                    "server yourself and use conf/model/llama_cpp_server.yaml (args.base_url)")
             check_endpoint(f"graders.{name}.judge", g.judge)
+    # a temperature > 0 on a model that decodes greedily would be ignored without a word
+    check_sampling("eval.temperature", cfg.eval.temperature, cfg.models)
+    if students:
+        check_sampling("generate.temperature", cfg.generate.temperature, {"teacher": cfg.models["teacher"]})
     if cfg.regress.enabled or cfg.regress.sequential:
         _check_gate(cfg)
     train, evals, _, _ = build(cfg.data, training=bool(students))  # bad data files fail here, before a run dir exists

@@ -7,6 +7,7 @@ the same run dir and resume from the finished logs without sending a single eval
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,8 +27,44 @@ def tiny_run(tmp_path_factory):
 
     p = subprocess.run([HARNESS, "run", *cmd], capture_output=True, text=True, timeout=1500, cwd=REPO)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    (results / "stderr.txt").write_text(p.stderr)  # the terminal's other half (test_terminal_is_the_harness_and_inspect)
     run_dir = results / "tiny" / "default"  # cache/results_dir do not change results, so not the name
     return run_dir, p.stdout, cmd
+
+
+# the harness's own stage lines: `[stage] ...` (print(f"[...] ...") in harness/)
+HARNESS_LINE = re.compile(r"^\[(data|generate|questions|finetune|evaluate|judge|model|serve|cache|report|summary|regress|sequential"
+                          r"|sweep report|log)\] ")
+
+
+def test_terminal_is_the_harness_and_inspect(tiny_run):
+    """The terminal of a run shows the harness's stage lines and inspect's display, nothing of the
+    libraries underneath (transformers' progress bars, Python warnings, transformers' own log lines):
+    those are in the run's cli.log, and a `[log]` line says so."""
+    run_dir, stdout, _ = tiny_run
+    stderr = (run_dir.parents[1] / "stderr.txt").read_text()
+    assert stderr == "", stderr[-3000:]
+    # inspect's display: from its "Running N tasks..." to its "Completed all tasks in '<log dir>' successfully"
+    # (which it wraps at 80 columns off a terminal), per model
+    outside, inside, closing, blocks = [], False, False, 0
+    for line in stdout.splitlines():
+        if re.fullmatch(r"Running \d+ tasks?\.\.\.", line.strip()):
+            inside, blocks = True, blocks + 1
+        elif inside:
+            closing = closing or line.startswith("Completed all tasks in ")
+            inside = not (closing and line.rstrip().endswith("' successfully"))
+            closing = closing and inside
+        elif line.strip():
+            outside.append(line)
+    assert blocks == 3 and not inside  # teacher, student, baseline
+    assert [x for x in outside if not HARNESS_LINE.match(x)] == [] and len(outside) > 10
+    log = (run_dir / "cli.log").read_text()
+    # during the fine-tune peft reads a transformers property deprecated in v5: a FutureWarning, kept in cli.log
+    assert "[py.warnings][WARNING]" in log and "FutureWarning: `is_gradient_checkpointing` is deprecated" in log
+    assert re.fullmatch(rf"\[log\] \d+ library warnings? \(.*py\.warnings \d+.*\) in {re.escape(str(run_dir / 'cli.log'))}",
+                        stdout.strip().splitlines()[-1]), stdout[-500:]
+    # the warning that meant a wrong setting is gone at its source: a greedy hf/ model is handed no temperature
+    assert "generation flags are not valid" not in log + stdout
 
 
 def test_run_dir_layout(tiny_run):
@@ -111,8 +148,10 @@ def test_warm_rerun_lands_in_same_dir_and_calls_no_model(tiny_run):
 
     run_dir, _, cmd = tiny_run
     before = json.loads((run_dir / "summary.json").read_text())
-    # the cold run wrote the cache; the finished evaluation logs are re-used by eval_set
-    p = subprocess.run([HARNESS, "run", *cmd[:-1], "cache=true"], capture_output=True, text=True, timeout=1500, cwd=REPO)
+    # the cold run wrote the cache; the finished evaluation logs are re-used by eval_set. The Hugging Face
+    # progress bars are asked for (off by default), so a model load would show below
+    p = subprocess.run([HARNESS, "run", *cmd[:-1], "cache=true"], capture_output=True, text=True, timeout=1500, cwd=REPO,
+                       env={**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "0"})
     assert p.returncode == 0, p.stderr[-3000:]
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["model_calls"] == {"teacher": 0, "baseline": 0, "student": 0}

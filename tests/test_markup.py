@@ -212,3 +212,54 @@ def test_the_data_reached_the_model_unchanged(markup_run):
     for r in ROWS:
         assert any(r["question"] in a for a in asked), (r["question"], asked)
     assert {str(x.id) for x in log.samples} == {r["id"] for r in ROWS}  # the ids too, markup and all
+
+
+class Prose(HTMLParser):
+    """The harness's own sentences on a page: the verdict, the gate's headline, notes and warnings
+    (each <p> inside #verdict, and every p.verdict / p.note / p.warn), each as its (in <code>?, text) runs."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[list[tuple[bool, str]]] = []
+        self._in_verdict = self._in_code = False
+        self._block: list[tuple[bool, str]] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "div" and a.get("id") == "verdict":
+            self._in_verdict = True
+        elif tag == "p" and (self._in_verdict or set((a.get("class") or "").split()) & {"verdict", "note", "warn"}):
+            self._block = []
+            self.blocks.append(self._block)
+        elif tag == "code":
+            self._in_code = True
+
+    def handle_endtag(self, tag):
+        if tag == "p":
+            self._block = None
+        elif tag == "div":
+            self._in_verdict = False
+        elif tag == "code":
+            self._in_code = False
+
+    def handle_data(self, data):
+        if self._block is not None:
+            self._block.append((self._in_code, data))
+
+
+def test_report_html_shows_the_harness_text_as_html(markup_run):
+    """The gate's headline, the verdicts and the notes are written in markdown's inline syntax for
+    report.md; report.html shows them as HTML (the aliases in <code>), no backtick or ** left over."""
+    run_dir, s = markup_run
+    page = Prose((run_dir / "report.html").read_text())
+    texts = ["".join(d for _, d in b) for b in page.blocks]
+    assert len(texts) >= 4, texts  # the verdict's sentences, the gate's headline, its note, the other notes
+    for b, t in zip(page.blocks, texts):
+        assert "`" not in "".join(d for code, d in b if not code) and "**" not in t, t
+    # the headline, in the verdict and in the gate's section: the sentence of regress.json, its quoted aliases as code
+    plain = s["regress"]["headline"].replace("`", "")
+    quoted = [b for b, t in zip(page.blocks, texts) if t in (plain, "Gate: " + plain)]
+    assert len(quoted) == 2, (plain, texts)
+    for b in quoted:
+        assert [d for code, d in b if code][:2] == ["candidate", "current"]

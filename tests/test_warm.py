@@ -7,6 +7,7 @@ down must not stop a finished run -- while a run with work pending still checks 
 """
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -29,8 +30,10 @@ def judged_runs(tmp_path_factory):
     cmd = [HARNESS, "run", "experiment=tiny", "+grader@graders.judge=judge", "+grader@graders.pair=pairwise",
            f"results_dir={results_dir}"]
     runs = []
+    # the Hugging Face progress bars (off by default) are asked for: "Loading weights" shows each model load
+    env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "0"}
     for _ in range(2):  # cold (a fresh run dir; stages may come from the shared cache), then warm
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=REPO, env=env)
         assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
         (summary,) = results_dir.glob("tiny/*/summary.json")
         runs.append((p, json.loads(summary.read_text())))

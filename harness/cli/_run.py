@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import HarnessError
 from ._config import CONF_DIR, compose, experiment_dirs, experiments, register, use_config_dir
 from ._errors import Escaped, fail, state
+from ._quiet import summary_line, to_run_log
 
 
 def _preflight():  # -> (validate, check_writable)
@@ -197,12 +198,16 @@ def _hydra_run(argv: list[str]) -> None:
         register()  # launcher jobs in other processes need the resolvers too
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         state["run_dir"] = run_dir
+        libraries = to_run_log()  # what the libraries say goes to cli.log, not the terminal (_quiet.py)
         try:
             summary = _pipeline_run()(to_dataclass(dcfg), run_dir)
         except Exception as e:  # to the CLI edge as it is (see Escaped)
             raise Escaped(e) from None
         print(f"[report] {run_dir / 'report.md'}", flush=True)
         print(_headline(summary), flush=True)
+        line = summary_line(libraries, run_dir / "cli.log")
+        if line:
+            print(line, flush=True)
         if summary.get("regress"):  # the gate's verdict is the exit code (0 pass, 3 regression, 4 inconclusive)
             raise SystemExit(summary["regress"]["exit_code"])
 

@@ -80,8 +80,11 @@ def judge_scorer(name: str, cfg: GraderConfig) -> Scorer:
     from inspect_ai.scorer import Score, Scorer, Target, mean, scorer
     from inspect_ai.solver import TaskState
 
+    from ..models import temperature_for
+
     check_rubric(name, cfg)
     assert cfg.judge is not None
+    greedy_t = temperature_for(cfg.judge.model, cfg.judge.args, 0.0)  # the judge decodes greedily
 
     def build():  # its return annotation is set below
         async def score(state: TaskState, target: Target) -> Score:
@@ -89,7 +92,7 @@ def judge_scorer(name: str, cfg: GraderConfig) -> Scorer:
             answer = state.output.completion
             prompt = cfg.rubric.format(question=str(state.metadata.get("question", "")), answer=answer,
                                        target=" / ".join(target))  # type: ignore[union-attr]
-            out = await judge.generate(prompt, config=GenerateConfig(max_tokens=cfg.max_tokens, temperature=0.0))
+            out = await judge.generate(prompt, config=GenerateConfig(max_tokens=cfg.max_tokens, temperature=greedy_t))
             verdict = out.completion
             value = parse_verdict(verdict, cfg.scale)
             return Score(

@@ -68,6 +68,7 @@ def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, 
     from inspect_ai.solver import TaskState, generate
 
     from ..cache import digest
+    from ..models import temperature_for
     from ._logs import claim, completed, drop_interrupted, finished
 
     @scorer(metrics=[])
@@ -102,7 +103,8 @@ def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, 
     started = time.time()
     ok, _ = eval_set(tasks, log_dir=str(log_dir), model=judge.model, log_level="warning", retry_attempts=2,
                      fail_on_error=eval_cfg.fail_on_error, display=None if sys.stdout.isatty() else "plain",
-                     max_tokens=cfg.max_tokens, temperature=0.0, metadata={"alias": f"pairwise:{name}"})
+                     max_tokens=cfg.max_tokens, temperature=temperature_for(judge.judge.model, judge.args, 0.0),
+                     metadata={"alias": f"pairwise:{name}"})
     if not ok:
         raise RuntimeError(f"pairwise judging '{name}' did not complete; logs in {log_dir}, re-run to resume")
     drop_interrupted(log_dir)  # logs a killed run left `started`: eval_set copied their verdicts

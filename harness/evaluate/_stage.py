@@ -82,6 +82,8 @@ def run_evaluate(
     from inspect_ai import eval_set
     from inspect_ai.model import GenerateConfig, get_model
 
+    from ..models import temperature_for
+
     check_tasks(cfg)
     by_task = {t: [it for it in items if it.task == t] for t in cfg.tasks}
     by_task = {t: v for t, v in by_task.items() if v}
@@ -114,7 +116,7 @@ def run_evaluate(
             m.model,
             config=GenerateConfig(
                 max_tokens=cfg.max_tokens,
-                temperature=cfg.temperature,
+                temperature=temperature_for(m.model, m.args, cfg.temperature),
                 max_connections=cfg.batch_size,
                 max_retries=cfg.max_retries,
                 # per attempt (README: "every request has eval.timeout"): inspect's `timeout` bounds

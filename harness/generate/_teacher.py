@@ -24,11 +24,13 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
     from inspect_ai.model import GenerateConfig as InspectGenerateConfig
     from inspect_ai.model import get_model
 
+    from ..models import temperature_for
+
     model = get_model(
         model_str,
         config=InspectGenerateConfig(
             max_tokens=cfg.max_tokens,
-            temperature=cfg.temperature if temperature is None else temperature,
+            temperature=temperature_for(model_str, args, cfg.temperature if temperature is None else temperature),
             seed=0 if temperature else None,  # reproducible sampled draws where the provider supports a seed
             max_connections=cfg.batch_size,  # for the hf provider this is the batch size
             max_retries=max_retries,

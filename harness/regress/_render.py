@@ -106,9 +106,9 @@ def markdown(g: dict[str, Any]) -> str:
 
 HTML = """<section id="regress">
 <h2>Regression gate: <span class="{{ 'sig' if g.verdict != 'inconclusive' else '' }}">{{ g.verdict|upper }}</span></h2>
-<p class="verdict">{{ g.headline }}</p>
-<p class="note">{{ note }}</p>
-{% for w in g.warnings %}<p class="warn">⚠ {{ w }}</p>{% endfor %}
+<p class="verdict">{{ g.headline|prose }}</p>
+<p class="note">{{ note|prose }}</p>
+{% for w in g.warnings %}<p class="warn">⚠ {{ w|prose }}</p>{% endfor %}
 {% if plot %}<figure id="regress-sequential">
 <img src="{{ plot }}" alt="confidence sequence of each cell against the items evaluated">
 <figcaption>Sequential gate: the anytime-valid bounds of candidate − current after each batch of {{ g.sequential.batch }} items
@@ -139,7 +139,11 @@ def html_section(g: dict[str, Any]) -> Any:
         from ._sequential import plot_path
 
         plot = plot_path(g["sequential"], s["margin"], s["strict"])
-    return Markup(Environment(autoescape=True).from_string(HTML).render(g=g, note=note, header=HEADER, rows=rows, plot=plot))
+    from ..report import prose_html
+
+    env = Environment(autoescape=True)
+    env.filters["prose"] = prose_html  # the headline, note and warnings are written in markdown's inline syntax
+    return Markup(env.from_string(HTML).render(g=g, note=note, header=HEADER, rows=rows, plot=plot))
 
 
 def table(g: dict[str, Any]) -> str:

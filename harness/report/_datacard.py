@@ -110,14 +110,14 @@ def _cached_map(summary: dict[str, Any], points: dict[str, list[list[float]]]) -
 
 
 _HTML = """
-{% if warning %}<p id="leak-warning" style="border:2px solid #c00;background:#fee;padding:.6em;font-weight:bold">⚠ {{ warning }}</p>{% endif %}
+{% if warning %}<p id="leak-warning" style="border:2px solid #c00;background:#fee;padding:.6em;font-weight:bold">⚠ {{ warning|prose }}</p>{% endif %}
 """
 
 _CARD = """<h2>Data</h2>
 <ul id="data">
 <li>training questions: {{ d.n_train }}{% if d.n_removed_duplicates is defined %} ({{ d.n_removed_duplicates }} duplicates removed, pairs in <code>data/duplicates.jsonl</code>){% endif %}; rows in the training file: {{ d.get("n_train_rows", "n/a") }} (teacher answers containing the gold: {{ d.get("n_train_gold", "n/a") }})</li>
 <li>evaluation items: {{ d.n_eval }}{% if d.n_eval_by_task %} ({% for t, n in d.n_eval_by_task.items() %}{{ t }}: {{ n }}{% if not loop.last %}, {% endif %}{% endfor %}){% endif %}</li>
-{% if d.synthesis %}<li>synthesised questions: {{ synth_line }}</li>{% endif %}
+{% if d.synthesis %}<li>synthesised questions: {{ synth_line|prose }}</li>{% endif %}
 {% if d.filters %}<li>teacher answers removed by filters: {{ filters_line }} (rows in <code>data/filtered.jsonl</code>)</li>{% endif %}
 <li>leak check: {{ leak_line }}</li>
 </ul>
@@ -146,7 +146,10 @@ def data_html(summary: dict[str, Any]) -> tuple[Any, Any]:
     from jinja2 import Environment
     from markupsafe import Markup
 
+    from ._fmt import prose_html
+
     env = Environment(autoescape=True)
+    env.filters["prose"] = prose_html  # the harness's sentences: markdown's `code` as HTML
     d = summary.get("data") or {}
     warning = Markup(env.from_string(_HTML).render(warning=leak_warning(summary)))
     if not d:

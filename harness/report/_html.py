@@ -9,6 +9,7 @@ from typing import Any
 
 from ._analysis import ALPHA
 from ._datacard import data_html
+from ._fmt import prose_html
 from ._judge import unreliable_sentence
 from ._markdown import COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, family_note, power_sentence, score_rows, verdict, verdict_lines
 from ._plots import cached_plot, plot_forest, plot_scores
@@ -17,7 +18,7 @@ from ._usage import USAGE_NOTE, usage_rows
 # the paired-comparisons section, shared by the run report and the sweep report (_sweep.py)
 COMPARISONS_HTML = """{% if s.comparisons %}
 <h2>Paired comparisons</h2>
-<p class="note">{{ note }} Correction: {{ family }}; α = {{ alpha }}.</p>
+<p class="note">{{ note|prose }} Correction: {{ family }}; α = {{ alpha }}.</p>
 <table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [{{ "%.0f"|format(100*(1-alpha)) }} % CI]</th><th>test</th><th>p</th><th>p adj.</th><th>verdict</th></tr>
 {% for c in s.comparisons %}<tr{% if c.excluded %} class="muted"{% endif %}><td>{{ c.task }}</td><td>{{ c.grader }}</td><td>{{ c.a }} − {{ c.b }}</td>
 <td class="num">{{ c.n_pairs }}{% if c.n_dropped %} ({{ c.n_dropped }} dropped){% endif %}</td>
@@ -41,7 +42,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .muted td{color:#999}#verdict{background:#f6f8fa;border-left:4px solid #0072B2;padding:.3em 1em;margin:1em 0}
 </style></head><body>
 <h1>{{ s.experiment }} — run <code>{{ s.run }}</code></h1>
-{% if verdicts %}<div id="verdict"><h2>Verdict</h2>{% for v in verdicts %}<p>{{ v }}</p>{% endfor %}</div>{% endif %}
+{% if verdicts %}<div id="verdict"><h2>Verdict</h2>{% for v in verdicts %}<p>{{ v|prose }}</p>{% endfor %}</div>{% endif %}
 {% for sec in sections %}{{ sec }}{% endfor %}
 {{ leak_warning }}
 <h2>Models</h2>
@@ -58,8 +59,8 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 <img id="plot-scores" alt="accuracy per model with 95% CI" src="{{ plot_scores }}">
 """ + COMPARISONS_HTML + """{% if s.judge_agreement or s.judge_notes or s.judge_calibration %}
 <h2>Judge agreement</h2>
-<p class="note">{{ judge_note }}</p>
-{% for n in s.judge_notes %}<p class="warn">⚠ {{ n }}</p>{% endfor %}
+<p class="note">{{ judge_note|prose }}</p>
+{% for n in s.judge_notes %}<p class="warn">⚠ {{ n|prose }}</p>{% endfor %}
 {% if s.judge_agreement %}
 <table id="judge"><tr><th>task</th><th>judge</th><th>reference</th><th>n</th><th>confusion [[jc∧rc, jc∧rw], [jw∧rc, jw∧rw]]</th><th>agreement</th><th>κ</th><th>McNemar p</th><th>parse failures</th><th>verdict</th></tr>
 {% for r in s.judge_agreement %}<tr><td>{{ r.task }}</td><td>{{ r.judge }} (<code>{{ r.judge_model }}</code>)</td><td>{{ r.reference }}</td><td class="num">{{ r.n }}</td>
@@ -80,7 +81,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% endif %}
 {% if s.pairwise %}
 <h2>Pairwise judge</h2>
-<p class="note">{{ pairwise_note }}</p>
+<p class="note">{{ pairwise_note|prose }}</p>
 <table id="pairwise"><tr><th>task</th><th>judge</th><th>a vs b</th><th>items</th><th>parsed both orders</th><th>position-consistent</th><th>a wins</th><th>b wins</th><th>ties</th><th>sign test p</th></tr>
 {% for r in s.pairwise %}<tr><td>{{ r.task }}</td><td>{{ r.judge }} (<code>{{ r.judge_model }}</code>)</td><td>{{ r.a }} vs {{ r.b }}</td><td class="num">{{ r.n_items }}</td><td class="num">{{ r.n_parsed }}</td>
 <td class="num">{{ r.consistent }}{% if r.consistency_rate is not none %} ({{ "%.0f"|format(100*r.consistency_rate) }} %){% endif %}</td><td class="num">{{ r.a_wins }}</td><td class="num">{{ r.b_wins }}</td><td class="num">{{ r.ties }}</td><td class="num">{{ "%.2g"|format(r.p_value) }}</td></tr>{% endfor %}
@@ -93,7 +94,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% for g in s.gap_closed %}<tr><td>{{ g.task }}</td><td>{{ g.grader }}</td>{% if named %}<td>{{ g.student or "student" }}</td>{% endif %}<td class="num">{% if g.value is none %}— (teacher not above baseline){% else %}{{ "%.1f"|format(100*g.value) }} %{% if g.ci_low is not none %} [{{ "%.1f"|format(100*g.ci_low) }}, {{ "%.1f"|format(100*g.ci_high) }}]{% endif %}{% endif %}</td></tr>{% endfor %}
 </table>
 {% endif %}
-{% if power %}<h2>Power</h2><p>{{ power }}</p>{% endif %}
+{% if power %}<h2>Power</h2><p>{{ power|prose }}</p>{% endif %}
 {% if s.flips %}
 <h2>Items that flipped</h2>
 <table id="flips"><tr><th>task</th><th>grader</th><th>a vs b</th><th>direction</th><th>item</th><th>gold</th><th>a's answer</th><th>b's answer</th></tr>
@@ -103,7 +104,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% endif %}
 {% if usage_rows %}
 <h2>Usage</h2>
-<p class="note">{{ usage_note }}</p>
+<p class="note">{{ usage_note|prose }}</p>
 <table id="usage"><tr><th>stage</th><th>model</th><th>calls</th><th>retries</th><th>input tokens</th><th>output tokens</th><th>latency p50 (s)</th><th>latency p95 (s)</th><th>cost (USD)</th></tr>
 {% for r in usage_rows %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td>{% for c in r[2:] %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
@@ -124,6 +125,7 @@ def render_html(summary: dict[str, Any], order: list[str], sections: list[Any] =
     alpha = summary.get("alpha", ALPHA)
     power = power_sentence(summary["scores"], alpha)
     env = Environment(autoescape=True)
+    env.filters["prose"] = prose_html  # the harness's sentences: markdown's `code` and **bold** as HTML
     leak_warning, data_section = data_html(summary)
     return env.from_string(_TEMPLATE).render(
         leak_warning=leak_warning, data_section=data_section,

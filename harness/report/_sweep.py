@@ -16,7 +16,7 @@ from ..config import ReportConfig
 from ..errors import HarnessError
 from ..runs import Run, load_frame, run_students, same_items
 from ._analysis import SCHEMA_VERSION, comparison_table, gap_table, score_table
-from ._fmt import md, pct
+from ._fmt import md, pct, prose_html
 from ._html import COMPARISONS_HTML
 from ._markdown import COMPARISON_NOTE, comparison_lines, family_note, verdict, verdict_lines
 
@@ -278,7 +278,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .note{color:#555;font-size:.9em}img{max-width:100%}
 </style></head><body>
 <h1>{{ s.experiment }} — {{ s.runs|length }} runs compared</h1>
-{% if verdicts %}<div id="verdict"><h2>Verdict</h2>{% for v in verdicts %}<p>{{ v }}</p>{% endfor %}</div>{% endif %}
+{% if verdicts %}<div id="verdict"><h2>Verdict</h2>{% for v in verdicts %}<p>{{ v|prose }}</p>{% endfor %}</div>{% endif %}
 <h2>Settings</h2>
 <table id="settings"><tr><th>setting</th>{% for k in s.swept %}<th>{{ k }}</th>{% endfor %}<th>run dir</th></tr>
 {% for r in s.runs %}<tr><td>{{ r.setting }}</td>{% for k in s.swept %}<td>{{ r.overrides.get(k, "(default)") }}</td>{% endfor %}<td><code>{{ r.dir }}</code></td></tr>{% endfor %}
@@ -297,7 +297,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% endif %}
 {% if usage_rows %}
 <h2>Usage</h2>
-<p class="note">{{ usage_note }}</p>
+<p class="note">{{ usage_note|prose }}</p>
 <table id="usage"><tr><th>setting</th><th>model</th><th>calls</th><th>sent</th><th>input tokens</th><th>output tokens</th><th>cost (USD)</th></tr>
 {% for r in usage_rows %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td>{% for c in r[2:] %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
@@ -312,7 +312,9 @@ def render_sweep_html(s: dict[str, Any]) -> str:
     from ._plots import plot_forest
 
     cols, rows = _score_grid(s)
-    return Environment(autoescape=True).from_string(_TEMPLATE).render(
+    env = Environment(autoescape=True)
+    env.filters["prose"] = prose_html  # the harness's sentences: markdown's `code` and **bold** as HTML
+    return env.from_string(_TEMPLATE).render(
         s=s, cols=cols, rows=rows, note=COMPARISON_NOTE, family=family_note(s["comparisons"]), verdicts=sweep_verdict(s), verdict=verdict, alpha=s["alpha"],
         usage_rows=_usage_rows(s), usage_note=SWEEP_USAGE_NOTE,
         plot_sweep=_plot_sweep(s) if s["scores"] else "",
