@@ -1,10 +1,11 @@
 """Cold vs warm run of `harness run experiment=demo` (or `experiment=tiny`): a warm re-run re-uses every stage.
 
-Cold = a fresh results dir and a fresh cache dir (in a temp dir), so data, generate, fine-tune and
-evaluate all run. One thing is NOT cold: the embedded model's one-time GGUF -> transformers
-conversion (~70 s, not a pipeline stage) -- `<cache>/models` is a symlink to an existing converted
-copy (`$HARNESS_CACHE/models`, default .cache/harness/models; converted first if missing), so the
-figures compare stage work, not model conversion. Warm = the same command again.
+Cold = a fresh results dir, a fresh stage cache and a fresh per-user cache (in a temp dir), so data
+(embeddings included), generate, fine-tune and evaluate all run. One thing is NOT cold: the embedded
+model's one-time GGUF -> transformers conversion (~70 s, not a pipeline stage) -- the fresh per-user
+cache's `models` is a symlink to the existing converted copy (harness.cache.user_cache_dir()/models:
+$HARNESS_MODEL_CACHE, else ~/.cache/harness; converted first if missing), so the figures compare stage
+work, not model conversion. Warm = the same command again.
 
 Run: .venv/bin/python bench/warm_rerun.py [overrides ...]      (default: experiment=demo, ~9 min cold on
                                                                 2 cores; LLM + pairwise judge)
@@ -36,15 +37,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     overrides = sys.argv[1:] or ["experiment=demo"]
-    models = Path(os.environ.get("HARNESS_CACHE", REPO / ".cache" / "harness")) / "models"
+    sys.path.insert(0, str(REPO))
+    from harness.cache import user_cache_dir
+
+    models = user_cache_dir() / "models"
     with tempfile.TemporaryDirectory(prefix="warm-rerun-") as tmp:
-        cache, results = Path(tmp) / "cache", Path(tmp) / "results"
+        cache, user, results = Path(tmp) / "cache", Path(tmp) / "user-cache", Path(tmp) / "results"
         cache.mkdir()
+        user.mkdir()
         models.mkdir(parents=True, exist_ok=True)
-        (cache / "models").symlink_to(models.resolve(), target_is_directory=True)
+        (user / "models").symlink_to(models.resolve(), target_is_directory=True)
         # HF_HUB_DISABLE_PROGRESS_BARS=0: the Hugging Face bars (off in a run by default) show each model load
-        env = {**os.environ, "HARNESS_CACHE": str(cache), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
-               "HF_HUB_DISABLE_PROGRESS_BARS": "0"}
+        env = {**os.environ, "HARNESS_CACHE": str(cache), "HARNESS_MODEL_CACHE": str(user), "PYTHONPATH": str(REPO),
+               "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "0"}
         cmd = [sys.executable, "-m", "harness.cli", "run", *overrides, f"results_dir={results}"]
 
         cold_summary: list[dict] = []

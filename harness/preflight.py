@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .cache import user_cache_dir
 from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases, student_finetune
 from .data import build
 from .errors import HarnessError
@@ -134,7 +135,7 @@ def check_context(cfg: HarnessConfig, train: list, evals: list) -> None:
                 if sum(len(x["content"].encode("utf-8")) for x in msgs) + _TEMPLATE_SLACK + budget > limit]
         if not near:
             continue
-        count = prompt_tokens(m, cfg.cache_dir)
+        count = prompt_tokens(m, user_cache_dir())  # the converted embedded model's tokenizer, if there
         if count is None:  # no tokenizer to be had offline: the bound alone would refuse prompts that fit
             continue
         for w, msgs in near:

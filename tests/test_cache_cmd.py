@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 def cli(*args: str, env_cache: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if env_cache is not None:
-        env["HARNESS_CACHE"] = str(env_cache)
+        # the per-user cache beside it, never the suite's shared one (prune --all clears both)
+        env["HARNESS_CACHE"], env["HARNESS_MODEL_CACHE"] = str(env_cache), str(env_cache.parent / "user-cache")
     return subprocess.run([sys.executable, "-m", "harness.cli", "cache", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -78,6 +79,41 @@ def test_prune_filters_by_age_and_stage_and_keeps_locked_entries(tmp_path):
     p = cli("prune", "--all", env_cache=cache)
     assert p.returncode == 0 and "removed 3 entries" in p.stdout
     assert entries(cache) == []
+
+
+def test_ls_and_prune_cover_the_per_user_cache_too(tmp_path):
+    """Converted models and embeddings live in the per-user cache, run-specific stages in cache_dir:
+    `cache ls` lists both (under their names), `cache prune` clears entries of either."""
+    cache, user = tmp_path / "cache", tmp_path / "user-cache"
+    make_entry(cache, "generate", "gen1", used_by="default")
+    make_entry(user, "models", "smollm2-135m-instruct-1", days_old=40)
+    make_entry(user, "embed", "emb1")
+    p = cli("ls", env_cache=cache)
+    assert p.returncode == 0, p.stderr
+    user_part, stage_part = p.stdout.split("\n\n")
+    assert user_part.startswith("per-user cache (converted models, embeddings; $HARNESS_MODEL_CACHE):")
+    assert "smollm2-135m-instruct-1" in user_part and "emb1" in user_part and user_part.rstrip().endswith(f"2 entries, 4.0 KB in {user}")
+    assert stage_part.startswith("stage cache (run-specific stages; cache_dir):") and "gen1" in stage_part and "models" not in stage_part
+    p = cli("prune", "--older-than", "30", env_cache=cache)
+    assert p.returncode == 0 and "removed models/smollm2-135m-instruct-1" in p.stdout, p.stdout + p.stderr
+    assert {(e.stage, e.key) for e in entries(user)} == {("embed", "emb1")} and len(entries(cache)) == 1
+    p = cli("prune", "--stage", "embed", env_cache=cache)
+    assert p.returncode == 0 and entries(user) == [] and len(entries(cache)) == 1
+    # one dir for both (HARNESS_MODEL_CACHE = cache_dir): listed once
+    p = cli("ls", f"cache_dir={user}", env_cache=cache)
+    assert p.stdout.splitlines() == ["per-user and stage cache (one dir: $HARNESS_MODEL_CACHE = cache_dir):", f"{user}: empty"]
+
+
+def test_user_cache_follows_xdg_and_the_override():
+    code = "from harness.cache import user_cache_dir; print(user_cache_dir())"
+    base = {k: v for k, v in os.environ.items() if k not in ("HARNESS_MODEL_CACHE", "XDG_CACHE_HOME")}
+    for extra, want in [({"HOME": "/home/u"}, "/home/u/.cache/harness"),
+                        ({"HOME": "/home/u", "XDG_CACHE_HOME": "/xdg"}, "/xdg/harness"),
+                        ({"HOME": "/home/u", "XDG_CACHE_HOME": "relative"}, "/home/u/.cache/harness"),  # the spec: ignored
+                        ({"HOME": "/home/u", "XDG_CACHE_HOME": "/xdg", "HARNESS_MODEL_CACHE": "/models"}, "/models")]:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                           env={**base, "PYTHONPATH": str(REPO), **extra})
+        assert p.stdout.strip() == want, (extra, p.stdout, p.stderr)
 
 
 def test_prune_bad_input_is_one_line_exit_2(tmp_path):

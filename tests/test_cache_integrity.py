@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import problem, trusted
+from harness.cache import problem, trusted, user_cache_dir
 from tests.openai_standin import StandIn
 from tests.test_openai import KEY
 
@@ -166,7 +166,7 @@ def test_truncated_embedded_model_is_rebuilt(tmp_path, capsys):
     from harness.models import embedded_path
 
     name = "smollm2-135m-instruct"
-    shared = embedded_path(name, os.environ["HARNESS_CACHE"])  # converted once for the whole suite
+    shared = embedded_path(name, user_cache_dir())  # converted once for the whole suite
     entry = tmp_path / "models" / shared.name
     shutil.copytree(shared, entry)
     weights = entry / "model.safetensors"
@@ -195,7 +195,7 @@ def test_truncated_finetune_adapter_is_retrained(tmp_path, capsys):
     from harness.models import embedded_path
 
     base = ModelConfig(model="hf/smollm2-135m-instruct", args={"model_path": "embedded:smollm2-135m-instruct"})
-    base_path = str(embedded_path("smollm2-135m-instruct", os.environ["HARNESS_CACHE"]))
+    base_path = str(embedded_path("smollm2-135m-instruct", user_cache_dir()))
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Capital of island {i}?"},
                                                       {"role": "assistant", "content": f"Town{i}."}]}) + "\n"

@@ -1,8 +1,6 @@
 """Teacher answer filters: each removes what it says and is counted; one real run with the embedded teacher."""
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -55,13 +53,14 @@ def test_real_teacher_self_consistency_and_length(tmp_path):
     from harness.generate import GenerateInput, run_generate
     from harness.models import resolve_args
 
-    cache = Path(os.environ["HARNESS_CACHE"])
     data = run_data(DataConfig(n_islands=1, train_per_fact=1, n_control=0, embedding_model=None), tmp_path / "data")
     teacher = ModelConfig("hf/smollm2-135m-instruct", {"model_path": "embedded:smollm2-135m-instruct", "do_sample": False, "device": "cpu"},
                           context=True)
     cfg = GenerateConfig(prompt="{passage}\n\nQuestion: {question}", max_tokens=24, samples=3, min_agree=2, sample_temperature=0.7,
                          max_words=40, judge=True)
-    out = run_generate(GenerateInput(data.train, teacher, resolve_args("teacher", teacher.args, cache), cfg, "{question}",
+    from harness.cache import user_cache_dir
+
+    out = run_generate(GenerateInput(data.train, teacher, resolve_args("teacher", teacher.args, user_cache_dir()), cfg, "{question}",
                                      "Answer the question in one sentence.", data.key, tmp_path / "cache", tmp_path / "run"))
     assert out.calls == 4 * 3 + 4  # greedy + 2 draws per question, and one judge verdict each
     assert set(out.filters) == {"length", "consistency", "judge"}

@@ -21,8 +21,9 @@ PACKAGE = REPO / "harness"
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if k not in ("HARNESS_CONFIG_DIR", "HARNESS_DEBUG")}
     (tmp_path / "tmp").mkdir(exist_ok=True)
-    e.update(PYTHONPATH=str(REPO), HARNESS_CACHE=str(tmp_path / "cache"), TMPDIR=str(tmp_path / "tmp"),
-             HF_HUB_OFFLINE="1", **extra)
+    # both caches in tmp_path/cache: a run here builds its embedded model entry there (the tests of that entry)
+    e.update(PYTHONPATH=str(REPO), HARNESS_CACHE=str(tmp_path / "cache"), HARNESS_MODEL_CACHE=str(tmp_path / "cache"),
+             TMPDIR=str(tmp_path / "tmp"), HF_HUB_OFFLINE="1", **extra)
     return e
 
 
@@ -256,10 +257,11 @@ def test_a_model_path_that_is_not_a_model_fails_in_one_line_before_any_stage(tmp
         assert time.time() - t < 60, what  # read from the config and headers, no weights loaded
     assert written(before, tmp_path) == set()
     # the check accepts real checkpoints: the embedded model as the harness converts it (the suite's shared cache)
+    from harness.cache import user_cache_dir
     from harness.guards import model_dir_problem
     from harness.models import embedded_path
 
-    assert model_dir_problem(embedded_path("smollm2-135m-instruct", os.environ["HARNESS_CACHE"])) is None
+    assert model_dir_problem(embedded_path("smollm2-135m-instruct", user_cache_dir())) is None
 
 
 def test_a_served_model_that_is_not_a_gguf_fails_in_one_line(tmp_path):

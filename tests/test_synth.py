@@ -1,8 +1,6 @@
 """Question synthesis: planned grid, parsing, provenance; one real run with the embedded teacher."""
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -56,7 +54,9 @@ def test_real_teacher_writes_questions_with_provenance(tmp_path):
     teacher = ModelConfig("hf/smollm2-135m-instruct", {"model_path": "embedded:smollm2-135m-instruct", "do_sample": False, "device": "cpu"},
                           context=True)
     g = GenerateConfig(questions=QuestionsConfig(enabled=True, types=["factual"], difficulties=["easy", "hard"]))
-    args = resolve_args("teacher", teacher.args, Path(os.environ["HARNESS_CACHE"]))
+    from harness.cache import user_cache_dir
+
+    args = resolve_args("teacher", teacher.args, user_cache_dir())  # the suite's converted model
     out = run_questions(train, doc, teacher, args, g, tmp_path / "cache", tmp_path / "run")
     assert out.calls == 4 * 2 and out.stats["prompts"] == 8 and out.stats["sources"] == 4
     assert out.stats["accepted"] + sum(out.stats["rejected"].values()) == 8

@@ -1,10 +1,13 @@
-"""`harness cache ls | prune`: see and clear the stage cache (the logic is in harness.cache).
+"""`harness cache ls | prune`: see and clear the caches (the logic is in harness.cache).
 
     harness cache ls [overrides]
     harness cache prune [--older-than DAYS] [--stage STAGE] [--all] [--dry-run] [overrides]
 
-The cache dir is the one `harness run` would use with the same overrides: `cache_dir=...`, else
-$HARNESS_CACHE, else .cache/harness.
+Two caches: the per-user one (converted embedded models, sentence embeddings: the same for every
+project; $HARNESS_MODEL_CACHE, else $XDG_CACHE_HOME/harness, else ~/.cache/harness) and the stage
+cache of run-specific stages (generate, finetune, questions, ...), the one `harness run` would use
+with the same overrides: `cache_dir=...`, else $HARNESS_CACHE, else .cache/harness. Both are listed
+and pruned (`--stage models` clears converted models: the next run converts again, ~1 min).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..cache import Entry, entries, is_locked, prune
+from ..cache import Entry, entries, is_locked, prune, user_cache_dir
 from ..errors import HarnessError
 from ._args import ArgParser
 
@@ -90,11 +93,16 @@ def parse_prune(args: list[str]) -> tuple[dict, list[str]]:
     return opts, rest
 
 
-def run_prune(cache_dir: Path, opts: dict) -> str:
-    stages = sorted({e.stage for e in entries(cache_dir)})
+def run_prune(cache_dirs: list[Path], opts: dict) -> str:
+    stages = sorted({e.stage for d in cache_dirs for e in entries(d)})
     if opts["stage"] and opts["stage"] not in stages:
-        raise HarnessError(f"--stage: no stage '{opts['stage']}' in {cache_dir}; stages there: {', '.join(stages) or 'none'}")
-    removed, busy = prune(cache_dir, opts["older_than_days"], opts["stage"], opts["dry_run"])
+        where = " or ".join(map(str, cache_dirs))
+        raise HarnessError(f"--stage: no stage '{opts['stage']}' in {where}; stages there: {', '.join(stages) or 'none'}")
+    removed, busy = [], []
+    for d in cache_dirs:
+        r, b = prune(d, opts["older_than_days"], opts["stage"], opts["dry_run"])
+        removed += r
+        busy += b
     verb = "would remove" if opts["dry_run"] else "removed"
     lines = [f"{verb} {e.stage}/{e.key} ({_human(e.size)})" for e in removed]
     lines += [f"kept {e.stage}/{e.key}: a job holds its lock" for e in busy]
@@ -112,13 +120,22 @@ def _cache_dir(overrides: list[str]) -> Path:
     return Path(str(compose(overrides).cache_dir))
 
 
+def _caches(overrides: list[str]) -> list[tuple[str, Path]]:
+    """(what, dir): the per-user cache, then the stage cache (once, when they are the same dir)."""
+    stage, user = _cache_dir(overrides), user_cache_dir()
+    if stage.resolve() == user.resolve():
+        return [("per-user and stage cache (one dir: $HARNESS_MODEL_CACHE = cache_dir)", user)]
+    return [("per-user cache (converted models, embeddings; $HARNESS_MODEL_CACHE)", user),
+            ("stage cache (run-specific stages; cache_dir)", stage)]
+
+
 def command(argv: list[str]) -> None:
     sub, rest = (argv[0], argv[1:]) if argv else ("", [])
     if sub == "ls":
-        print(table(_cache_dir(rest)))
+        print("\n\n".join(f"{what}:\n{table(d)}" for what, d in _caches(rest)))
     elif sub == "prune":
         opts, rest = parse_prune(rest)
-        print(run_prune(_cache_dir(rest), opts))
+        print(run_prune([d for _, d in _caches(rest)], opts))
     elif sub in ("-h", "--help"):
         print(__doc__.split("\n\n")[1])
     else:

@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..cache import user_cache_dir
 from ..errors import HarnessError
 from ._config import CONF_DIR, compose, experiment_dirs, experiments, register, use_config_dir
 from ._errors import Escaped, fail, state
@@ -114,6 +115,7 @@ def _precheck(overrides: list[str], config_name: str = "config", multirun: bool 
         validate(c)
         check_writable(Path(c.results_dir))
         check_writable(Path(c.cache_dir), "cache_dir")
+        check_writable(user_cache_dir(), "HARNESS_MODEL_CACHE")
         if not multirun:  # before Hydra writes its .hydra/ files and cli.log into a dir another run is using
             _check_run_dir_free(composed)
 

