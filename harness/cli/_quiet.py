@@ -88,12 +88,14 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     """Runs `then()` right after the module `name` is first imported, by whoever imports it."""
 
     def __init__(self, name: str, then: Any) -> None:
-        self.name, self.then = name, then
+        self.name, self.then, self.done = name, then, False
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname != self.name:
+        if fullname != self.name or self.done:
             return None
-        sys.meta_path.remove(self)  # once, and the lookup below must not come back here
+        # once; and the lookup below must not come back here (the finder stays in sys.meta_path, inert:
+        # removing it here would shift the list the import system is iterating over)
+        self.done = True
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
@@ -131,7 +133,7 @@ def to_run_log() -> "_RunLog | None":
         lg.propagate = False
     if "transformers" in sys.modules:
         _quiet_transformers()
-    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+    elif not any(isinstance(f, _AfterImport) and not f.done for f in sys.meta_path):
         sys.meta_path.insert(0, _AfterImport("transformers", _quiet_transformers))
     return _HANDLER
 
