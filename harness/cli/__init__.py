@@ -4,7 +4,8 @@ One module per command, each with `command(argv)`: _run (Hydra owns its argv), _
 _experiments, _init (argparse via _args.ArgParser). _errors is the one error path every command shares
 (`guarded`: one line on stderr, exit 2 for bad input, 1 for anything else); _config finds the packaged
 conf and the user's config dir and composes configs; _callbacks holds the Hydra callbacks the config
-names. A new command is a module `_name.py` plus one line in COMMANDS.
+names; _quiet sends what the libraries say during a run to its cli.log. A new command is a module
+`_name.py` plus one line in COMMANDS.
 """
 
 from __future__ import annotations
