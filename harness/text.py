@@ -94,7 +94,7 @@ def extract(answer: str, mode: str, question: str = "", regex: str | None = None
         if not regex:
             raise ValueError("extract mode 'regex' needs a regex")
         m = re.search(regex, answer, re.IGNORECASE | re.DOTALL)
-        return (m.group(1) if m and m.groups() else m.group(0) if m else "").strip()
+        return ((m.group(1) or "") if m and m.groups() else m.group(0) if m else "").strip()
     if mode == "last_number":
         nums = _NUM_RE.findall(answer)
         return nums[-1] if nums else ""

@@ -170,7 +170,8 @@ def _degenerate(base: _Side, cand: _Side, keep: set[tuple[str, str]]) -> dict[tu
                 out[(c["task"], c["grader"])] = f"verdicts fixed by the gold alone in {side.ref.dir}'s report"
     both = pd.concat([base.frame.assign(alias="baseline"), cand.frame.assign(alias="candidate")], ignore_index=True)
     both = both[[k in keep for k in zip(both["task"], both["id"])]]
-    for c in degenerate_cells(both):
+    kinds = {n: g.get("kind", "match") for side in (base, cand) for n, g in ((side.summary.get("config") or {}).get("graders") or {}).items()}
+    for c in degenerate_cells(both, kinds):
         out.setdefault((c["task"], c["grader"]), "verdicts fixed by the gold alone on the compared answers of both models")
     return out
 

@@ -25,7 +25,8 @@ from ._usage import run_usage
 
 # summary.json's key order (docs/summary.md): a rebuilt summary reads like the run's own
 ORDER = ("schema_version", "experiment", "run", "models", "students", "model_notes", "alpha", "scores", "comparisons",
-         "gap_closed", "categories", "flips", "judge_agreement", "grader_checks", "judge_notes", "grader_fingerprints", "pairwise", "judge_calibration", "data",
+         "gap_closed", "categories", "flips", "judge_agreement",
+         "grader_checks", "judge_notes", "grader_fingerprints", "pairwise", "judge_calibration", "data",
          "finetune", "finetunes", "stage_seconds", "stage_calls", "usage", "usage_by_stage", "model_calls", "paths",
          "environment", "config", "regress")
 

@@ -32,9 +32,15 @@ def _reading(v: Any) -> str:
     return " ".join(str(v).casefold().split())
 
 
-def degenerate_cells(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def degenerate_cells(frame: pd.DataFrame, kinds: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Cells (task, grader) whose 0/1 verdicts are a function of the gold label alone (see module doc).
-    Judge graders are checked against their reference instead (report._judge) and skipped here."""
+    Judge graders are checked against their reference instead (report._judge) and skipped here.
+
+    What "the answers differ within a label" compares: a choice grader's picks (its reader is
+    tested on its own; a model that always picks "A" is a model fault, reported as position bias);
+    any other grader's raw answers -- its extraction is what is in question (a regex that always
+    finds the same letter, a normaliser that drops the gold), so its own reading cannot vouch for it."""
+    kinds = kinds or {}
     out: list[dict[str, Any]] = []
     if frame.empty:
         return out
@@ -48,7 +54,8 @@ def degenerate_cells(frame: pd.DataFrame) -> list[dict[str, Any]]:
         verdicts = g.groupby(labels)["value"].agg(["min", "max", "mean", "size"])
         if (verdicts["min"] != verdicts["max"]).any() or verdicts["mean"].nunique() < 2:
             continue  # the verdict varies within a label, or is the same everywhere
-        readings = g.groupby(labels)["extracted"].agg(lambda s: s.map(_reading).nunique())
+        column = "extracted" if kinds.get(str(grader)) == "choice" else "answer"
+        readings = g.groupby(labels)[column].agg(lambda s: s.map(_reading).nunique())
         if (readings <= 1).all():
             continue  # every label's answers read alike: the answers explain the verdicts
         right = [str(k) for k, v in verdicts["mean"].items() if v == 1.0]
@@ -116,7 +123,8 @@ def position_bias(frame: pd.DataFrame, graders: dict[str, dict[str, Any]]) -> li
 def grader_checks(frame: pd.DataFrame, graders: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Every check above, for summary.json `grader_checks` (degenerate cells are `excluded`)."""
     graders = graders or {}
-    return degenerate_cells(frame) + intermediate_credit(frame, graders) + position_bias(frame, graders)
+    kinds = {n: g.get("kind", "match") for n, g in graders.items()}
+    return degenerate_cells(frame, kinds) + intermediate_credit(frame, graders) + position_bias(frame, graders)
 
 
 def degenerate_excluded(checks: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
@@ -147,9 +155,11 @@ def checks_markdown(s: dict[str, Any]) -> list[str]:
 _HTML = """{% if checks or mc %}
 <h2>Grader checks</h2>
 <ul id="grader-checks">
-{% for task, m in mc.items() %}<li>{{ task }}: {{ m.n }} multiple-choice items, {{ m.k|join("/") }} choices: <b>chance level {{ "%.1f"|format(100*m.chance) }} %</b>
+{% for task, m in mc.items() %}<li>{{ task }}: {{ m.n }} multiple-choice items, {{ m.k|join("/") }} choices:
+<b>chance level {{ "%.1f"|format(100*m.chance) }} %</b>
 (golds per letter: {% for l, n in m.gold_letters.items() %}{{ l }} {{ n }}{% if not loop.last %}, {% endif %}{% endfor %})</li>{% endfor %}
-{% for c in checks %}<li{% if c.excluded %} class="warn"{% endif %}>{% if c.excluded %}⚠ excluded: {% else %}⚠ {% endif %}{{ c.task }} · {{ c.grader }} ({{ c.check }}): {{ c.message }}</li>{% endfor %}
+{% for c in checks %}<li{% if c.excluded %} class="warn"{% endif %}>{% if c.excluded %}⚠ excluded: {% else %}⚠ {% endif %}
+{{ c.task }} · {{ c.grader }} ({{ c.check }}): {{ c.message }}</li>{% endfor %}
 </ul>
 {% endif %}
 {% if cats %}
@@ -157,7 +167,8 @@ _HTML = """{% if checks or mc %}
 <p class="note">Accuracy % per item category; n = items in the category.</p>
 {% for (t, g), rows in cats %}<details{% if rows|length <= 12 %} open{% endif %}><summary>{{ t }} · {{ g }} ({{ rows|length }} categories)</summary>
 <table class="categories"><tr><th>category</th><th>n</th>{% for a in order %}<th>{{ a }}</th>{% endfor %}</tr>
-{% for grp, n, vals in rows %}<tr><td>{{ grp }}</td><td class="num">{{ n }}</td>{% for v in vals %}<td class="num">{{ v }}</td>{% endfor %}</tr>{% endfor %}
+{% for grp, n, vals in rows %}<tr><td>{{ grp }}</td><td class="num">{{ n }}</td>
+{% for v in vals %}<td class="num">{{ v }}</td>{% endfor %}</tr>{% endfor %}
 </table></details>{% endfor %}
 {% endif %}
 """
