@@ -265,8 +265,10 @@ def _sequential(base: _Side, cand: _Side, s: RegressConfig, warnings: list[str])
         warnings.append(f"{base.ref.dir} was evaluated sequentially (regress.sequential): gated with its anytime-valid "
                         "confidence sequences at the batch where it stopped")
 
+    degenerate = _degenerate(base, cand, set(zip(base.frame["task"], base.frame["id"])) | set(zip(cand.frame["task"], cand.frame["id"])))
+
     def gated(task: str, grader: str) -> bool:
-        return ((not s.tasks or task in s.tasks) and (not s.graders or grader in s.graders)
+        return ((not s.tasks or task in s.tasks) and (not s.graders or grader in s.graders) and (task, grader) not in degenerate
                 and False not in (_judge_ok(base.summary, task, grader), _judge_ok(cand.summary, task, grader)))
 
     frame = pd.concat([base.frame, cand.frame], ignore_index=True)
