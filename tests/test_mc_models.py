@@ -66,7 +66,7 @@ def test_choice_grader_agrees_with_an_independent_parse(runs, alias, backend):
 
 
 def test_degenerate_grader_is_flagged_and_left_out_of_the_family_and_the_gate(runs):
-    plain, _, _ = runs
+    plain, _, out = runs
     summary = json.loads((plain / "summary.json").read_text())
     flagged = [c for c in summary["grader_checks"] if c["check"] == "degenerate"]
     assert [(c["task"], c["grader"]) for c in flagged] == [("heldout", "first_letter")] and flagged[0]["excluded"]
@@ -74,9 +74,15 @@ def test_degenerate_grader_is_flagged_and_left_out_of_the_family_and_the_gate(ru
     assert comp and all(c["excluded"].startswith("grader degenerate") and c["p_adjusted"] is None for c in comp)
     assert all(str(len([c for c in summary["comparisons"] if "excluded" not in c])) in c["correction"]
                for c in summary["comparisons"] if "excluded" not in c)
-    gate = json.loads((plain / "regress.json").read_text())
+    # the run gates `choice` only (experiment=mc); `harness regress` gates every grader unless told
+    # otherwise, and still leaves this one out
+    p = _harness("regress", "--baseline", f"{plain}:current", "--candidate", f"{plain}:candidate", "--out", str(out / "all"))
+    assert p.returncode in (0, 3, 4), p.stderr[-2000:]
+    gate = json.loads((out / "all" / "regress.json").read_text())
     cell = next(c for c in gate["cells"] if c["grader"] == "first_letter")
-    assert not cell["gated"] and cell["skipped"].startswith("grader degenerate")
+    assert not cell["gated"] and cell["skipped"].startswith("grader degenerate") and cell["verdict"] == "not gated"
+    assert any("first_letter: shown, not gated: grader degenerate" in w for w in gate["warnings"])
+    assert {c["grader"] for c in gate["cells"] if c["gated"]} >= {"choice"}
     md, html = (plain / "report.md").read_text(), (plain / "report.html").read_text()
     assert "first\\_letter (degenerate)" in md and "first_letter (degenerate)" in html
     # the choice grader is not flagged: the model picked "A" every time (reported as position bias)
@@ -103,4 +109,5 @@ def test_a_model_against_itself_with_shuffled_choices_is_a_gate(runs):
     assert p.returncode in (0, 3, 4), p.stderr[-2000:]
     gate = json.loads((out / "gate" / "regress.json").read_text())
     assert any("eval.shuffle_choices = None in the baseline's run, 1 in the candidate's" in w for w in gate["warnings"])
-    assert {c["grader"] for c in gate["cells"] if c["gated"]} == {"choice"}
+    choice = next(c for c in gate["cells"] if c["grader"] == "choice")
+    assert choice["gated"] and choice["verdict"] in ("pass", "regression", "inconclusive") and gate["items"]["n_compared"] == 12
