@@ -66,6 +66,9 @@ class ColumnsConfig:
     group: str = "group"  # optional category, for per-category breakdowns
     id: str = "id"  # optional; the line number when absent
     passage: str = "passage"  # optional; what a `context: true` teacher is shown
+    # optional, evaluation file: a multiple-choice item's choices, a JSON list (the answer is then a
+    # letter, a 0-based index or a choice's text). A CSV gives them as columns A, B, C, ... instead.
+    choices: str = "choices"
 
 
 @dataclass
@@ -202,11 +205,15 @@ class FinetuneConfig:
 
 @dataclass
 class GraderConfig:
-    kind: str = "match"  # match | judge | pairwise
+    kind: str = "match"  # match | choice | judge | pairwise
     # --- match
     mode: str = "exact"  # exact | contains
     extract: str = "auto"  # see harness.text.EXTRACT_MODES
     regex: Optional[str] = None
+    # numbers compared as numbers (extract final_answer, or either tolerance > 0): right when
+    # |answer - gold| <= max(tolerance, rel_tolerance * |gold|)
+    tolerance: float = 0.0
+    rel_tolerance: float = 0.0
     # --- judge (harness.evaluate._judge): the judge model is bound to inspect's required role `grader`
     judge: Optional[ModelConfig] = None
     rubric: Optional[str] = None  # template with {question} {answer} {target}
@@ -231,6 +238,12 @@ class EvalConfig:
     prompt: str = "{question}"
     # What a `context: true` model sees: {passage} is the retrieved passage.
     context_prompt: str = "{passage}\n\nQuestion: {question}"
+    # A multiple-choice item's question, before `prompt` / `context_prompt` wrap it: {question} is
+    # the item's question, {choices} its choices as lines "A) ...", {letters} "A, B, C, D".
+    choices_prompt: str = "{question}\n\n{choices}\n\nAnswer with the letter of the correct choice ({letters})."
+    # null: choices in file order; an int: each item's choices in a seeded random order (per item
+    # id, so the same seed gives the same order in every run), the gold letter moved with them
+    shuffle_choices: Optional[int] = None
     tasks: list[str] = field(default_factory=lambda: ["heldout", "control"])
     max_tokens: int = 48
     temperature: float = 0.0
@@ -328,6 +341,11 @@ def result_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_LATER_DEFAULTS: dict[str, Any] = {"tolerance": 0.0, "rel_tolerance": 0.0}
+# bump when harness.text.read_choice / final_answer read answers differently
+READERS = {"choice": "choice-v1", "final_answer": "final-v1"}
+
+
 def grader_fingerprint(grader: dict[str, Any], eval_cfg: dict[str, Any]) -> str:
     """What makes two runs' scores of one grader comparable: its definition (kind, match mode,
     extraction, regex, rubric, scale, judge model and settings, the judge's token budget) and the
@@ -338,6 +356,15 @@ def grader_fingerprint(grader: dict[str, Any], eval_cfg: dict[str, Any]) -> str:
     import json
 
     g = {k: v for k, v in grader.items() if k not in ("calibration", "allow_self_judge", "pairs", "reference")}
+    # keys added after runs were stored count only when set, so a stored run's fingerprint still
+    # matches a new run with the same grader
+    g = {k: v for k, v in g.items() if not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}
+    # the reading rules of the choice reader and of the final-answer extraction are part of the
+    # definition: a new version of them makes old scores incomparable
+    if g.get("kind") == "choice":
+        g["reader"] = READERS["choice"]
+    if g.get("extract") == "final_answer":
+        g["reader"] = READERS["final_answer"]
     if isinstance(g.get("judge"), dict):
         j = g["judge"]
         g["judge"] = {"model": j.get("model"), "args": {k: v for k, v in (j.get("args") or {}).items()

@@ -24,7 +24,7 @@ from .finetune import LOCAL, FinetuneOutput, run_finetune
 from .generate import GenerateInput, run_generate, run_questions
 from .guards import run_lock
 from .models import Endpoints, api_model_name, remote_connect, resolve_args
-from .preflight import check_judges, check_writable, validate
+from .preflight import check_judges, check_writable, notes, validate
 from .regress import RunRef, gate, sequential_plan, sequential_status, write_gate
 from .report import build_summary
 from .runs import load_frame
@@ -48,6 +48,7 @@ class Run:
     endpoints: Endpoints
     judge: Any
     judge_notes: list[str]
+    data_notes: list[str]
     students: dict[str, FinetuneConfig]  # alias -> its fine-tune settings, resolved once
     seconds: dict[str, float] = field(default_factory=dict)
     stage_calls: dict[str, int] = field(default_factory=dict)
@@ -80,6 +81,9 @@ def _run(cfg: HarnessConfig, run_dir: Path, cache_dir: Path) -> dict[str, Any]:
     judge_notes = check_judges(cfg)
     for note in judge_notes:
         print(f"[judge] warning: {note}", flush=True)
+    data_notes = notes(cfg)  # said before any stage: unused fields, golds a grader cannot tell apart
+    for note in data_notes:
+        print(f"[data] note: {note}", flush=True)
     judge = open_judge(cfg.graders, judge_args, cfg.eval, pending=not judged(run_dir, cfg))  # finished: opened lazily
     # OpenAI-compatible endpoints: llama.cpp servers (started when a model asks for one, stopped at
     # the end, logs in servers/), then one cheap request per model, so a wrong URL, a dead server,
@@ -87,7 +91,7 @@ def _run(cfg: HarnessConfig, run_dir: Path, cache_dir: Path) -> dict[str, Any]:
     with Endpoints(cfg.models, run_dir / "servers") as endpoints:
         for alias in cfg.models:
             endpoints.preflight(alias)
-        r = Run(cfg, run_dir, cache_dir, resolved, endpoints, judge, judge_notes,
+        r = Run(cfg, run_dir, cache_dir, resolved, endpoints, judge, judge_notes, data_notes,
                 {a: student_finetune(cfg, a) for a in student_aliases(cfg)}, calls={a: 0 for a in cfg.models})
         return _stages(r)
 
@@ -297,6 +301,7 @@ def _facts(r: Run, data: DataOutput, leak: Any, synth: Any, gen: Any, fts: dict[
             "n_eval": len(data.eval),
             "n_eval_by_task": n_eval_by_task,
             **data_summary(data, leak, cfg.data),
+            "notes": r.data_notes,
             "filters": gen.filters if gen else {},
             **({"synthesis": {**synth.stats, "kept": len({q.id for q in synth.questions} & {t.id for t in data.train})}} if synth else {}),
         },

@@ -12,15 +12,16 @@ from pathlib import Path
 
 from .cache import user_cache_dir
 from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases, student_finetune
-from .data import build
+from .data import EvalItem, build, data_notes
 from .errors import HarnessError
-from .evaluate import check_grader, check_tasks
+from .evaluate import check_grader, check_tasks, item_messages
 from .finetune import LOCAL, METHODS, n_epochs
 from .generate import check_generate
 from .guards import check_config
 from .models import check_endpoint, check_sampling, context_window, is_openai, prompt_tokens
 from .prompts import chat, render
 from .report import read_labels
+from .text import as_number, kept_articles, normalise
 
 
 def validate(cfg: HarnessConfig) -> None:
@@ -83,7 +84,73 @@ def validate(cfg: HarnessConfig) -> None:
     train, evals, _, _ = build(cfg.data, training=bool(students))  # bad data files fail here, before a run dir exists
     if students:
         check_generate(cfg.generate)
+    check_golds(cfg, evals)
     check_context(cfg, train, evals)
+
+
+def _where(cfg: HarnessConfig, it: EvalItem) -> str:
+    return f"{cfg.data.eval_path}: item '{it.id}'" if cfg.data.eval_path and it.task == "heldout" else f"data: {it.task} item '{it.id}'"
+
+
+def _mc_tasks(cfg: HarnessConfig, evals: list[EvalItem]) -> dict[str, tuple[list[EvalItem], list[EvalItem]]]:
+    """task -> (multiple-choice items, open items), for the evaluated tasks."""
+    out: dict[str, tuple[list[EvalItem], list[EvalItem]]] = {}
+    for t in cfg.eval.tasks:
+        its = [e for e in evals if e.task == t]
+        out[t] = ([e for e in its if e.choices], [e for e in its if not e.choices])
+    return out
+
+
+def check_golds(cfg: HarnessConfig, evals: list[EvalItem]) -> None:
+    """A gold a match grader can never match is refused, naming the item: one with no letter or
+    digit left after normalisation ("?", "—"), articles kept (harness.text.kept_articles). A choice
+    grader needs a task whose items all have choices."""
+    matchers = [n for n, g in cfg.graders.items() if g.kind == "match"]
+    choosers = [n for n, g in cfg.graders.items() if g.kind == "choice"]
+    for it in evals:
+        if matchers and it.task in cfg.eval.tasks and not normalise(it.answer, kept_articles([it.answer])):
+            raise HarnessError(f"{_where(cfg, it)}: the answer {it.answer!r} has no letter or digit, so "
+                               f"{', '.join(matchers)} could never match it; give the item a gold answer in words or numbers")
+    for task, (mc, open_) in _mc_tasks(cfg, evals).items():
+        if choosers and mc and open_:
+            raise HarnessError(f"{_where(cfg, open_[0])}: has no choices, but other items of task {task} do; the choice grader "
+                               f"({choosers[0]}) reads letters: give every item of the file choices, or none")
+    if choosers and not any(mc for mc, _ in _mc_tasks(cfg, evals).values()):
+        raise HarnessError(f"graders.{choosers[0]}: a choice grader, but no evaluated item has choices; give the items of "
+                           f"data.eval_path a '{cfg.data.columns.choices}' list (CSV: columns A, B, ...), or drop the grader")
+
+
+def notes(cfg: HarnessConfig) -> list[str]:
+    """What the pre-flight says before any stage without refusing: fields of the data files the
+    harness does not read, golds that all normalise to one value, one-letter golds without
+    choices, multiple-choice items without a choice grader, and numeric golds graded by a
+    `contains` grader (it credits an intermediate number of a worked answer). Call after `validate`."""
+    students = student_aliases(cfg)
+    _, evals, _, _ = build(cfg.data, training=bool(students))
+    out = list(data_notes(cfg.data, training=bool(students)))
+    matchers = {n: g for n, g in cfg.graders.items() if g.kind == "match"}
+    choosers = [n for n, g in cfg.graders.items() if g.kind == "choice"]
+    for task, (mc, open_) in _mc_tasks(cfg, evals).items():
+        if matchers and len(open_) >= 2:
+            golds = {" ".join(normalise(e.answer, kept_articles([e.answer]))) for e in open_}
+            if len(golds) == 1:
+                out.append(f"{task}: all {len(open_)} golds normalise to one value ({golds.pop()!r}); a match grader then measures "
+                           "only how often a model says it -- check the data")
+            letters = [e for e in open_ if len(e.answer.strip()) == 1 and e.answer.strip().isalpha()]
+            if letters and len(letters) >= len(open_) / 2:
+                out.append(f"{task}: {len(letters)} of {len(open_)} golds are one letter ({_where(cfg, letters[0])}: {letters[0].answer!r}) "
+                           "and the items have no choices; exact/contains compare the letter as written, but a reply's letter is "
+                           "read reliably only from choices: give the items a 'choices' list and use grader@graders.choice=choice")
+        if mc and not choosers:
+            out.append(f"{task}: {len(mc)} multiple-choice items and no choice grader; exact/contains compare letters as written "
+                       "-- add grader@graders.choice=choice")
+        numeric = [e for e in open_ if as_number(e.answer) is not None]
+        for name, g in matchers.items():
+            if g.mode == "contains" and g.extract != "final_answer" and numeric and len(numeric) >= len(open_) / 2:
+                out.append(f"graders.{name}: {len(numeric)} of {len(open_)} golds of {task} are numbers, and `contains` credits any "
+                           "number of the answer that equals the gold, intermediate steps of a worked answer too; for answers "
+                           "after reasoning use grader@graders.final=final_answer (the report counts the items it credits so)")
+    return out
 
 
 # tokens a chat template adds around the messages (role markers, a default system prompt): the
@@ -109,8 +176,8 @@ def check_context(cfg: HarnessConfig, train: list, evals: list) -> None:
     checks: list[tuple[ModelConfig, str, list[tuple[str, list[dict[str, str]]]], int, str]] = []
     for alias, m in cfg.models.items():
         ctx = e.context_prompt if m.context else None
-        checks.append((m, f"models.{alias}", [(where(it), chat(e.system, render(ctx, it.question, it.passage) if ctx and it.passage
-                                                             else render(e.prompt, it.question))) for it in evals],
+        checks.append((m, f"models.{alias}", [(where(it), item_messages(it, e.prompt, ctx, e.system, e.choices_prompt, e.shuffle_choices))
+                                              for it in evals],
                        e.max_tokens, "eval.max_tokens"))
     if train and "teacher" in cfg.models:
         t = cfg.models["teacher"]

@@ -54,6 +54,12 @@ def conf_path(relative: str) -> str:
     return str((user_config_dir() or CONF_DIR) / relative)
 
 
+def example(name: str) -> str:
+    """`${example:mc.jsonl}`: a data file shipped with the package (harness/examples/), so the
+    packaged `mc` and `math` experiments run as they stand."""
+    return str(_PACKAGE / "examples" / name)
+
+
 def register() -> None:
     """The schema (Hydra's ConfigStore) and the resolvers the configs use. Idempotent."""
     from hydra.core.config_store import ConfigStore
@@ -64,7 +70,8 @@ def register() -> None:
     ConfigStore.instance().store(name="harness_schema", node=HarnessConfig)
     # `results/<experiment>/<run>`: the run name is the override list (deterministic, so the same
     # command lands in the same dir and can resume); "default" when nothing is overridden
-    for name, fn in (("run_name", run_name), ("conf_path", conf_path), ("not_result_keys", lambda: list(NOT_RESULT_KEYS))):
+    for name, fn in (("run_name", run_name), ("conf_path", conf_path), ("not_result_keys", lambda: list(NOT_RESULT_KEYS)),
+                     ("example", example)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

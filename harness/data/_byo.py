@@ -18,6 +18,7 @@ from ..config import ColumnsConfig
 from ..errors import HarnessError
 
 FORMATS = ("jsonl", "csv")
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Row:
     group: str
     passage: str
     line: int
+    choices: tuple[str, ...] = ()  # a multiple-choice item's choices; its `answer` is then a letter (A = the first)
 
 
 def _records(path: Path, fmt: str, cols: ColumnsConfig) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -83,10 +85,85 @@ def _text(path: Path, n: int, rec: dict[str, Any], col: str, key: str, required:
     return text
 
 
+def _csv_choices(rec: dict[str, Any]) -> list[Any] | None:
+    """A CSV row's choices: columns A, B, C, ... in order, up to the first missing or empty one."""
+    if "A" not in rec:
+        return None
+    out = []
+    for letter in LETTERS:
+        v = rec.get(letter)
+        if v is None or not str(v).strip():
+            break
+        out.append(v)
+    return out
+
+
+def _choices(path: Path, n: int, rec: dict[str, Any], fmt: str, cols: ColumnsConfig, max_chars: int | None) -> tuple[str, ...]:
+    """The item's choices (() for an open question), validated: a list of 2..26 distinct texts."""
+    raw = _csv_choices(rec) if fmt == "csv" else rec.get(cols.choices)
+    where = "columns A, B, ..." if fmt == "csv" else f"'{cols.choices}'"
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise HarnessError(f"{path}:{n}: {where} must be a list of choices, got {type(raw).__name__} {json.dumps(raw)[:40]}")
+    if len(raw) < 2:
+        raise HarnessError(f"{path}:{n}: {where} has {len(raw)} choice{'s' if len(raw) != 1 else ''}; a multiple-choice item "
+                           "needs at least 2 (drop the field for an open question)")
+    if len(raw) > len(LETTERS):
+        raise HarnessError(f"{path}:{n}: {where} has {len(raw)} choices; at most {len(LETTERS)} (A-Z) can be lettered")
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for k, c in enumerate(raw):
+        if isinstance(c, bool) or not isinstance(c, (str, int, float)) or not str(c).strip():
+            raise HarnessError(f"{path}:{n}: choice {LETTERS[k]} of {where} must be non-empty text, got {json.dumps(c)[:40]}")
+        text = str(c).strip()
+        if max_chars is not None and len(text) > max_chars:
+            raise HarnessError(f"{path}:{n}: choice {LETTERS[k]} is {len(text)} characters, longer than data.max_chars={max_chars}")
+        same = " ".join(text.casefold().split())
+        if same in seen:
+            raise HarnessError(f"{path}:{n}: choices {LETTERS[seen[same]]} and {LETTERS[k]} are the same ({json.dumps(text)[:40]}); "
+                               "every choice must differ, or the item cannot be scored")
+        seen[same] = k
+        out.append(text)
+    return tuple(out)
+
+
+def gold_letter(path: Path, n: int, answer: Any, choices: tuple[str, ...], col: str) -> str:
+    """A multiple-choice answer given as a letter, a 0-based index or a choice's text, as its letter.
+    An answer that reads two ways (the letter "B" when a choice's text is "B") is refused."""
+    k = len(choices)
+    span = f"A-{LETTERS[k - 1]}"
+    if isinstance(answer, int) and not isinstance(answer, bool):
+        if not 0 <= answer < k:
+            raise HarnessError(f"{path}:{n}: '{col}' is index {answer}, out of range for {k} choices (0-{k - 1})")
+        return LETTERS[answer]
+    text = str(answer).strip()
+    by_text = [i for i, c in enumerate(choices) if c == text] or [i for i, c in enumerate(choices) if c.casefold() == text.casefold()]
+    # a letter is a capital ("a" is text: a choice may be the word "a"); a digit string an index
+    # unless it is a choice's text (CSV numbers are strings)
+    as_letter = LETTERS.index(text) if len(text) == 1 and text in LETTERS else None
+    as_index = int(text) if text.isdigit() else None
+    reads = {i for i in (by_text[:1] + ([as_letter] if as_letter is not None and as_letter < k else [])
+                         + ([as_index] if as_index is not None and as_index < k and not by_text else []))}
+    if len(reads) > 1:
+        raise HarnessError(f"{path}:{n}: '{col}' {json.dumps(text)[:40]} is both the letter/index of choice {LETTERS[min(reads)]} "
+                           f"and the text of choice {LETTERS[by_text[0]]}; give the answer unambiguously (a 0-based index in JSON)")
+    if reads:
+        return LETTERS[reads.pop()]
+    if as_letter is not None:
+        raise HarnessError(f"{path}:{n}: '{col}' is the letter {text}, but the item has {k} choices ({span})")
+    if as_index is not None:
+        raise HarnessError(f"{path}:{n}: '{col}' is index {as_index}, out of range for {k} choices (0-{k - 1})")
+    raise HarnessError(f"{path}:{n}: '{col}' {json.dumps(text)[:40]} is not a letter {span}, an index 0-{k - 1} or the text "
+                       "of one of the choices")
+
+
 def load_rows(path_str: str, fmt: str, cols: ColumnsConfig, key: str, answers_required: bool,
               max_chars: int | None = None) -> list[Row]:
     """Validated rows of one file. `key` names the config key that points at it (for messages);
-    `max_chars`: the longest question, answer or passage accepted (None: any)."""
+    `max_chars`: the longest question, answer or passage accepted (None: any). Evaluation rows
+    (`answers_required`) may be multiple choice; a training row's choices are not read (see
+    `unused_fields`)."""
     path = Path(path_str)
     if not path.is_file():
         raise HarnessError(f"{key}: no such file: {path_str}")
@@ -102,10 +179,33 @@ def load_rows(path_str: str, fmt: str, cols: ColumnsConfig, key: str, answers_re
             if ident in first_line:
                 raise HarnessError(f"{path}:{n}: duplicate id '{ident}' (first on line {first_line[ident]}); ids must be unique")
             first_line[ident] = n
+            choices = _choices(path, n, rec, fmt, cols, max_chars) if answers_required else ()
+            if choices:
+                a = gold_letter(path, n, rec.get(cols.answer), choices, cols.answer)
             rows.append(Row(ident, q, a, _text(path, n, rec, cols.group, "group", False) or "all",
-                            _text(path, n, rec, cols.passage, "passage", False, max_chars), n))
+                            _text(path, n, rec, cols.passage, "passage", False, max_chars), n, choices))
     except UnicodeDecodeError as e:
         raise HarnessError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     if not rows:
         raise HarnessError(f"{path}: no rows; {key} must point at a {fmt.upper()} file with at least one question")
     return rows
+
+
+def unused_fields(path_str: str, fmt: str, cols: ColumnsConfig, evaluation: bool) -> list[str]:
+    """The fields (JSONL keys, CSV columns) of a file that the harness does not read, in first-seen
+    order: said before any stage, never dropped in silence. A training file's choices are among
+    them (training rows are open questions). Call after `load_rows` accepted the file."""
+    used = {cols.question, cols.answer, cols.id, cols.group, cols.passage}
+    if evaluation:
+        used.add(cols.choices)
+    seen: dict[str, None] = {}
+    for _, rec in _records(Path(path_str), fmt, cols):
+        for k in rec:
+            if k is not None and k not in used:
+                seen.setdefault(str(k), None)
+    if fmt == "csv" and evaluation and "A" in seen:  # the choice columns
+        for letter in LETTERS:
+            if letter not in seen:
+                break
+            seen.pop(letter)
+    return list(seen)

@@ -9,7 +9,7 @@ from ..cache import digest, read_jsonl, write_json, write_jsonl, write_text
 from ..config import DataConfig
 from ..errors import HarnessError
 from . import _archipelago
-from ._byo import FORMATS, load_rows
+from ._byo import FORMATS, load_rows, unused_fields
 from ._card import data_card
 from ._control import CONTROL
 from ._embed import model_dir
@@ -39,6 +39,8 @@ class EvalItem:
     # items that share a source (paraphrases of one fact) share a cluster: paired tests then use
     # cluster-robust standard errors. "" = the item is its own cluster.
     cluster: str = ""
+    # a multiple-choice item's choices in file order; `answer` is then the gold's letter (A = first)
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def _build(cfg: DataConfig, training: bool = True) -> tuple[list[TrainQuestion],
                          max_chars=cfg.max_chars)
         train = [TrainQuestion(r.id, r.question, r.passage, r.answer, r.group) for r in rows]
     rows = load_rows(cfg.eval_path, cfg.name, cfg.columns, "data.eval_path", answers_required=True, max_chars=cfg.max_chars)
-    evals = [EvalItem(r.id, "heldout", r.question, r.answer, r.passage, r.group) for r in rows]
+    evals = [EvalItem(r.id, "heldout", r.question, r.answer, r.passage, r.group, choices=r.choices) for r in rows]
     doc = ""
     if cfg.document:
         try:
@@ -195,8 +197,43 @@ def data_summary(data: DataOutput, leak: LeakResult, cfg: DataConfig) -> dict[st
         "leak_overlap_rate": round(leak.rate, 6),
         "leak": leak.summary(cfg.allow_leak),
         "card": data.card,
+        "multiple_choice": multiple_choice(data.eval),
     }
 
 
 def load_eval(path: Path) -> list[EvalItem]:
-    return [EvalItem(**r) for r in read_jsonl(path)]
+    return [EvalItem(**{**r, "choices": tuple(r.get("choices") or ())}) for r in read_jsonl(path)]
+
+
+def data_notes(cfg: DataConfig, training: bool = True) -> list[str]:
+    """One line per bring-your-own file with fields the harness does not read (said before any
+    stage, never dropped in silence). Call after `build` accepted the files."""
+    if cfg.name not in FORMATS:
+        return []
+    out = []
+    for key, path, evaluation in (("data.train_path", cfg.train_path, False), ("data.eval_path", cfg.eval_path, True)):
+        if not path or (key == "data.train_path" and not training and not cfg.train_path):
+            continue
+        extra = unused_fields(path, cfg.name, cfg.columns, evaluation)
+        if extra:
+            why = " (training rows are open questions; multiple choice is read from the evaluation file)" \
+                if not evaluation and cfg.columns.choices in extra else ""
+            out.append(f"{key}: {path}: field{'s' if len(extra) > 1 else ''} {', '.join(repr(x) for x in extra)} "
+                       f"not used by the harness{why}; to use one, name it with data.columns.<field>=<name> "
+                       "(question, answer, id, group, passage, choices)")
+    return out
+
+
+def multiple_choice(evals: list[EvalItem]) -> dict[str, dict[str, Any]]:
+    """Per task with multiple-choice items: how many, their numbers of choices, the chance level
+    (the mean of 1/k: what answering at random scores) and the share of golds per letter."""
+    out: dict[str, dict[str, Any]] = {}
+    for task in sorted({e.task for e in evals if e.choices}):
+        mc = [e for e in evals if e.task == task and e.choices]
+        golds: dict[str, int] = {}
+        for e in mc:
+            golds[e.answer] = golds.get(e.answer, 0) + 1
+        out[task] = {"n": len(mc), "n_items": sum(1 for e in evals if e.task == task),
+                     "k": sorted({len(e.choices) for e in mc}), "chance": round(sum(1 / len(e.choices) for e in mc) / len(mc), 6),
+                     "gold_letters": dict(sorted(golds.items()))}
+    return out

@@ -6,7 +6,8 @@ from ._logs import claim
 from ._pairwise import run_pairwise
 from ._scorers import check_grader
 from ._stage import TASKS, EvalModel, EvaluateOutput, check_tasks, register_model_info, run_evaluate
+from ._task import item_messages, shown
 
 __all__ = ["EXTRACT_MODES", "MATCH_MODES", "TASKS", "EvalModel", "EvaluateOutput", "Judge", "Verdict", "check_grader", "check_tasks", "claim",
-           "extract", "judged", "match", "normalise", "open_judge", "register_model_info", "run_evaluate",
-           "run_pairwise"]
+           "extract", "item_messages", "judged", "match", "normalise", "open_judge", "register_model_info", "run_evaluate",
+           "run_pairwise", "shown"]

@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING
 
 from ..config import GraderConfig
 from ..errors import HarnessError
-from ..text import EXTRACT_MODES, MATCH_MODES, match
+from ..text import EXTRACT_MODES, LETTERS, MATCH_MODES, match, read_choice
 
 # inspect_ai is imported where a scorer is built, not here: the pre-flight imports this package, and
 # a bad-input error should not wait ~1.5 s for inspect to load
 if TYPE_CHECKING:
     from inspect_ai.scorer import Scorer
 
-KINDS = ("match", "judge", "pairwise")
+KINDS = ("match", "choice", "judge", "pairwise")
 
 
 def check_grader(name: str, cfg: GraderConfig) -> None:
@@ -28,6 +28,11 @@ def check_grader(name: str, cfg: GraderConfig) -> None:
         from ._pairwise import check_pairwise
 
         return check_pairwise(name, cfg)
+    if cfg.kind == "choice":
+        return None
+    for key in ("tolerance", "rel_tolerance"):
+        if getattr(cfg, key) < 0:
+            raise HarnessError(f"graders.{name}.{key} must be >= 0, got {getattr(cfg, key)}")
     if cfg.mode not in MATCH_MODES:
         raise HarnessError(f"graders.{name}.mode: unknown mode '{cfg.mode}'; available: {', '.join(MATCH_MODES)}")
     if cfg.extract not in EXTRACT_MODES:
@@ -43,7 +48,44 @@ def build_scorer(name: str, cfg: GraderConfig) -> Scorer:
         from ._judge import judge_scorer
 
         return judge_scorer(name, cfg)
+    if cfg.kind == "choice":
+        return choice_scorer(name)
     return match_scorer(name, cfg)
+
+
+def choice_scorer(name: str) -> Scorer:
+    """A multiple-choice grader: reads the reply's pick with harness.text.read_choice and compares
+    it with the gold's letter as shown.
+
+    inspect's own pair (the multiple_choice() solver, the choice() scorer) is not used: its parse
+    reads only "ANSWER: X" lines, so a small model's "C) Paris" or "The answer is C" would score
+    wrong; the solver writes its own prompt, which the student's training prompt and the
+    pre-flight's token count would not see; and with shuffled choices it overwrites the model's
+    reply in the log with "ANSWER: X". The items still carry inspect's Sample.choices, rendered as
+    its template renders them ("A) text")."""
+    from inspect_ai.scorer import Score, Scorer, Target, accuracy, scorer, stderr
+    from inspect_ai.solver import TaskState
+
+    def build():
+        async def score(state: TaskState, target: Target) -> Score:
+            answer = state.output.completion
+            choices = [c.value for c in state.choices]
+            pick, rule = read_choice(answer, choices)
+            letter = LETTERS[pick] if pick is not None else ""
+            order = list(state.metadata.get("choices_order") or range(len(choices)))
+            return Score(
+                value=1.0 if letter and letter == target.text.strip() else 0.0,
+                answer=letter,
+                explanation=f"choice: read {letter or 'no pick'} ({rule}) vs gold {target.text}",
+                metadata={"raw": answer, "extracted": letter, "rule": rule, "gold": target.text,
+                          "pick_in_file": LETTERS[order[pick]] if pick is not None else "", "k": len(choices)},
+            )
+
+        return score
+
+    build.__name__ = name
+    build.__annotations__ = {"return": Scorer}
+    return scorer(metrics=[accuracy(), stderr()], name=name)(build)()
 
 
 def match_scorer(name: str, cfg: GraderConfig) -> Scorer:
@@ -60,7 +102,7 @@ def match_scorer(name: str, cfg: GraderConfig) -> Scorer:
         async def score(state: TaskState, target: Target) -> Score:
             answer = state.output.completion
             question = str(state.metadata.get("question", ""))
-            v = match(answer, list(target), cfg.mode, cfg.extract, question, cfg.regex)
+            v = match(answer, list(target), cfg.mode, cfg.extract, question, cfg.regex, cfg.tolerance, cfg.rel_tolerance)
             return Score(
                 value=1.0 if v.correct else 0.0,
                 answer=v.extracted,

@@ -90,7 +90,10 @@ def run_evaluate(
     out = EvaluateOutput(log_root)
     display = None if sys.stdout.isatty() else "plain"
     # pairwise graders compare two models' answers after evaluation (see _pairwise.py)
-    scorers = [build_scorer(name, g) for name, g in graders.items() if g.kind != "pairwise"]
+    scorers = {name: build_scorer(name, g) for name, g in graders.items() if g.kind != "pairwise"}
+    # a choice grader grades multiple-choice tasks only (the pre-flight refuses a task that mixes them)
+    task_scorers = {t: [sc for name, sc in scorers.items() if graders[name].kind != "choice" or any(it.choices for it in its)]
+                    for t, its in by_task.items()}
     judging = any(g.kind == "judge" for g in graders.values())  # pairwise graders judge later, not here
     if judge is None and judging:
         raise HarnessError("graders: a judge grader needs a judge model; call open_judge() first")
@@ -108,7 +111,8 @@ def run_evaluate(
             print(f"[evaluate] {m.alias}: finished logs in {log_dir} (nothing to run)", flush=True)
             continue
         tasks = [
-            qa_task(t, its, cfg.prompt, cfg.context_prompt if m.context else None, scorers, cfg.system)
+            qa_task(t, its, cfg.prompt, cfg.context_prompt if m.context else None, task_scorers[t], cfg.system,
+                    cfg.choices_prompt, cfg.shuffle_choices)
             for t, its in by_task.items()
         ]
         register_model_info(m.model, m.args)

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from ..cache import read_jsonl
-from ..config import RegressConfig, grader_fingerprint
+from ..config import EvalConfig, RegressConfig, grader_fingerprint
 from ..errors import HarnessError
+from ..report import degenerate_cells
 from ..runs import load_frame, read_summary
 from ..stats import adjust, gate_cell
 from ._render import headline
@@ -101,8 +102,10 @@ def _items(run_dir: Path, frame: pd.DataFrame) -> pd.DataFrame:
     """The evaluation items' inputs and targets (data/eval.jsonl), or the targets the logs hold."""
     f = run_dir / "data" / "eval.jsonl"
     if f.is_file():
-        return pd.DataFrame([(r["task"], str(r["id"]), r["question"], r["answer"]) for r in read_jsonl(f)],
-                            columns=["task", "id", "question", "answer"])
+        # a multiple-choice item is its question with its choices (in file order: a shuffled run shows
+        # the same item)
+        return pd.DataFrame([(r["task"], str(r["id"]), r["question"] + "".join(f"\n{c}" for c in r.get("choices") or ()), r["answer"])
+                             for r in read_jsonl(f)], columns=["task", "id", "question", "answer"])
     return frame.drop_duplicates(["task", "id"])[["task", "id", "target"]].rename(columns={"target": "answer"}).assign(question="")
 
 
@@ -114,11 +117,17 @@ def _comparable(base: _Side, cand: _Side, s: RegressConfig) -> tuple[set[tuple[s
     same_run = base.ref.dir.resolve() == cand.ref.dir.resolve()
     if not same_run:
         cb, cc = base.summary.get("config") or {}, cand.summary.get("config") or {}
-        for key in ("system", "prompt", "context_prompt"):
-            vb, vc = (cb.get("eval") or {}).get(key), (cc.get("eval") or {}).get(key)
+        for key in ("system", "prompt", "context_prompt", "choices_prompt"):
+            # a run stored before a key existed ran with its default
+            default = getattr(EvalConfig, key, None)
+            vb, vc = (cb.get("eval") or {}).get(key, default), (cc.get("eval") or {}).get(key, default)
             if vb != vc:
                 raise HarnessError(f"eval.{key} differs between {base.ref.dir} ({vb!r}) and {cand.ref.dir} ({vc!r}); "
                                    "the models saw different prompts, so the gate would measure the prompt — re-run one of them")
+        sb, sc = (cb.get("eval") or {}).get("shuffle_choices"), (cc.get("eval") or {}).get("shuffle_choices")
+        if sb != sc:
+            warnings.append(f"multiple-choice items were shown in another order: eval.shuffle_choices = {sb} in the baseline's run, "
+                            f"{sc} in the candidate's (a robustness check: same items, same golds, choices moved)")
         fb, fc = _fingerprints(base.summary), _fingerprints(cand.summary)
         for name in sorted(set(fb) & set(fc)):
             if fb[name] != fc[name]:
@@ -149,6 +158,22 @@ def _fingerprints(summary: dict[str, Any]) -> dict[str, str]:
         return dict(summary["grader_fingerprints"])
     c = summary.get("config") or {}
     return {n: grader_fingerprint(g, c.get("eval") or {}) for n, g in (c.get("graders") or {}).items()}
+
+
+def _degenerate(base: _Side, cand: _Side, keep: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(task, grader) -> why: cells whose verdicts the gold alone fixes -- flagged in either run's
+    report, or on the two gated models' answers to the compared items (harness.report.degenerate_cells)."""
+    out: dict[tuple[str, str], str] = {}
+    for side in (base, cand):
+        for c in side.summary.get("grader_checks") or []:
+            if c.get("excluded"):
+                out[(c["task"], c["grader"])] = f"verdicts fixed by the gold alone in {side.ref.dir}'s report"
+    both = pd.concat([base.frame.assign(alias="baseline"), cand.frame.assign(alias="candidate")], ignore_index=True)
+    both = both[[k in keep for k in zip(both["task"], both["id"])]]
+    kinds = {n: g.get("kind", "match") for side in (base, cand) for n, g in ((side.summary.get("config") or {}).get("graders") or {}).items()}
+    for c in degenerate_cells(both, kinds):
+        out.setdefault((c["task"], c["grader"]), "verdicts fixed by the gold alone on the compared answers of both models")
+    return out
 
 
 def _judge_ok(summary: dict[str, Any], task: str, grader: str) -> bool | None:
@@ -190,9 +215,12 @@ def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10)
         if unknown:
             raise HarnessError(f"regress.{name}: {', '.join(unknown)} not in both runs; available: {', '.join(sorted(have))}")
     cells, flip_rows = [], []
+    degenerate = _degenerate(base, cand, shared)
     for task, grader in keys:
         row, fl = _cell(task, grader, pb.loc[(task, grader)], pc.loc[(task, grader)], base, cand, s, flips)
-        if row["skipped"] and row["skipped"].startswith("judge"):
+        if row["gated"] and (task, grader) in degenerate:
+            row.update(gated=False, skipped=f"grader degenerate: {degenerate[(task, grader)]}")
+        if row["skipped"] and row["skipped"].startswith(("judge", "grader degenerate")):
             warnings.append(f"{task} · {grader}: shown, not gated: {row['skipped']}")
         cells.append(row)
         flip_rows += fl
@@ -237,8 +265,10 @@ def _sequential(base: _Side, cand: _Side, s: RegressConfig, warnings: list[str])
         warnings.append(f"{base.ref.dir} was evaluated sequentially (regress.sequential): gated with its anytime-valid "
                         "confidence sequences at the batch where it stopped")
 
+    degenerate = _degenerate(base, cand, set(zip(base.frame["task"], base.frame["id"])) | set(zip(cand.frame["task"], cand.frame["id"])))
+
     def gated(task: str, grader: str) -> bool:
-        return ((not s.tasks or task in s.tasks) and (not s.graders or grader in s.graders)
+        return ((not s.tasks or task in s.tasks) and (not s.graders or grader in s.graders) and (task, grader) not in degenerate
                 and False not in (_judge_ok(base.summary, task, grader), _judge_ok(cand.summary, task, grader)))
 
     frame = pd.concat([base.frame, cand.frame], ignore_index=True)
@@ -273,7 +303,8 @@ def _decide(cells: list[dict[str, Any]], s: RegressConfig) -> tuple[str, int, in
     pass only if every gated cell passes (intersection-union). Returns (verdict, exit code, n gated)."""
     gated = [r for r in cells if r["gated"]]
     if not gated:
-        raise HarnessError("regress: no cell left to gate (every task x grader is filtered out or has an unreliable judge); "
+        raise HarnessError("regress: no cell left to gate (every task x grader is filtered out, has an unreliable judge or a degenerate "
+                           "grader); "
                            "check regress.tasks / regress.graders")
     for r, p in zip(gated, adjust([r["p_regression"] for r in gated], "holm")):
         r["p_regression_adjusted"] = p

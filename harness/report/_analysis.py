@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..config import ReportConfig
 from ..stats import adjust, gap_closed, mde, paired_binary, paired_continuous, proportion_ci
+from ._graders import degenerate_excluded, grader_checks
 from ._judge import KAPPA_MIN, judge_agreement
 
 SCHEMA_VERSION = 1
@@ -240,16 +241,19 @@ def unreliable_cells(agreement: list[dict[str, Any]]) -> dict[tuple[str, str], s
 
 
 def analyse(frame: pd.DataFrame, rc: ReportConfig | None = None, students: tuple[str, ...] | list[str] = ("student",),
-            aliases: list[str] | None = None) -> dict[str, Any]:
+            aliases: list[str] | None = None, graders: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Every frame-derived section of summary.json (a run and `harness report` share this).
-    `aliases`: the run's models in config order (an evaluation-only run compares every pair)."""
+    `aliases`: the run's models in config order (an evaluation-only run compares every pair);
+    `graders`: the run's grader configs (plain dicts), for the grader checks (report._graders).
+    Cells of an unreliable judge or a degenerate grader are left out of the tested family."""
     rc = rc or ReportConfig()
     pairs = pairs_for(rc, students, aliases)
     triples = [("teacher", "baseline", s) for s in students]
     means = item_means(frame) if not frame.empty else None
     agreement = judge_agreement(frame)
-    excluded = {} if rc.include_unreliable else unreliable_cells(agreement)
-    return {"alpha": rc.alpha, "scores": score_table(frame, means),
+    checks = grader_checks(frame, graders) if not frame.empty else []
+    excluded = {} if rc.include_unreliable else {**unreliable_cells(agreement), **degenerate_excluded(checks)}
+    return {"alpha": rc.alpha, "scores": score_table(frame, means), "grader_checks": checks,
             "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction, means, excluded),
             "gap_closed": gap_table(frame, rc.alpha, triples, means), "categories": category_table(frame, means),
             "flips": flip_table(frame, pairs, rc.flips, means), "judge_agreement": agreement}

@@ -25,7 +25,8 @@ from ._usage import run_usage
 
 # summary.json's key order (docs/summary.md): a rebuilt summary reads like the run's own
 ORDER = ("schema_version", "experiment", "run", "models", "students", "model_notes", "alpha", "scores", "comparisons",
-         "gap_closed", "categories", "flips", "judge_agreement", "judge_notes", "grader_fingerprints", "pairwise", "judge_calibration", "data",
+         "gap_closed", "categories", "flips", "judge_agreement",
+         "grader_checks", "judge_notes", "grader_fingerprints", "pairwise", "judge_calibration", "data",
          "finetune", "finetunes", "stage_seconds", "stage_calls", "usage", "usage_by_stage", "model_calls", "paths",
          "environment", "config", "regress")
 
@@ -47,7 +48,7 @@ def build_summary(run_dir: Path, facts: dict[str, Any], frame: pd.DataFrame | No
     graders = config.get("graders") or {}
     derived = {
         "schema_version": SCHEMA_VERSION,
-        **analyse(frame, report_config(config), students, list(facts.get("models") or {})),
+        **analyse(frame, report_config(config), students, list(facts.get("models") or {}), graders),
         "pairwise": pairwise_table(run_dir / "judge"),
         "judge_calibration": calibration_table(frame, {n: g["calibration"] for n, g in graders.items() if g.get("calibration")}),
         **run_usage(run_dir, config),

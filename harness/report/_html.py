@@ -10,6 +10,7 @@ from typing import Any
 from ._analysis import ALPHA
 from ._datacard import data_html
 from ._fmt import prose_html
+from ._graders import checks_html
 from ._judge import unreliable_sentence
 from ._markdown import COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, family_note, power_sentence, score_rows, verdict, verdict_lines
 from ._plots import cached_plot, plot_forest, plot_scores
@@ -57,6 +58,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% for c in cells %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
 <img id="plot-scores" alt="accuracy per model with 95% CI" src="{{ plot_scores }}">
+{{ checks_section }}
 """ + COMPARISONS_HTML + """{% if s.judge_agreement or s.judge_notes or s.judge_calibration %}
 <h2>Judge agreement</h2>
 <p class="note">{{ judge_note|prose }}</p>
@@ -128,7 +130,7 @@ def render_html(summary: dict[str, Any], order: list[str], sections: list[Any] =
     env.filters["prose"] = prose_html  # the harness's sentences: markdown's `code` and **bold** as HTML
     leak_warning, data_section = data_html(summary)
     return env.from_string(_TEMPLATE).render(
-        leak_warning=leak_warning, data_section=data_section,
+        leak_warning=leak_warning, data_section=data_section, checks_section=checks_html(summary, order),
         s=summary, order=order, verdicts=verdict_lines(summary), sections=list(sections), family=family_note(summary.get("comparisons") or []), score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
         note=COMPARISON_NOTE, verdict=verdict, judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
         pairwise_note=PAIRWISE_NOTE, usage_rows=usage_rows(summary), usage_note=USAGE_NOTE,

@@ -8,6 +8,7 @@ from ..stats import mde, required_n
 from ._analysis import ALPHA
 from ._datacard import data_markdown, leak_warning
 from ._fmt import md, pct
+from ._graders import category_blocks, checks_markdown
 from ._judge import KAPPA_MIN, unreliable_sentence
 from ._usage import usage_markdown
 
@@ -152,9 +153,9 @@ def verdict_lines(s: dict[str, Any]) -> list[str]:
         out.append(f"No pair of models differs significantly ({comps[0]['correction']}, α = {s.get('alpha', ALPHA)}); "
                    f"with n = {n} items only differences of about {100 * max(c['mde'] for c in comps):.0f} pp or more "
                    "would have been detected.")
-    excluded = sorted({(c["task"], c["grader"]) for c in s.get("comparisons") or [] if "excluded" in c})
+    excluded = sorted({(c["task"], c["grader"], c["excluded"]) for c in s.get("comparisons") or [] if "excluded" in c})
     if excluded:
-        out.append("Left out of the tested family (judge unreliable): " + ", ".join(f"{t} · {g}" for t, g in excluded) + ".")
+        out.append("Left out of the tested family: " + ", ".join(f"{t} · {g} ({why.split(' (')[0]})" for t, g, why in excluded) + ".")
     usage = s.get("usage") or {}
     if usage:
         cost = sum(u.get("cost_usd", 0.0) for u in usage.values())
@@ -193,6 +194,7 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
     lines += ["| task | grader | n | " + " | ".join(order) + " |", "|---|---|---|" + "---|" * len(order)]
     for t, g, n, vals in score_rows(s["scores"], order):
         lines.append(f"| {t} | {g} | {n} | " + " | ".join(vals) + " |")
+    lines += checks_markdown(s)
     lines += comparison_lines(s.get("comparisons") or [], s.get("alpha", ALPHA))
     lines += judge_markdown(s)
     lines += pairwise_markdown(s)
@@ -215,13 +217,12 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
         lines += ["", "## Power", "", power]
     cats = s.get("categories") or []
     if cats:
-        lines += ["", "## By category", "", "Accuracy % per item category (n per cell in brackets).", ""]
-        cell = {(c["task"], c["grader"], c["group"], c["model"]): c for c in cats}
-        keys = sorted({(c["task"], c["grader"], c["group"]) for c in cats}, key=lambda k: (k[0] != "heldout", k))
-        lines += ["| task | grader | category | " + " | ".join(order) + " |", "|---|---|---|" + "---|" * len(order)]
-        for t, g, grp in keys:
-            vals = [f"{pct(cell[(t, g, grp, a)]['accuracy'])} ({cell[(t, g, grp, a)]['n']})" if (t, g, grp, a) in cell else "—" for a in order]
-            lines.append(f"| {t} | {g} | {md(grp, 60)} | " + " | ".join(vals) + " |")
+        # one table per task x grader: many categories (a 57-subject benchmark) stay one row each
+        lines += ["", "## By category", "", "Accuracy % per item category; n = items in the category.", ""]
+        for (t, g), rows in category_blocks(cats, order):
+            lines += [f"### {t} · {g}", "", "| category | n | " + " | ".join(order) + " |", "|---|---|" + "---|" * len(order)]
+            lines += [f"| {md(grp, 60)} | {n} | " + " | ".join(vals) + " |" for grp, n, vals in rows]
+            lines.append("")
     flips = s.get("flips") or []
     if flips:
         lines += ["", "## Items that flipped", "", "First items per pair and direction (answers escaped and truncated).", "",
