@@ -84,7 +84,8 @@ def topk_support(logp: Any, idx: Any) -> Any:
     import torch
 
     rest = torch.logsumexp(logp.scatter(-1, idx, float("-inf")), dim=-1, keepdim=True)
-    return torch.cat([logp.gather(-1, idx), rest], dim=-1)
+    # k = the whole vocabulary leaves no rest: -inf there would make 0 * (-inf - -inf) = nan
+    return torch.cat([logp.gather(-1, idx), rest.clamp(min=-1e4)], dim=-1)
 
 
 def _pad(seqs: list[list[int]], value: int) -> Any:
