@@ -25,6 +25,10 @@ Arms (--arms, in this order by default):
 Train seconds = the training loop + the teacher's log-probs computed before it (kd). `ratio` = the
 best arm's (highest held-out gap closed) train seconds / sft's.
 
+What k costs (--k-fidelity 1,8,64,256): on the training answers, the share of the whole-vocabulary
+forward KL(teacher || untuned student) that the {top-k, rest} support keeps, and the teacher's mass
+in its top k (`--arms none`: only this, no fine-tune).
+
 Run: .venv/bin/python bench/distil_objectives.py [--arms sft,kd,...] [--threads N] [overrides]
   overrides are Hydra overrides on top of experiment=demo, e.g. data.n_islands=3 (a reduced run).
 At the demo's size: ~4 min per sft arm on 2 idle cores, on_policy ~2-3x that. Last line: one JSON object.
@@ -81,11 +85,46 @@ def heldout(frame: Any, alias: str, grader: str) -> dict[str, float]:
     return f.groupby("id")["value"].mean().to_dict()  # epochs averaged within the item
 
 
+def k_fidelity(base_path: str, teacher: Any, train_file: Path, ks: list[int]) -> dict[str, Any]:
+    """What top-k costs the kd loss itself: on the training answers, the forward KL(teacher || base
+    student) over {top-k, rest} as a share of the whole-vocabulary KL, and the teacher's mass in its top k."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.finetune import divergence
+    from harness.finetune._local import encode, load_rows  # the bench rebuilds the loop's rows; not an API
+    from harness.finetune._objectives import _answer_logits, topk_support
+
+    tok = AutoTokenizer.from_pretrained(base_path)
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32).eval()
+    rows = [encode(tok, m) for m in load_rows(train_file)]
+    pad = tok.eos_token_id
+    full, part, mass, n = 0.0, {k: 0.0 for k in ks}, {k: 0.0 for k in ks}, 0
+    with torch.no_grad():
+        for b in range(0, len(rows), 8):
+            chunk = list(range(b, min(b + 8, len(rows))))
+            split = [(ids[: sum(x == -100 for x in lab)], ids[sum(x == -100 for x in lab):]) for ids, lab in (rows[i] for i in chunk)]
+            answers = [a for _, a in split]
+            t_prompts = [tok(tok.apply_chat_template(teacher.prompts[i], tokenize=False, add_generation_prompt=True),
+                             add_special_tokens=False).input_ids for i in chunk]
+            s = torch.log_softmax(_answer_logits(model.model, model.lm_head, [p for p, _ in split], answers, pad), -1)
+            t = torch.log_softmax(_answer_logits(model.model, model.lm_head, t_prompts, answers, pad), -1)
+            full += float(divergence(s, t, 0.0).sum())
+            for k in ks:
+                idx = t.topk(k, -1).indices
+                part[k] += float(divergence(topk_support(s, idx), topk_support(t, idx), 0.0).sum())
+                mass[k] += float(t.gather(-1, idx).exp().sum())
+            n += len(s)
+    return {"tokens": n, "full_kl_per_token": round(full / n, 4),
+            "kl_share_captured": {k: round(part[k] / full, 4) for k in ks}, "teacher_mass_in_top_k": {k: round(mass[k] / n, 4) for k in ks}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--arms", default="sft,kd,sft_on_policy,kd_only,on_policy")
     ap.add_argument("--out", default=str(REPO / "results" / "bench_distil_objectives"))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--k-fidelity", default="1,8,64,256", help="top-k values whose share of the full KL is measured ('' = skip)")
     args, overrides = ap.parse_known_args()
     if args.threads:
         import torch
@@ -110,6 +149,15 @@ def main() -> None:
         assert hashlib.sha256(json.dumps(msgs).encode()).hexdigest() == p["teacher_prompt_sha256"]
         prompts.append(msgs)
     the_teacher = Teacher(model_identity(teacher), t_args["model_path"], prompts, cache_dir)
+
+    fidelity = None
+    if args.k_fidelity:
+        t = time.time()
+        fidelity = k_fidelity(t_args["model_path"], the_teacher, gen.train_file, [int(k) for k in args.k_fidelity.split(",")])
+        print(f"[bench] top-k fidelity ({time.time() - t:.0f}s): {json.dumps(fidelity)}", flush=True)
+        if args.arms == "none":
+            print(json.dumps({"bench": "distil_objectives", "overrides": overrides, "k_fidelity": fidelity, "ratio": None}))
+            return
 
     t = time.time()
     refs = [EvalModel(a, cfg.models[a].model, resolve_args(a, cfg.models[a].args, cache_dir), cfg.models[a].context)
@@ -170,6 +218,7 @@ def main() -> None:
     print(json.dumps({"bench": "distil_objectives", "overrides": overrides, "threads": args.threads or None,
                       "gap_closed_heldout_contains": gaps, "vs_sft_heldout_contains": vs,
                       "train_seconds": {a: r["cost_seconds"] for a, r in results.items()}, "best": best, "ratio": ratio,
+                      "k_fidelity": fidelity,
                       "wall_s": round(time.time() - t0, 1)}))
 
 

@@ -127,6 +127,7 @@ class Objective:
         self.cached: bool | None = None
         self.sft_steps = total_steps
         self._own_teacher: Any = None
+        self._started = False  # the first loss() call is the first training step
         if cfg.objective == "sft":
             return
         if teacher is None or len(teacher.prompts) != len(data):
@@ -158,6 +159,9 @@ class Objective:
             if same and self.cfg.method == "lora":
                 with self.model.disable_adapter():  # the base weights, no second copy
                     yield self.body, self.head
+                return
+            if same and not self._started:  # a full fine-tune before its first step: still the base weights
+                yield self.body, self.head
                 return
             if self._own_teacher is None:  # a full fine-tune changes the base weights; another teacher is other weights
                 from transformers import AutoModelForCausalLM
@@ -228,6 +232,7 @@ class Objective:
         import torch
 
         cfg = self.cfg
+        self._started = True
         if cfg.objective == "on_policy" and step >= self.sft_steps:
             return self._on_policy(rows)
         hidden = self.body(input_ids=ids, attention_mask=att).last_hidden_state
