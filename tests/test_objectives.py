@@ -79,7 +79,7 @@ def test_finetune_cache_key_changes_with_the_objective_and_its_settings_only(tmp
 
     train = tmp_path / "train.jsonl"
     train.write_text('{"messages": []}\n')
-    base = ModelConfig(model="hf/x", args={"model_path": "embedded:smollm2-135m-instruct"})
+    base = ModelConfig(model="hf/x", args={"model_path": "/models/x"})
     teacher = Teacher({"model": "hf/x", "context": True}, "/m", [[{"role": "user", "content": "passage + q"}]])
     sft = FinetuneConfig()
     key = finetune_key(base, sft, train)
