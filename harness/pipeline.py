@@ -251,7 +251,8 @@ def _distil_teacher(r: Run, alias: str, data: DataOutput, gen: Any) -> Teacher |
             raise HarnessError(f"{gen.provenance_file}: row '{p['id']}' was answered from another prompt than this config renders; "
                                "re-run with cache=false to regenerate the teacher's answers")
         prompts.append(msgs)
-    return Teacher(model_identity(teacher), r.resolved["teacher"]["model_path"], prompts, r.cache_dir)
+    # cache=false: the teacher's log-probs are computed afresh (and not stored), like every stage
+    return Teacher(model_identity(teacher), r.resolved["teacher"]["model_path"], prompts, r.cache_dir if cfg.cache else None)
 
 
 def _finetune_student(r: Run, alias: str, train_file: Path, teacher: Teacher | None = None) -> tuple[FinetuneOutput, str]:

@@ -290,8 +290,8 @@ class Objective:
         cfg = self.cfg
         if cfg.objective == "sft":
             return {"objective": "sft"}
-        # teacher_seconds: the teacher's forward passes (for cached top-k log-probs: before the loop,
-        # 0 when they came from the cache; otherwise inside train_seconds)
+        # teacher_seconds: all the teacher's forward passes (kd's top-k log-probs: before the loop, 0 when
+        # they came from the cache, and teacher_logits_seconds is that whole step; otherwise inside train_seconds)
         out: dict[str, Any] = {"objective": cfg.objective, "teacher_seconds": round(self.seconds["teacher"], 1)}
         if cfg.objective == "kd":
             out.update({"kd": {"weight": cfg.kd.weight, "beta": cfg.kd.beta, "temperature": cfg.kd.temperature, "top_k": cfg.kd.top_k}})

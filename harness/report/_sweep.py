@@ -164,7 +164,7 @@ def sweep_finetunes(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[
             tokens = m.get("tokens", round(tps * sec) if tps and sec else None)
             out.append({"setting": r.setting, "student": labels[r.setting].get(alias, alias), "method": m.get("method"),
                         "objective": m.get("objective", "sft"), "steps": m.get("steps"), "train_seconds": sec, "tokens": tokens,
-                        "tokens_per_second": tps, "teacher_seconds": m.get("teacher_seconds", 0.0) + m.get("teacher_logits_seconds", 0.0),
+                        "tokens_per_second": tps, "teacher_seconds": m.get("teacher_seconds", 0.0),
                         "sampled_tokens": m.get("sampled_tokens")})
     return out
 
