@@ -185,6 +185,34 @@ class OpenAIFinetuneConfig:
     max_poll_seconds: float = 60.0
 
 
+# --- distillation objectives (finetune.objective; harness/finetune/_objectives.py, README "Distillation objectives")
+@dataclass
+class KDConfig:
+    """`objective: kd`: the teacher's next-token distribution at every answer position, mixed with SFT."""
+
+    # loss = (1 - weight) * SFT cross-entropy + weight * divergence(teacher, student)
+    weight: float = 0.5
+    # the divergence, as TRL's GKD names it: 0 = forward KL(teacher || student), 1 = reverse
+    # KL(student || teacher), in between = generalised Jensen-Shannon with that mixture weight
+    beta: float = 0.0
+    temperature: float = 1.0  # both distributions are softened by it (logits / T)
+    # teacher log-probs kept per position (the rest of the vocabulary is one "other" bucket): computed
+    # once and cached by content hash. 0 = the whole vocabulary, recomputed at every step (no cache)
+    top_k: int = 64
+
+
+@dataclass
+class OnPolicyConfig:
+    """`objective: on_policy`: the student samples answers to the training questions during training,
+    the teacher scores every sampled token, the loss is the per-token divergence (GKD's on-policy case)."""
+
+    # the first sft_fraction of the steps are plain SFT on the teacher's answers (`sft -> on_policy`)
+    sft_fraction: float = 0.0
+    beta: float = 1.0  # 1 = reverse KL(student || teacher), as in GKD's on-policy case and Qwen3's on-policy stage
+    temperature: float = 1.0  # the student's sampling temperature (and the divergence's)
+    max_new_tokens: int = 40  # longest sampled answer
+
+
 @dataclass
 class FinetuneConfig:
     method: str = "lora"  # lora | full | none | openai
@@ -201,6 +229,12 @@ class FinetuneConfig:
     # A hosted fine-tune costs money: it starts only with confirm=true or an interactive yes.
     confirm: bool = False
     openai: OpenAIFinetuneConfig = field(default_factory=OpenAIFinetuneConfig)
+    # --- distillation objective (local methods): sft = cross-entropy on the teacher's answers;
+    # kd = plus the teacher's token distributions; on_policy = the student samples, the teacher grades
+    # (kd and on_policy need a local teacher that shares the student's tokenizer: checked before any stage)
+    objective: str = "sft"
+    kd: KDConfig = field(default_factory=KDConfig)
+    on_policy: OnPolicyConfig = field(default_factory=OnPolicyConfig)
 
 
 @dataclass

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .cache import record_use, user_cache_dir, write_json
-from .config import FinetuneConfig, HarnessConfig, grader_fingerprint, student_aliases, student_finetune
+from .config import FinetuneConfig, HarnessConfig, grader_fingerprint, model_identity, student_aliases, student_finetune
 from .data import DataOutput, build, check_answers, data_summary, run_data
 from .errors import HarnessError, redact
 from .evaluate import EvalModel, EvaluateOutput, judged, open_judge, run_evaluate, run_pairwise
-from .finetune import LOCAL, FinetuneOutput, run_finetune
-from .generate import GenerateInput, run_generate, run_questions
+from .finetune import LOCAL, FinetuneOutput, Teacher, run_finetune
+from .generate import GenerateInput, run_generate, run_questions, teacher_prompt
 from .guards import run_lock
 from .models import Endpoints, api_model_name, remote_connect, resolve_args
 from .preflight import check_judges, check_writable, notes, validate
@@ -102,7 +102,7 @@ def _stages(r: Run) -> dict[str, Any]:
     data = _data(r, synth)
     gen = _generate(r, data)
     leak = check_answers(data, r.cfg.data, gen.train_file, gen.provenance_file) if gen else data.leak  # before any fine-tune
-    fts, evaluated_as = _finetune(r, gen)
+    fts, evaluated_as = _finetune(r, gen, data)
     frame = _evaluate(r, data, evaluated_as)
     with r.stage("report"):
         facts = _facts(r, data, leak, synth, gen, fts, evaluated_as)
@@ -172,7 +172,7 @@ def _generate(r: Run, data: DataOutput) -> Any:
     return gen
 
 
-def _finetune(r: Run, gen: Any) -> tuple[dict[str, FinetuneOutput], dict[str, str]]:
+def _finetune(r: Run, gen: Any, data: DataOutput) -> tuple[dict[str, FinetuneOutput], dict[str, str]]:
     """Every student on the same training file. Returns the outputs and, per student, the inspect
     model string it is evaluated as."""
     if not r.students:
@@ -182,7 +182,7 @@ def _finetune(r: Run, gen: Any) -> tuple[dict[str, FinetuneOutput], dict[str, st
     evaluated_as: dict[str, str] = {}
     with r.stage("finetune"):
         for alias in r.students:
-            fts[alias], evaluated_as[alias] = _finetune_student(r, alias, gen.train_file)
+            fts[alias], evaluated_as[alias] = _finetune_student(r, alias, gen.train_file, _distil_teacher(r, alias, data, gen))
     return fts, evaluated_as
 
 
@@ -237,7 +237,32 @@ def _student_dir(run_dir: Path, alias: str) -> Path:
     return run_dir / "student" if alias == "student" else run_dir / "students" / alias
 
 
-def _finetune_student(r: Run, alias: str, train_file: Path) -> tuple[FinetuneOutput, str]:
+def _distil_teacher(r: Run, alias: str, data: DataOutput, gen: Any) -> Teacher | None:
+    """finetune.objective kd / on_policy: the local teacher (preflight checked it is local and shares
+    the student's tokenizer) and, per training row, the messages it answered -- rendered as the
+    generate stage rendered them, and checked against each row's recorded prompt hash."""
+    import hashlib
+    import json
+
+    from .cache import read_jsonl
+
+    ftc = r.students[alias]
+    if ftc.objective == "sft" or ftc.method not in LOCAL:
+        return None
+    cfg, teacher = r.cfg, r.cfg.models["teacher"]
+    by_id = {q.id: q for q in data.train}
+    prompts = []
+    for p in read_jsonl(gen.provenance_file):
+        msgs = teacher_prompt(by_id[p["id"]], teacher, cfg.generate, cfg.eval.prompt, cfg.eval.system)
+        if hashlib.sha256(json.dumps(msgs).encode()).hexdigest() != p.get("teacher_prompt_sha256"):
+            raise HarnessError(f"{gen.provenance_file}: row '{p['id']}' was answered from another prompt than this config renders; "
+                               "re-run with cache=false to regenerate the teacher's answers")
+        prompts.append(msgs)
+    # cache=false: the teacher's log-probs are computed afresh (and not stored), like every stage
+    return Teacher(model_identity(teacher), r.resolved["teacher"]["model_path"], prompts, r.cache_dir if cfg.cache else None)
+
+
+def _finetune_student(r: Run, alias: str, train_file: Path, teacher: Teacher | None = None) -> tuple[FinetuneOutput, str]:
     """Fine-tune one student; returns its output and the inspect model string it is evaluated as
     (`r.resolved[alias]` is pointed at the trained checkpoint)."""
     student, ftc = r.cfg.models[alias], r.students[alias]
@@ -245,7 +270,7 @@ def _finetune_student(r: Run, alias: str, train_file: Path) -> tuple[FinetuneOut
     try:
         client = r.endpoints.client(alias, max_retries=r.cfg.eval.max_retries, timeout=r.cfg.eval.timeout) if hosted else None
         ft = run_finetune(student, r.resolved[alias].get("model_path"), train_file, ftc, r.cache_dir, _student_dir(r.dir, alias),
-                          r.cfg.cache, client)
+                          r.cfg.cache, client, teacher)
     except openai_errors() as e:
         raise r.endpoints.error(e, alias) from None
     print(f"[finetune] {alias}: {ftc.method}: {ft.model_path}{' (cached)' if ft.cached else ''}", flush=True)

@@ -15,10 +15,10 @@ from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases,
 from .data import EvalItem, build, data_notes
 from .errors import HarnessError
 from .evaluate import check_grader, check_tasks, item_messages
-from .finetune import LOCAL, METHODS, n_epochs
+from .finetune import LOCAL, METHODS, OBJECTIVES, n_epochs
 from .generate import check_generate
 from .guards import check_config
-from .models import check_endpoint, check_sampling, context_window, is_openai, prompt_tokens
+from .models import check_endpoint, check_sampling, context_window, is_openai, prompt_tokens, tokenizer
 from .prompts import chat, render
 from .report import read_labels
 from .text import as_number, kept_articles, normalise
@@ -47,6 +47,7 @@ def validate(cfg: HarnessConfig) -> None:
             raise HarnessError(f"models.{alias}.finetune: only a student (student: true) is fine-tuned")
     for alias in students:
         _check_student(alias, cfg.models[alias], student_finetune(cfg, alias))
+        _check_objective(cfg, alias, student_finetune(cfg, alias))
     for alias, m in cfg.models.items():
         path = m.args.get("model_path")
         if isinstance(path, str) and not path.startswith("embedded:") and not Path(path).exists():
@@ -225,6 +226,48 @@ def _check_student(alias: str, student: ModelConfig, ft: FinetuneConfig) -> None
                            f"('{student.model}'); use finetune=openai or finetune=none")
     if ft.method == "openai":
         n_epochs(ft)
+
+
+def _check_objective(cfg: HarnessConfig, alias: str, ft: FinetuneConfig) -> None:
+    """finetune.objective kd / on_policy compare the teacher's and the student's next-token
+    distributions token by token: the teacher must run here (its logits, not only its text) and
+    read the student's tokens. Refused otherwise, before any stage, in one line."""
+    key = f"models.{alias}.finetune.objective" if "objective" in cfg.models[alias].finetune else "finetune.objective"
+    if ft.objective not in OBJECTIVES:
+        raise HarnessError(f"{key}: unknown objective '{ft.objective}'; available: {', '.join(OBJECTIVES)}")
+    kd, op = ft.kd, ft.on_policy
+    for name, value, ok in (("kd.weight", kd.weight, 0 <= kd.weight <= 1), ("kd.beta", kd.beta, 0 <= kd.beta <= 1),
+                            ("kd.temperature", kd.temperature, kd.temperature > 0), ("kd.top_k", kd.top_k, kd.top_k >= 0),
+                            ("on_policy.sft_fraction", op.sft_fraction, 0 <= op.sft_fraction < 1),
+                            ("on_policy.beta", op.beta, 0 <= op.beta <= 1),
+                            ("on_policy.temperature", op.temperature, op.temperature > 0),
+                            ("on_policy.max_new_tokens", op.max_new_tokens, op.max_new_tokens > 0)):
+        if not ok:
+            raise HarnessError(f"finetune.{name}: {value} is out of range (weight, beta in [0, 1]; sft_fraction in [0, 1); "
+                               "temperature > 0; top_k >= 0; max_new_tokens > 0)")
+    if ft.objective == "sft":
+        return
+    why = f"{key}={ft.objective} trains on the teacher's token distributions"
+    if ft.method not in LOCAL:
+        raise HarnessError(f"{why}, which only a local fine-tune can (finetune.method is '{ft.method}'); "
+                           "use finetune=lora or finetune=full, or finetune.objective=sft")
+    t = cfg.models["teacher"]
+    path = t.args.get("model_path")
+    if is_openai(t.model) or t.serve or not t.model.startswith("hf/") or not isinstance(path, str):
+        where = "a hosted model" if is_openai(t.model) and not t.serve else "served over HTTP" if t.serve or is_openai(t.model) \
+            else "not a local hf/ checkpoint"
+        raise HarnessError(f"{why}, but models.teacher ('{t.model}') is {where}: its logits cannot be read; use a local "
+                           "hf/ teacher with args.model_path that shares the student's tokenizer, or finetune.objective=sft")
+    s_path = cfg.models[alias].args.get("model_path")
+    if path == s_path:
+        return
+    t_tok, s_tok = tokenizer(path, cfg.cache_dir), tokenizer(s_path, cfg.cache_dir)
+    if t_tok is None or s_tok is None:
+        raise HarnessError(f"{why}: the tokenizer of {'models.teacher' if t_tok is None else f'models.{alias}'} "
+                           f"({path if t_tok is None else s_path}) cannot be loaded to check that teacher and student share it")
+    if t_tok.get_vocab() != s_tok.get_vocab():
+        raise HarnessError(f"{why}, but models.teacher's tokenizer ({path}, {len(t_tok)} tokens) is not models.{alias}'s "
+                           f"({s_path}, {len(s_tok)} tokens); use a teacher with the student's tokenizer, or finetune.objective=sft")
 
 
 def _family(model: str) -> str:

@@ -10,6 +10,14 @@ from typing import Any
 from ..cache import atomic_dir, digest, file_digest, locked, trusted, write_json
 from ..config import FinetuneConfig, ModelConfig, model_identity
 from ..errors import HarnessError
+
+# the objectives: names (preflight), the teacher handed to a kd / on_policy fine-tune (pipeline),
+# the divergences (tests, bench/distil_objectives.py)
+from ._objectives import OBJECTIVES as OBJECTIVES
+from ._objectives import Teacher as Teacher
+from ._objectives import answer_divergence as answer_divergence
+from ._objectives import divergence as divergence
+from ._objectives import key_part
 from ._openai import n_epochs as n_epochs  # re-exported: preflight checks the hosted epochs
 
 VERSION = 1
@@ -27,11 +35,22 @@ class FinetuneOutput:
     cached: bool
 
 
+def finetune_key(base: ModelConfig, cfg: FinetuneConfig, train_file: Path, teacher: Teacher | None = None) -> str:
+    """The cache key of a local fine-tune. confirm/openai do not change local weights: kept out (so
+    earlier caches stay valid); the objective's block counts only when it is not sft (an sft entry
+    is the same whatever kd.* says), and then with its own settings and the teacher."""
+    skip = ("confirm", "openai", "objective", "kd", "on_policy")
+    own = {k: v for k, v in asdict(cfg).items() if k not in skip}
+    return digest({"v": VERSION, "base": model_identity(base), "cfg": own, "train": file_digest(train_file),
+                   **key_part(cfg, teacher)})
+
+
 def run_finetune(
     base: ModelConfig, base_path: str | None, train_file: Path, cfg: FinetuneConfig, cache_dir: Path, out_dir: Path,
-    use_cache: bool = True, client: Any = None,
+    use_cache: bool = True, client: Any = None, teacher: Teacher | None = None,
 ) -> FinetuneOutput:
-    """`client`: an `openai.OpenAI` client for the student's endpoint (`finetune=openai` only)."""
+    """`client`: an `openai.OpenAI` client for the student's endpoint (`finetune=openai` only).
+    `teacher`: the local teacher of finetune.objective kd / on_policy (its weights, its prompts)."""
     if cfg.method not in METHODS:
         raise HarnessError(f"finetune.method: unknown method '{cfg.method}'; available: {', '.join(METHODS)}")
     if cfg.method == "none":
@@ -56,8 +75,8 @@ def run_finetune(
             raise HarnessError(f"finetune.method={cfg.method} trains a local checkpoint: the student needs args.model_path "
                                "(for a hosted student use finetune=openai)")
         # confirm/openai do not change local weights: kept out of the key (so earlier caches stay valid)
-        own = {k: v for k, v in asdict(cfg).items() if k not in ("confirm", "openai")}
-        key = digest({"v": VERSION, "base": model_identity(base), "cfg": own, "train": file_digest(train_file)})
+        # the objective's settings (and teacher) count only for kd / on_policy: see finetune_key
+        key = finetune_key(base, cfg, train_file, teacher)
         entry = cache_dir / "finetune" / key
         cached = True
         with locked(entry):
@@ -67,7 +86,7 @@ def run_finetune(
 
                 cached = False
                 with atomic_dir(entry) as tmp:
-                    metrics = train_local(base_path, train_file, cfg, tmp / "model")
+                    metrics = train_local(base_path, train_file, cfg, tmp / "model", teacher=teacher)
                     write_json(tmp / "metrics.json", metrics)
         metrics = json.loads((entry / "metrics.json").read_text())
         out = FinetuneOutput(str(entry / "model"), key, metrics, cached)

@@ -46,8 +46,9 @@ def encode(tok: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[in
     return ids, [-100] * len(p_ids) + ids[len(p_ids):]
 
 
-def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: Path) -> dict[str, Any]:
-    """Train on `train_file`, write a merged transformers checkpoint to `out_dir`, return metrics."""
+def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: Path, teacher: Any = None) -> dict[str, Any]:
+    """Train on `train_file`, write a merged transformers checkpoint to `out_dir`, return metrics.
+    `teacher`: a `_objectives.Teacher`, for finetune.objective kd / on_policy."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -75,6 +76,11 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     rng = random.Random(cfg.seed)
     inner = model.get_base_model() if cfg.method == "lora" else model  # type: ignore[operator]
     body, head = inner.model, inner.lm_head
+    # --- objective (sft | kd | on_policy): the batch loss, teacher log-probs (harness/finetune/_objectives.py)
+    from ._objectives import Objective
+
+    objective = Objective(cfg, base_path, model, tok, body, head, data, teacher, total)
+    # --- end objective
 
     model.train()
     step, tokens, epoch_losses, t0 = 0, 0, [], time.time()
@@ -94,12 +100,7 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
             att = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
             lab = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
             with autocast:
-                hidden = body(input_ids=ids, attention_mask=att).last_hidden_state
-                # next-token prediction: position t predicts label t+1; project only labelled positions
-                target = lab[:, 1:]
-                keep = target != -100
-                logits = head(hidden[:, :-1][keep]).float()
-                loss = torch.nn.functional.cross_entropy(logits, target[keep])
+                loss = objective.loss(step, order[b : b + cfg.batch_size], ids, att, lab)  # the objective's batch loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
@@ -129,4 +130,6 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
         "loss_curve": [round(x, 4) for x in epoch_losses],
         "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
         "threads": torch.get_num_threads(),
+        "tokens": tokens,  # read by the loop (the sweep report's tokens per objective)
+        **objective.metrics(),  # objective, teacher/sampling seconds and tokens (kd, on_policy)
     }

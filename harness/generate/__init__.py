@@ -11,8 +11,10 @@ from ._answers import (
     filter_counts,
     generate_key,
     run_generate,
+    teacher_prompt,
 )
 from ._questions import SynthOutput, parse_question, question_sources, run_questions
 
 __all__ = ["FILTERS", "GenerateInput", "GenerateOutput", "SynthOutput", "agreement", "check_generate", "failed_filter",
-           "filter_counts", "generate_key", "parse_question", "question_sources", "run_generate", "run_questions"]
+           "filter_counts", "generate_key", "parse_question", "question_sources", "run_generate", "run_questions",
+           "teacher_prompt"]

@@ -41,6 +41,14 @@ class GenerateOutput:
     filters: dict[str, int] = field(default_factory=dict)  # enabled answer filter -> rows it removed
 
 
+def teacher_prompt(q: TrainQuestion, teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str,
+                   system: str | None) -> list[dict[str, str]]:
+    """The messages the teacher answers training question `q` with: a context teacher gets the
+    passage (generate.prompt), any other the student's prompt. The kd / on_policy objectives score
+    the answers under these same messages."""
+    return chat(system, render(cfg.prompt, q.question, q.passage) if teacher.context and q.passage else render(student_prompt, q.question))
+
+
 def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str, system: str | None, data_key: str) -> str:
     from ..models import identity
 
@@ -146,10 +154,7 @@ def run_generate(inp: GenerateInput) -> GenerateOutput:
         if journal.exists() and finished.exists() and journal.stat().st_mtime <= finished.stat().st_mtime:
             journal.unlink()  # a kill after the entry was written, before its journal was removed
         if not (use_cache and finished.exists() and trusted(entry, "generate", ENTRY_FILES)):
-            prompts = [
-                chat(system, render(cfg.prompt, q.question, q.passage) if teacher.context and q.passage else render(student_prompt, q.question))
-                for q in questions
-            ]
+            prompts = [teacher_prompt(q, teacher, cfg, student_prompt, system) for q in questions]
             t0 = time.time()
             from ..models import is_openai
 

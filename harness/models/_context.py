@@ -57,7 +57,22 @@ def prompt_tokens(m: ModelConfig, cache_dir: str | os.PathLike[str]) -> Optional
     the embedded model: the converted checkpoint's, else the GGUF's own; nothing is converted)."""
     if m.serve and not m.serve.startswith("embedded:"):
         return _gguf_counter(Path(m.serve))
-    source = m.serve or m.args.get("model_path")
+    tok = tokenizer(m.serve or m.args.get("model_path"), cache_dir)
+    if tok is None:
+        return None
+
+    def count(messages: list[dict[str, str]]) -> int:
+        if getattr(tok, "chat_template", None):  # as the model reads it: template text, then tokens
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return len(tok(text, add_special_tokens=False)["input_ids"])
+        return len(tok("\n".join(x["content"] for x in messages))["input_ids"])
+
+    return count
+
+
+def tokenizer(source: Any, cache_dir: str | os.PathLike[str]) -> Any:
+    """The transformers tokenizer of a model path (`embedded:<name>` or a checkpoint dir), loaded
+    offline without weights, or None if there is none to be had."""
     if not isinstance(source, str):
         return None
     try:
@@ -77,14 +92,7 @@ def prompt_tokens(m: ModelConfig, cache_dir: str | os.PathLike[str]) -> Optional
             tok = AutoTokenizer.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError):
         return None
-
-    def count(messages: list[dict[str, str]]) -> int:
-        if getattr(tok, "chat_template", None):  # as the model reads it: template text, then tokens
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return len(tok(text, add_special_tokens=False)["input_ids"])
-        return len(tok("\n".join(x["content"] for x in messages))["input_ids"])
-
-    return count
+    return tok
 
 
 def _gguf_counter(gguf: Path) -> Optional[Callable[[list[dict[str, str]]], int]]:
@@ -103,4 +111,4 @@ def _gguf_counter(gguf: Path) -> Optional[Callable[[list[dict[str, str]]], int]]
     return count
 
 
-__all__ = ["EMBEDDED_N_CTX", "context_window", "prompt_tokens"]
+__all__ = ["EMBEDDED_N_CTX", "context_window", "prompt_tokens", "tokenizer"]

