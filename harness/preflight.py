@@ -14,10 +14,10 @@ from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases,
 from .data import build
 from .errors import HarnessError
 from .evaluate import check_grader, check_tasks
-from .finetune import LOCAL, METHODS, n_epochs
+from .finetune import LOCAL, METHODS, check_scale, n_epochs
 from .generate import check_generate
 from .guards import check_config
-from .models import check_endpoint, context_window, is_openai, prompt_tokens
+from .models import check_device, check_endpoint, check_vllm, check_vllm_students, context_window, is_openai, prompt_tokens
 from .prompts import chat, render
 from .report import read_labels
 
@@ -45,6 +45,12 @@ def validate(cfg: HarnessConfig) -> None:
             raise HarnessError(f"models.{alias}.finetune: only a student (student: true) is fine-tuned")
     for alias in students:
         _check_student(alias, cfg.models[alias], student_finetune(cfg, alias))
+    # devices, processes, vLLM serving (docs/scale.md): a GPU asked for but absent fails here (local
+    # hf/ models are evaluated on finetune.device too, so also in a run without a student)
+    check_device(cfg.finetune.device, cfg.finetune.precision)
+    for alias, m in cfg.models.items():
+        check_vllm(alias, m, student_finetune(cfg, alias).method if alias in students else None)
+    check_vllm_students({a: (cfg.models[a], student_finetune(cfg, a).method) for a in students})
     for alias, m in cfg.models.items():
         path = m.args.get("model_path")
         if isinstance(path, str) and not path.startswith("embedded:") and not Path(path).exists():
@@ -153,6 +159,8 @@ def _check_student(alias: str, student: ModelConfig, ft: FinetuneConfig) -> None
                            f"('{student.model}'); use finetune=openai or finetune=none")
     if ft.method == "openai":
         n_epochs(ft)
+    if ft.method in LOCAL:
+        check_scale(ft, f"models.{alias}.finetune" if any(k in student.finetune for k in ("device", "precision", "processes")) else "finetune")
 
 
 def _family(model: str) -> str:
