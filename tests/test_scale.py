@@ -186,23 +186,52 @@ def test_keys_of_earlier_entries_are_kept():
     assert numerics_key(replace(cfg, device="cpu", precision="bf16")) == {"numerics": ["cpu", "bf16"]}
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
-@pytest.mark.parametrize("override, words", [
-    ("finetune.device=cuda", "finetune.device=cuda: this machine has no CUDA device"),
-    ("finetune.device=tpu", "finetune.device: unknown device 'tpu'"),
-    ("finetune.precision=fp8", "finetune.precision: unknown precision 'fp8'"),
-    ("finetune.processes=0", "finetune.processes must be >= 1"),
-    ("finetune.accelerate_config=/nonexistent/fsdp.yaml", "finetune.accelerate_config: no such file"),
-    ("model@models.student=vllm_student", "the vllm package is not installed"),
-])
-def test_absent_device_is_refused_up_front(tmp_path, override, words):
+def _config(overrides: list[str]):
+    """The config `harness run` would compose (real Hydra composition)."""
+    from omegaconf import OmegaConf
+
+    from harness.cli import compose
+    from harness.config import to_dataclass
+
+    plain = OmegaConf.to_container(compose(overrides), resolve=False)
+    plain.pop("hydra", None)
+    return to_dataclass(OmegaConf.create(plain))
+
+
+NO_GPU = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+
+
+@NO_GPU
+def test_absent_device_is_refused_up_front(tmp_path):
+    """`harness run ... finetune.device=cuda` on this CPU-only machine: exit 2, one line, no stage ran."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "experiment=tiny", override, f"results_dir={tmp_path}/r"],
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "experiment=tiny", "finetune.device=cuda", f"results_dir={tmp_path}/r"],
                        capture_output=True, text=True, env=env, timeout=300)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr + p.stdout, p.stderr[-2000:]
-    assert lines[0].startswith("harness: error: ") and words in lines[0], lines[0]
-    assert not (tmp_path / "r").exists()  # before any stage: nothing written
+    assert lines[0].startswith("harness: error: finetune.device=cuda: this machine has no CUDA device"), lines[0]
+    assert "[data]" not in p.stdout and not (tmp_path / "r").exists()  # before any stage: nothing written
+
+
+@NO_GPU
+@pytest.mark.parametrize("overrides, words", [
+    (["finetune.device=tpu"], "finetune.device: unknown device 'tpu'"),
+    (["finetune.precision=fp8"], "finetune.precision: unknown precision 'fp8'"),
+    (["finetune.processes=0"], "finetune.processes must be >= 1"),
+    (["finetune.grad_accumulation=0"], "finetune.grad_accumulation must be >= 1"),
+    (["finetune.accelerate_config=/nonexistent/fsdp.yaml"], "finetune.accelerate_config: no such file"),
+    (["+models.student.finetune={device: mps}"], "models.student.finetune.device=mps: this machine has no MPS device"),
+    (["experiment=upgrade", "finetune.device=cuda"], "finetune.device=cuda"),  # no student: the evaluation follows it
+    (["model@models.student=vllm_student"], "the vllm package is not installed"),
+    (["model@models.student=vllm_student", "finetune=full", "models.student.args.student_weights=adapter"],
+     "student_weights=adapter serves the LoRA adapter"),
+])
+def test_bad_scale_settings_are_refused(overrides, words):
+    from harness.preflight import validate
+
+    with pytest.raises(HarnessError) as e:
+        validate(_config(["experiment=tiny", *overrides] if not overrides[0].startswith("experiment=") else overrides))
+    assert words in str(e.value) and "\n" not in str(e.value)
 
 
 def test_run_under_a_launcher_is_refused():
@@ -219,16 +248,9 @@ def test_run_under_a_launcher_is_refused():
 def test_vllm_student_config_composes(tmp_path):
     """Real Hydra composition of the packaged vLLM configs; the student's served form from a real
     adapter config (rank 12 -> vLLM's next allowed --max-lora-rank, 16)."""
-    from omegaconf import OmegaConf
-
-    from harness.cli import compose
-    from harness.config import to_dataclass
     from harness.models import vllm_served, vllm_student
 
-    raw = compose(["experiment=demo", "model@models.student=vllm_student", "model@models.baseline=vllm_base"])
-    plain = OmegaConf.to_container(raw, resolve=False)
-    plain.pop("hydra", None)
-    cfg = to_dataclass(OmegaConf.create(plain))
+    cfg = _config(["experiment=demo", "model@models.student=vllm_student", "model@models.baseline=vllm_base"])
     s, b = cfg.models["student"], cfg.models["baseline"]
     assert s.student and not b.student and s.model == b.model == "vllm/smollm2-135m-instruct"
     assert s.args["student_weights"] == "adapter" and s.args["model_path"] == b.args["model_path"]
