@@ -4,10 +4,17 @@ One module fixture trains the real embedded model a few LoRA steps four ways on 
 (the same seed, rows and settings): one process with a batch of 8; one process with 2 micro-batches
 of 4 (grad_accumulation=2); two CPU processes (gloo, launched by the harness through
 run_finetune, as `harness run` does); and the reference again through run_finetune's cache. The
-tests read those runs. Tolerances: the same float32 sums split differently differ by rounding only
-(measured here ~1e-6 relative); 1e-4 relative on losses and gradient norms, 1e-5 absolute on the
-trained adapter weights (an update is lr 1e-2 x O(1), so a wrong per-token normalisation -- e.g.
-averaging per process or per micro-batch instead of per global batch -- shows as > 1e-3).
+tests read those runs.
+
+Tolerances: the same float32 sums split differently differ by rounding only (measured ~1e-6
+relative), so per-step losses and gradient norms (before clipping) must agree within 1e-4 relative.
+The gradient norm is the sharp check of the per-token normalisation: a global-batch gradient
+computed as a mean of per-process or per-micro-batch means (pieces with unequal token counts: the
+rows differ in length) or not multiplied back by the world size is off by far more. The trained
+adapters are compared by the relative L2 difference of lora_B (it starts at 0, so it is all
+update): AdamW divides each gradient element by its own running RMS, so an element whose
+contributions nearly cancel gets a rounding-sized gradient and still a full-sized (lr) step --
+rounding shows in single weights (max |diff| measured 4e-4 at lr 1e-2), not in the whole update.
 """
 
 from __future__ import annotations
@@ -53,12 +60,25 @@ def _adapter(entry: Path) -> dict:
     return load_file(str(entry / "adapter" / "adapter_model.safetensors"))
 
 
+def _update_diff(a: dict, b: dict) -> float:
+    """||B_a - B_b|| / ||B_a|| over every lora_B tensor (B starts at 0: the whole trained update)."""
+    keys = [k for k in a if "lora_B" in k]
+    num = sum(float(((a[k] - b[k]) ** 2).sum()) for k in keys) ** 0.5
+    return num / sum(float((a[k] ** 2).sum()) for k in keys) ** 0.5
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     from harness.finetune import run_finetune
     from harness.finetune._local import train_local
     from harness.models import embedded_path
 
+    import torch
+
+    # one thread, as each of the 2 launched processes gets on 2 cores: on a loaded (or xdist-shared)
+    # machine 2 threads per process measured ~8x slower (their per-op barriers wait on each other)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("scale")
     base = str(embedded_path("smollm2-135m-instruct", os.environ["HARNESS_CACHE"]))
     train = _train_file(tmp / "train.jsonl")
@@ -74,6 +94,9 @@ def runs(tmp_path_factory):
     acc = tmp / "acc"
     m = train_local(base, train, _cfg(batch_size=4, grad_accumulation=2), acc / "model")
     out["acc"] = (m, acc)
+    a = _adapter(out["one"][1])
+    print(f"\n[scale] update diff: accumulation {_update_diff(a, _adapter(acc)):.2e}, 2 processes {_update_diff(a, _adapter(out['two'][1])):.2e}")
+    torch.set_num_threads(threads)
     return out
 
 
@@ -86,7 +109,7 @@ def test_grad_accumulation_2x4_equals_batch_8(runs):
     for x, y in zip(a, b):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-4) and y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-4)
     wa, wb = _adapter(one_dir), _adapter(acc_dir)
-    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-5
+    assert _update_diff(wa, wb) < 1e-2
     assert max(float(wa[k].abs().max()) for k in wa if "lora_B" in k) > 1e-3  # it trained: B starts at 0
 
 
@@ -101,8 +124,7 @@ def test_two_processes_equal_one(runs):
     for x, y in zip(a, b):  # the gradient of the whole global batch, split across processes
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-4) and y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-4)
     assert two.metrics["loss_curve"] == pytest.approx(one.metrics["loss_curve"], rel=1e-3)
-    wa, wb = _adapter(one_dir), _adapter(two_dir)
-    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-5
+    assert _update_diff(_adapter(one_dir), _adapter(two_dir)) < 1e-2
 
 
 @pytest.mark.slow
