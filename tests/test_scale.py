@@ -14,7 +14,8 @@ rows differ in length) or not multiplied back by the world size is off by far mo
 adapters are compared by the relative L2 difference of lora_B (it starts at 0, so it is all
 update): AdamW divides each gradient element by its own running RMS, so an element whose
 contributions nearly cancel gets a rounding-sized gradient and still a full-sized (lr) step --
-rounding shows in single weights (max |diff| measured 4e-4 at lr 1e-2), not in the whole update.
+rounding shows in single weights (max |diff| measured 4e-4 at lr 1e-2), not in the whole update
+(measured 4.3e-6 relative for both; tolerance 1e-4).
 """
 
 from __future__ import annotations
@@ -69,11 +70,11 @@ def _update_diff(a: dict, b: dict) -> float:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
+    import torch
+
     from harness.finetune import run_finetune
     from harness.finetune._local import train_local
     from harness.models import embedded_path
-
-    import torch
 
     # one thread, as each of the 2 launched processes gets on 2 cores: on a loaded (or xdist-shared)
     # machine 2 threads per process measured ~8x slower (their per-op barriers wait on each other)
@@ -109,7 +110,7 @@ def test_grad_accumulation_2x4_equals_batch_8(runs):
     for x, y in zip(a, b):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-4) and y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-4)
     wa, wb = _adapter(one_dir), _adapter(acc_dir)
-    assert _update_diff(wa, wb) < 1e-2
+    assert _update_diff(wa, wb) < 1e-4
     assert max(float(wa[k].abs().max()) for k in wa if "lora_B" in k) > 1e-3  # it trained: B starts at 0
 
 
@@ -124,7 +125,7 @@ def test_two_processes_equal_one(runs):
     for x, y in zip(a, b):  # the gradient of the whole global batch, split across processes
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-4) and y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-4)
     assert two.metrics["loss_curve"] == pytest.approx(one.metrics["loss_curve"], rel=1e-3)
-    assert _update_diff(_adapter(one_dir), _adapter(two_dir)) < 1e-2
+    assert _update_diff(_adapter(one_dir), _adapter(two_dir)) < 1e-4
 
 
 @pytest.mark.slow
@@ -163,7 +164,7 @@ def test_adapter_is_kept_and_loads_on_the_base(runs):
     saved = load_file(str(entry / "model" / "model.safetensors"))
     changed = [k for k in saved if "q_proj" in k]
     assert changed and all(torch.allclose(merged[k], saved[k], atol=1e-6) for k in saved if k in merged)
-    untuned = AutoModelForCausalLM.from_pretrained(runs["base"], dtype=torch.float32).state_dict()
+    untuned = load_file(str(Path(runs["base"]) / "model.safetensors"))
     assert any(not torch.allclose(untuned[k], saved[k]) for k in changed)  # the adapter is the trained one
 
 
