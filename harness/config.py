@@ -222,7 +222,8 @@ class FinetuneConfig:
     max_steps: int = -1  # > 0 overrides epochs (tiny test runs)
     warmup_ratio: float = 0.05
     # bf16 autocast. Off by default: on this machine's CPUs (AVX2, no AVX512-BF16/AMX) it measured
-    # >10x *slower* than fp32; turn it on for GPUs or CPUs with native bf16.
+    # >10x *slower* than fp32; turn it on for GPUs or CPUs with native bf16. Kept for older configs:
+    # bf16: true means precision: bf16 when precision is auto (see `precision` below).
     bf16: bool = False
     seed: int = 0
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -235,6 +236,25 @@ class FinetuneConfig:
     objective: str = "sft"
     kd: KDConfig = field(default_factory=KDConfig)
     on_policy: OnPolicyConfig = field(default_factory=OnPolicyConfig)
+    # --- devices, precision, processes (docs/scale.md "Fine-tuning on GPUs and many processes") ---
+    # auto | cpu | cuda | mps. auto: cuda if there is one, else mps, else cpu. Local (hf/) models are
+    # evaluated on the same device; a device asked for but absent is refused before any stage.
+    device: str = "auto"
+    # auto | fp32 | bf16 | fp16 (autocast over fp32 master weights). auto: bf16 on a GPU that has it,
+    # else fp32 (bf16 on these AVX2 CPUs is >10x slower); `bf16: true` above = bf16 when this is auto.
+    precision: str = "auto"
+    # micro-batches per optimizer step: one step trains on batch_size x grad_accumulation rows (the
+    # global batch), whatever the number of processes; the loss is normalised per token over the
+    # whole global batch, so 2 x 4 gives the update of one batch of 8.
+    grad_accumulation: int = 1
+    # recompute activations in the backward pass: less memory, more compute, the same result
+    gradient_checkpointing: bool = False
+    # > 1: the harness launches this many training processes (torch.distributed: gloo on CPU, DDP on
+    # GPUs through accelerate) and waits; each global batch is split across them, so the result is
+    # the 1-process one (within float rounding) and shares its cache entry.
+    processes: int = 1
+    # an `accelerate config` file (FSDP, DeepSpeed, multi-GPU options) passed to `accelerate launch`
+    accelerate_config: Optional[str] = None
 
 
 @dataclass

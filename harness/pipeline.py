@@ -23,7 +23,7 @@ from .evaluate import EvalModel, EvaluateOutput, judged, open_judge, run_evaluat
 from .finetune import LOCAL, FinetuneOutput, Teacher, run_finetune
 from .generate import GenerateInput, run_generate, run_questions, teacher_prompt
 from .guards import run_lock
-from .models import Endpoints, api_model_name, remote_connect, resolve_args
+from .models import Endpoints, api_model_name, eval_device_args, is_vllm, remote_connect, resolve_args, vllm_served, vllm_student
 from .preflight import check_judges, check_writable, notes, validate
 from .regress import RunRef, gate, sequential_plan, sequential_status, write_gate
 from .report import build_summary
@@ -74,7 +74,9 @@ def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
 def _run(cfg: HarnessConfig, run_dir: Path, cache_dir: Path) -> dict[str, Any]:
     # resolve model paths first: a missing model file fails before any stage runs
     # the embedded model's conversion is the same for every project: the per-user cache, not cache_dir
-    resolved = {alias: resolve_args(alias, m.args, user_cache_dir()) for alias, m in cfg.models.items()}
+    # (local hf/ models run on finetune.device: an explicit one is passed to inspect as args.device)
+    resolved = {alias: eval_device_args(m.model, resolve_args(alias, m.args, user_cache_dir()), cfg.finetune.device)
+                for alias, m in cfg.models.items()}
     judge_cfg = next((g.judge for g in cfg.graders.values() if g.kind in ("judge", "pairwise") and g.judge), None)
     # a judge's endpoint fields (base_url, api_key_env) work as for any model; `serve` is refused in validate
     judge_args = {**resolve_args("judge", judge_cfg.args, user_cache_dir()), **remote_connect(judge_cfg)} if judge_cfg else None
@@ -190,8 +192,10 @@ def _evaluate(r: Run, data: DataOutput, evaluated_as: dict[str, str]) -> Any:
     """Every model on every task, then pairwise judging; returns the scores as a frame."""
     cfg = r.cfg
     with r.stage("evaluate"):
-        models = [EvalModel(alias, evaluated_as.get(alias, m.model), r.resolved[alias], m.context, r.endpoints.connect(alias))
-                  for alias, m in cfg.models.items()]
+        # vllm/ models with local weights are served from them (harness.models._vllm)
+        served = vllm_served([(evaluated_as.get(alias, m.model), r.resolved[alias]) for alias, m in cfg.models.items()])
+        models = [EvalModel(alias, model, args, m.context, r.endpoints.connect(alias))
+                  for (alias, m), (model, args) in zip(cfg.models.items(), served)]
         ev = _evaluate_sequential(r, models, data) if cfg.regress.enabled and cfg.regress.sequential else \
             run_evaluate(models, data.eval, cfg.eval, cfg.graders, r.dir / "logs", r.judge)
         r.stage_calls["evaluate"] = sum(ev.calls.values())
@@ -282,7 +286,9 @@ def _finetune_student(r: Run, alias: str, train_file: Path, teacher: Teacher | N
         r.endpoints.preflight(alias, replace(student, model=model),
                               fix=f"the fine-tune cached in {r.cache_dir / 'finetune' / ft.key} is not on this endpoint; "
                                   "re-run with cache=false" if ft.cached else None)
-    if ftc.method in LOCAL:
+    if ftc.method in LOCAL and is_vllm(student.model):  # served by vLLM: the base + its adapter, or the merged dir
+        model, r.resolved[alias] = vllm_student(r.resolved[alias], ft.model_path, ftc.method)
+    elif ftc.method in LOCAL:
         r.resolved[alias] = {**r.resolved[alias], "model_path": ft.model_path}
     return ft, model
 

@@ -15,10 +15,21 @@ from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases,
 from .data import EvalItem, build, data_notes
 from .errors import HarnessError
 from .evaluate import check_grader, check_tasks, item_messages
-from .finetune import LOCAL, METHODS, OBJECTIVES, n_epochs
+from .finetune import LOCAL, METHODS, OBJECTIVES, check_scale, n_epochs
 from .generate import check_generate
 from .guards import check_config
-from .models import check_endpoint, check_sampling, context_window, is_openai, prompt_tokens, tokenizer
+from .models import (
+    check_device,
+    check_endpoint,
+    check_sampling,
+    check_vllm,
+    check_vllm_students,
+    context_window,
+    is_openai,
+    prompt_tokens,
+    resolve_device,
+    tokenizer,
+)
 from .prompts import chat, render
 from .report import read_labels
 from .text import as_number, kept_articles, normalise
@@ -48,6 +59,12 @@ def validate(cfg: HarnessConfig) -> None:
     for alias in students:
         _check_student(alias, cfg.models[alias], student_finetune(cfg, alias))
         _check_objective(cfg, alias, student_finetune(cfg, alias))
+    # devices, processes, vLLM serving (docs/scale.md): a GPU asked for but absent fails here (local
+    # hf/ models are evaluated on finetune.device too, so also in a run without a student)
+    check_device(cfg.finetune.device, cfg.finetune.precision)
+    for alias, m in cfg.models.items():
+        check_vllm(alias, m, student_finetune(cfg, alias).method if alias in students else None)
+    check_vllm_students({a: (cfg.models[a], student_finetune(cfg, a).method) for a in students})
     for alias, m in cfg.models.items():
         path = m.args.get("model_path")
         if isinstance(path, str) and not path.startswith("embedded:") and not Path(path).exists():
@@ -226,6 +243,8 @@ def _check_student(alias: str, student: ModelConfig, ft: FinetuneConfig) -> None
                            f"('{student.model}'); use finetune=openai or finetune=none")
     if ft.method == "openai":
         n_epochs(ft)
+    if ft.method in LOCAL:
+        check_scale(ft, f"models.{alias}.finetune" if any(k in student.finetune for k in ("device", "precision", "processes")) else "finetune")
 
 
 def _check_objective(cfg: HarnessConfig, alias: str, ft: FinetuneConfig) -> None:
@@ -251,6 +270,13 @@ def _check_objective(cfg: HarnessConfig, alias: str, ft: FinetuneConfig) -> None
     if ft.method not in LOCAL:
         raise HarnessError(f"{why}, which only a local fine-tune can (finetune.method is '{ft.method}'); "
                            "use finetune=lora or finetune=full, or finetune.objective=sft")
+    # the teacher passes and the student's sampling are not split across processes or moved to a GPU yet
+    if ft.processes > 1:
+        raise HarnessError(f"{why} in one process: finetune.processes={ft.processes} is for objective=sft; "
+                           "use finetune.processes=1 with this objective")
+    if resolve_device(ft.device) != "cpu":
+        raise HarnessError(f"{why} on the CPU in this release: finetune.device resolves to '{resolve_device(ft.device)}'; "
+                           "use finetune.device=cpu with this objective, or finetune.objective=sft on the GPU")
     t = cfg.models["teacher"]
     path = t.args.get("model_path")
     if is_openai(t.model) or t.serve or not t.model.startswith("hf/") or not isinstance(path, str):
@@ -261,7 +287,7 @@ def _check_objective(cfg: HarnessConfig, alias: str, ft: FinetuneConfig) -> None
     s_path = cfg.models[alias].args.get("model_path")
     if path == s_path:
         return
-    t_tok, s_tok = tokenizer(path, cfg.cache_dir), tokenizer(s_path, cfg.cache_dir)
+    t_tok, s_tok = tokenizer(path, user_cache_dir()), tokenizer(s_path, user_cache_dir())
     if t_tok is None or s_tok is None:
         raise HarnessError(f"{why}: the tokenizer of {'models.teacher' if t_tok is None else f'models.{alias}'} "
                            f"({path if t_tok is None else s_path}) cannot be loaded to check that teacher and student share it")

@@ -10,6 +10,7 @@ from typing import Any
 from ..cache import atomic_dir, digest, file_digest, locked, trusted, write_json
 from ..config import FinetuneConfig, ModelConfig, model_identity
 from ..errors import HarnessError
+from ._dist import check_scale as check_scale  # re-exported: preflight checks devices and processes
 
 # the objectives: names (preflight), the teacher handed to a kd / on_policy fine-tune (pipeline),
 # the divergences (tests, bench/distil_objectives.py)
@@ -25,6 +26,28 @@ METHODS = ("lora", "full", "none", "openai")
 LOCAL = ("lora", "full")  # methods that train a local checkpoint
 
 
+# how a local fine-tune is run, not what it computes: out of the cache key, so a 2-process run, a
+# 1-process run and a run with gradient checkpointing share one entry (confirm/openai: hosted only).
+# device and precision count through what they resolve to (numerics_key).
+RUN_ONLY = ("confirm", "openai", "device", "precision", "gradient_checkpointing", "processes", "accelerate_config")
+
+
+def keyed_settings(cfg: FinetuneConfig) -> dict[str, Any]:
+    """The fine-tune settings the cache key hashes. grad_accumulation counts only when it is not 1
+    (it changes the global batch), so entries cached before it existed keep their keys."""
+    return {k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY and not (k == "grad_accumulation" and v == 1)}
+
+
+def numerics_key(cfg: FinetuneConfig) -> dict[str, Any]:
+    """The resolved device type and precision, when they are not the CPU fp32 of every earlier entry
+    (a bf16 GPU student is not the fp32 CPU one; `auto` and the explicit name share a key)."""
+    from ..models import resolve_device, resolve_precision
+
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device, cfg.bf16)
+    return {} if (device, precision) == ("cpu", "fp32") else {"numerics": [device, precision]}
+
+
 @dataclass(frozen=True)
 class FinetuneOutput:
     # a transformers checkpoint dir (local methods; later stages reference the student by this
@@ -36,13 +59,13 @@ class FinetuneOutput:
 
 
 def finetune_key(base: ModelConfig, cfg: FinetuneConfig, train_file: Path, teacher: Teacher | None = None) -> str:
-    """The cache key of a local fine-tune. confirm/openai do not change local weights: kept out (so
-    earlier caches stay valid); the objective's block counts only when it is not sft (an sft entry
-    is the same whatever kd.* says), and then with its own settings and the teacher."""
-    skip = ("confirm", "openai", "objective", "kd", "on_policy")
-    own = {k: v for k, v in asdict(cfg).items() if k not in skip}
+    """The cache key of a local fine-tune: what it computes, not how it is run (RUN_ONLY, numerics_key).
+    The objective's block counts only when it is not sft (an sft entry is the same whatever kd.* says,
+    and entries cached before objectives existed keep their keys), and then with its own settings and
+    the teacher."""
+    own = {k: v for k, v in keyed_settings(cfg).items() if k not in ("objective", "kd", "on_policy")}
     return digest({"v": VERSION, "base": model_identity(base), "cfg": own, "train": file_digest(train_file),
-                   **key_part(cfg, teacher)})
+                   **numerics_key(cfg), **key_part(cfg, teacher)})
 
 
 def run_finetune(
@@ -74,8 +97,6 @@ def run_finetune(
         if not base_path:
             raise HarnessError(f"finetune.method={cfg.method} trains a local checkpoint: the student needs args.model_path "
                                "(for a hosted student use finetune=openai)")
-        # confirm/openai do not change local weights: kept out of the key (so earlier caches stay valid)
-        # the objective's settings (and teacher) count only for kd / on_policy: see finetune_key
         key = finetune_key(base, cfg, train_file, teacher)
         entry = cache_dir / "finetune" / key
         cached = True
@@ -86,7 +107,12 @@ def run_finetune(
 
                 cached = False
                 with atomic_dir(entry) as tmp:
-                    metrics = train_local(base_path, train_file, cfg, tmp / "model", teacher=teacher)
+                    if cfg.processes > 1:  # the harness launches the processes; rank 0 writes into tmp
+                        from ._dist import launch
+
+                        metrics = launch(base_path, train_file, cfg, tmp / "model", out_dir / "launch.log")
+                    else:
+                        metrics = train_local(base_path, train_file, cfg, tmp / "model", teacher=teacher)
                     write_json(tmp / "metrics.json", metrics)
         metrics = json.loads((entry / "metrics.json").read_text())
         out = FinetuneOutput(str(entry / "model"), key, metrics, cached)

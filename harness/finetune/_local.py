@@ -9,12 +9,22 @@ accuracy over the 49k vocabulary, Trainer bookkeeping -- is not free on a CPU). 
 - the LM head is applied only at the positions that carry a label, which skips most of the
   (vocabulary-sized) output projection;
 - batches are shuffled by a seeded generator, padded to the longest row, AdamW + linear warmup/decay.
+
+Devices and processes (docs/scale.md): one process runs plain PyTorch on `finetune.device` (the CPU
+path is the loop it always was); under a launcher (`finetune.processes` > 1, _dist.py) the same loop
+runs under accelerate (DDP; FSDP or DeepSpeed from an accelerate config). Every process builds the
+same seeded sequence of global batches (batch_size x grad_accumulation rows) and trains its share of
+each; the loss is summed per token and divided by the global batch's labelled-token count, so any
+split -- over micro-batches or over processes -- gives the gradient of the whole batch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -46,80 +56,292 @@ def encode(tok: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[in
     return ids, [-100] * len(p_ids) + ids[len(p_ids):]
 
 
+# ---- the per-batch loss: ONE place (objectives plug in here) -------------------------------------
+def batch_loss(body: Any, head: Any, ids: Any, att: Any, lab: Any) -> Any:
+    """Sum over the batch's labelled tokens of the next-token cross-entropy (a sum, not a mean: the
+    caller divides by the GLOBAL batch's token count, which keeps micro-batches and processes exact).
+    The LM head is applied only at positions that carry a label."""
+    import torch
+
+    hidden = body(input_ids=ids, attention_mask=att).last_hidden_state
+    # next-token prediction: position t predicts label t+1; project only labelled positions
+    target = lab[:, 1:]
+    keep = target != -100
+    logits = head(hidden[:, :-1][keep]).float()
+    return torch.nn.functional.cross_entropy(logits, target[keep], reduction="sum")
+# ---------------------------------------------------------------------------------------------------
+
+
+def _trainable(model: Any, method: str) -> Any:
+    """The module the engine prepares (DDP/FSDP wrap it): forward(ids, att, lab) -> batch_loss. A
+    module of its own because a DDP-wrapped model only reduces gradients of calls through its forward."""
+    import torch
+
+    class LabelledLM(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lm = model
+            # FSDP's transformer auto-wrap policy reads the block classes from here
+            self._no_split_modules = getattr(model, "_no_split_modules", None)
+
+        def forward(self, ids: Any, att: Any, lab: Any) -> Any:
+            inner = self.lm.get_base_model() if method == "lora" else self.lm
+            return batch_loss(inner.model, inner.lm_head, ids, att, lab)
+
+    return LabelledLM()
+
+
+class _Plain:
+    """One process, plain PyTorch on one device: what differs from a launched run (see _Accelerate)."""
+
+    world, rank, is_main, kind = 1, 0, True, "none"
+
+    def __init__(self, device: str, precision: str) -> None:
+        import torch
+
+        self.device = torch.device("cuda:0" if device == "cuda" else device)
+        self.precision = precision
+        self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and device == "cuda" else None
+
+    def prepare(self, model: Any, opt: Any) -> tuple[Any, Any]:
+        return model, opt
+
+    def autocast(self) -> Any:
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float16)
+
+    def no_sync(self, model: Any) -> Any:
+        return contextlib.nullcontext()
+
+    def backward(self, loss: Any) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def step(self, model: Any, params: list[Any], opt: Any) -> float:
+        import torch
+
+        if self.scaler:
+            self.scaler.unscale_(opt)
+        norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if self.scaler:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+        return float(norm)
+
+    def total(self, x: float) -> float:
+        return x
+
+    def gather(self, obj: Any) -> list[Any]:
+        return [obj]
+
+    def final(self, model: Any, build: Any) -> Any:
+        return model.lm
+
+    def close(self) -> None:
+        pass
+
+
+class _Accelerate(_Plain):
+    """A process of a launched run: accelerate places it (gloo on CPU, NCCL on GPUs), wraps the model
+    (DDP, or FSDP/DeepSpeed from the accelerate config) and does the mixed precision."""
+
+    def __init__(self, device: str, precision: str) -> None:
+        from accelerate import Accelerator
+
+        self.acc = Accelerator(cpu=device == "cpu", mixed_precision="no" if precision == "fp32" else precision)
+        self.device, self.precision = self.acc.device, precision
+        self.world, self.rank, self.is_main = self.acc.num_processes, self.acc.process_index, self.acc.is_main_process
+        self.kind = str(self.acc.distributed_type).rsplit(".", 1)[-1].lower()
+
+    def prepare(self, model: Any, opt: Any) -> tuple[Any, Any]:
+        return self.acc.prepare(model, opt)
+
+    def autocast(self) -> Any:
+        return contextlib.nullcontext()  # prepare() wrapped the model's forward in autocast
+
+    def no_sync(self, model: Any) -> Any:
+        return self.acc.no_sync(model)
+
+    def backward(self, loss: Any) -> None:
+        self.acc.backward(loss)
+
+    def step(self, model: Any, params: list[Any], opt: Any) -> float:
+        norm = self.acc.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return float(norm) if norm is not None else float("nan")
+
+    def total(self, x: float) -> float:
+        import torch
+
+        return float(self.acc.reduce(torch.tensor(x, device=self.device), "sum"))
+
+    def gather(self, obj: Any) -> list[Any]:
+        from accelerate.utils import gather_object
+
+        return gather_object([obj])
+
+    def final(self, model: Any, build: Any) -> Any:
+        """The trained model in one piece on the main process (None on the others). FSDP/DeepSpeed
+        shard it: its full state dict is gathered (every process takes part) into a fresh copy."""
+        if self.kind in ("fsdp", "deepspeed"):
+            state = self.acc.get_state_dict(model)
+            if not self.is_main:
+                return None
+            fresh = build()
+            fresh.load_state_dict({k.removeprefix("lm."): v for k, v in state.items()})
+            return fresh
+        return self.acc.unwrap_model(model).lm if self.is_main else None
+
+    def close(self) -> None:
+        self.acc.wait_for_everyone()
+        self.acc.end_training()
+
+
+def launched() -> bool:
+    """Is this process one of several started by a launcher (torchrun / accelerate launch)?"""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: Path, teacher: Any = None) -> dict[str, Any]:
-    """Train on `train_file`, write a merged transformers checkpoint to `out_dir`, return metrics.
-    `teacher`: a `_objectives.Teacher`, for finetune.objective kd / on_policy."""
+    """Train on `train_file`, write a merged transformers checkpoint to `out_dir` (and, for LoRA, the
+    adapter to `out_dir.parent / "adapter"`, a per-step log to `out_dir.parent / "train_log.jsonl"`),
+    return metrics. Under a launcher every process calls this; only the main one writes.
+    `teacher`: a `_objectives.Teacher`, for finetune.objective kd / on_policy (one process only)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.manual_seed(cfg.seed)
-    tok = AutoTokenizer.from_pretrained(base_path)
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    if cfg.method == "lora":
-        from peft import LoraConfig, get_peft_model
+    from ..models import resolve_device, resolve_precision
 
-        model = get_peft_model(model, LoraConfig(
-            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-            target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
-        ))
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device, cfg.bf16)
+    engine = _Accelerate(device, precision) if launched() else _Plain(device, precision)
+    tok = AutoTokenizer.from_pretrained(base_path)
+
+    def build() -> Any:
+        torch.manual_seed(cfg.seed)  # the same LoRA init in every process and every run
+        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+        if cfg.method == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(
+                r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM",
+            ))
+        return model
+
+    model = build()
+    if cfg.gradient_checkpointing:
+        inner = model.get_base_model() if cfg.method == "lora" else model  # type: ignore[operator]
+        # non-reentrant: works with frozen inputs (LoRA) and under DDP
+        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     data = [encode(tok, m) for m in load_rows(train_file)]
+    labelled = [sum(1 for t in y[1:] if t != -100) for _, y in data]  # tokens each row's loss covers
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
-    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    accum = max(1, cfg.grad_accumulation)
+    rows_per_step = cfg.batch_size * accum  # the global batch, whatever the number of processes
+    steps_per_epoch = math.ceil(len(data) / rows_per_step)
     total = cfg.max_steps if cfg.max_steps > 0 else max(1, round(steps_per_epoch * cfg.epochs))
     warmup = round(cfg.warmup_ratio * total)
-    params = [p for p in model.parameters() if p.requires_grad]
+    net = _trainable(model, cfg.method)
+    if not launched():  # accelerate places the model itself
+        net.to(engine.device)
+    params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    # on the plain optimizer, stepped once per optimizer step (accelerate's scheduler wrapper would
+    # step it once per process)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
     )
+    net, opt = engine.prepare(net, opt)
     rng = random.Random(cfg.seed)
-    inner = model.get_base_model() if cfg.method == "lora" else model  # type: ignore[operator]
-    body, head = inner.model, inner.lm_head
-    # --- objective (sft | kd | on_policy): the batch loss, teacher log-probs (harness/finetune/_objectives.py)
-    from ._objectives import Objective
+    world, rank = engine.world, engine.rank
+    split = accum * world  # pieces of a global batch: micro-batch m of process r is piece m * world + r
+    # --- objective (sft | kd | on_policy): the batch loss, teacher log-probs (harness/finetune/_objectives.py).
+    # kd / on_policy run in one process on the CPU (the pre-flight refuses processes > 1 or a GPU with them):
+    # their teacher passes and sampling are not split across processes.
+    objective = None
+    if cfg.objective != "sft":
+        from ._objectives import Objective
 
-    objective = Objective(cfg, base_path, model, tok, body, head, data, teacher, total)
+        if world > 1:
+            raise RuntimeError("finetune.objective kd / on_policy run in one process")
+        inner = model.get_base_model() if cfg.method == "lora" else model  # type: ignore[operator]
+        objective = Objective(cfg, base_path, model, tok, inner.model, inner.lm_head, data, teacher, total)
     # --- end objective
 
-    model.train()
-    step, tokens, epoch_losses, t0 = 0, 0, [], time.time()
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16)
+    def tensors(batch: list[tuple[list[int], list[int]]]) -> tuple[Any, Any, Any]:
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in batch])
+        att = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
+        lab = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
+        return ids.to(engine.device), att.to(engine.device), lab.to(engine.device)
+
+    net.train()
+    step, tokens, epoch_losses, log, t0 = 0, 0, [], [], time.time()
     # a bar with loss and tok/s on a terminal; plain `[finetune] step i/n ...` lines otherwise
-    bar = Progress("finetune", total, "step")
+    bar = Progress("finetune", total, "step") if engine.is_main else None
     while step < total:
         order = list(range(len(data)))
         rng.shuffle(order)
         losses = []
-        for b in range(0, len(order), cfg.batch_size):
+        for b in range(0, len(order), rows_per_step):
             if step >= total:
                 break
-            batch = [data[i] for i in order[b : b + cfg.batch_size]]
-            width = max(len(ids) for ids, _ in batch)
-            ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in batch])
-            att = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
-            lab = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
-            with autocast:
-                loss = objective.loss(step, order[b : b + cfg.batch_size], ids, att, lab)  # the objective's batch loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+            rows = order[b : b + rows_per_step]
+            n_tok = sum(labelled[i] for i in rows)
+            pieces = [rows[k * len(rows) // split : (k + 1) * len(rows) // split] for k in range(split)]
+            local, mine_all = 0.0, []
+            for m in range(accum):
+                mine = pieces[m * world + rank]
+                mine_all += mine
+                # a process with no rows in this piece (a short last batch) still runs a forward and
+                # backward (zero loss): every process must take part in each gradient reduction
+                ids, att, lab = tensors([data[i] for i in (mine or rows[:1])])
+                with engine.no_sync(net) if m < accum - 1 else contextlib.nullcontext():
+                    with engine.autocast():
+                        if objective is None:
+                            summed = net(ids, att, lab)
+                        else:  # the objective's mean over its tokens, made a sum like batch_loss's
+                            summed = objective.loss(step, mine or rows[:1], ids, att, lab) * sum(labelled[i] for i in mine)
+                    # DDP averages gradients over processes: x world makes that the global sum
+                    engine.backward(summed * (world / max(1, n_tok) if mine else 0.0))
+                if mine:
+                    local += float(summed.detach())
+            grad_norm = engine.step(net, params, opt)
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            tokens += int(att.sum())
-            losses.append(float(loss.detach()))
-            bar.update(1, loss=f"{sum(losses) / len(losses):.3f}", **{"tok/s": f"{tokens / (time.time() - t0):.0f}"})
+            tokens += sum(len(data[i][0]) for i in rows)
+            loss = engine.total(local) / max(1, n_tok)
+            losses.append(loss)
+            # which rows were trained, over all processes (the data-order check: equal to a 1-process run's)
+            trained = sorted(i for part in engine.gather(mine_all) for i in part)
+            log.append({"step": step, "loss": round(loss, 6), "grad_norm": round(grad_norm, 6), "rows": trained})
+            if bar:
+                bar.update(1, loss=f"{sum(losses) / len(losses):.3f}", **{"tok/s": f"{tokens / (time.time() - t0):.0f}"})
         epoch_losses.append(sum(losses) / max(1, len(losses)))
     seconds = time.time() - t0
-    bar.close()
+    if bar:
+        bar.close()
 
-    model.eval()
-    if cfg.method == "lora":
-        model = model.merge_and_unload()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tok.save_pretrained(out_dir)
+    final = engine.final(net, build)
+    if engine.is_main:
+        final.eval()
+        if cfg.method == "lora":  # the adapter beside the merged checkpoint: vLLM serves it with --enable-lora
+            final.save_pretrained(out_dir.parent / "adapter", safe_serialization=True)
+            final = final.merge_and_unload()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        final.save_pretrained(out_dir, safe_serialization=True)
+        tok.save_pretrained(out_dir)
+        with open(out_dir.parent / "train_log.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(x) + "\n" for x in log)
+    engine.close()
+    order_digest = hashlib.sha256(json.dumps([x["rows"] for x in log]).encode()).hexdigest()[:16]
     return {
         "method": cfg.method,
         "examples": len(data),
@@ -130,6 +352,14 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
         "loss_curve": [round(x, 4) for x in epoch_losses],
         "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
         "threads": torch.get_num_threads(),
-        "tokens": tokens,  # read by the loop (the sweep report's tokens per objective)
-        **objective.metrics(),  # objective, teacher/sampling seconds and tokens (kd, on_policy)
+        "device": str(engine.device),
+        "precision": precision,
+        "world_size": world,
+        "distributed": engine.kind,
+        "global_batch": rows_per_step,
+        "grad_accumulation": accum,
+        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "data_order": order_digest,
+        "tokens": tokens,  # the sweep report's tokens per objective
+        **(objective.metrics() if objective is not None else {"objective": "sft"}),  # teacher/sampling seconds and tokens
     }
