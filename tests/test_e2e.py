@@ -1,8 +1,10 @@
 """One small real end-to-end run: the real embedded model, real fine-tune steps, real inspect logs.
 
-It runs `harness run experiment=tiny` as a user would, then checks the run dir, the logs and
-summary.json against the documented schema. A second invocation of the same command must land in
-the same run dir and resume from the finished logs without sending a single evaluation request.
+The session's shared runs (tests/conftest.py: tiny_run, tiny_grid, tiny_sweep) run `harness run
+experiment=tiny` as a user would; the tests here check the run dir, the logs and summary.json against
+the documented schema. A second invocation of the same command must land in the same run dir and
+resume from the finished logs without sending a single evaluation request (on a copy: the shared run
+stays as built, for the other tests that read it).
 """
 
 import json
@@ -18,20 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    cmd = ["experiment=tiny", f"results_dir={results}", "cache=false"]
-    from tests.conftest import HARNESS
-
-    p = subprocess.run([HARNESS, "run", *cmd], capture_output=True, text=True, timeout=1500, cwd=REPO)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    run_dir = results / "tiny" / "default"  # cache/results_dir do not change results, so not the name
-    return run_dir, p.stdout, cmd
-
-
 def test_run_dir_layout(tiny_run):
-    run_dir, stdout, _ = tiny_run
+    run_dir, stdout = tiny_run.dir, tiny_run.stdout
     assert f"[report] {run_dir / 'report.md'}" in stdout
     for f in ["summary.json", "report.md", "report.html", ".hydra/config.yaml", "data/domain.md", "data/train.jsonl",
               "data/provenance.jsonl", "data/eval.jsonl", "student/student.json"]:
@@ -40,7 +30,7 @@ def test_run_dir_layout(tiny_run):
 
 
 def test_training_file_is_openai_chat_format_with_provenance(tiny_run):
-    run_dir, _, _ = tiny_run
+    run_dir = tiny_run.dir
     rows = [json.loads(x) for x in (run_dir / "data/train.jsonl").read_text().splitlines()]
     prov = [json.loads(x) for x in (run_dir / "data/provenance.jsonl").read_text().splitlines()]
     assert len(rows) == len(prov) == 8
@@ -57,7 +47,7 @@ def test_training_file_is_openai_chat_format_with_provenance(tiny_run):
 def test_logs_are_real_inspect_logs(tiny_run):
     from inspect_ai.log import list_eval_logs, read_eval_log
 
-    run_dir, _, _ = tiny_run
+    run_dir = tiny_run.dir
     for alias in ("teacher", "baseline", "student"):
         logs = [read_eval_log(i) for i in list_eval_logs(str(run_dir / "logs" / alias))]
         assert {log.eval.task for log in logs} == {"heldout", "control"}
@@ -75,7 +65,7 @@ def test_logs_are_real_inspect_logs(tiny_run):
 def test_summary_matches_schema_and_counts(tiny_run):
     import jsonschema
 
-    run_dir, _, _ = tiny_run
+    run_dir = tiny_run.dir
     s = json.loads((run_dir / "summary.json").read_text())
     schema = json.loads((REPO / "docs" / "summary.schema.json").read_text())
     jsonschema.validate(s, schema)
@@ -106,14 +96,20 @@ def test_summary_matches_schema_and_counts(tiny_run):
     assert cells[("heldout", "teacher", "contains")]["accuracy"] > cells[("heldout", "baseline", "contains")]["accuracy"]
 
 
-def test_warm_rerun_lands_in_same_dir_and_calls_no_model(tiny_run):
+def test_warm_rerun_lands_in_same_dir_and_calls_no_model(tiny_run, tmp_path):
     from tests.conftest import HARNESS
 
-    run_dir, _, cmd = tiny_run
+    # the finished run, copied: the same command with results_dir=<the copy> re-runs it there
+    results = tmp_path / "results"
+    run_dir = results / tiny_run.dir.relative_to(tiny_run.dir.parents[1])
+    shutil.copytree(tiny_run.dir, run_dir, symlinks=True)
+    cmd = [a if not a.startswith("results_dir=") else f"results_dir={results}" for a in tiny_run.args]
+    assert cmd[-1] == "cache=false"
     before = json.loads((run_dir / "summary.json").read_text())
     # the cold run wrote the cache; the finished evaluation logs are re-used by eval_set
     p = subprocess.run([HARNESS, "run", *cmd[:-1], "cache=true"], capture_output=True, text=True, timeout=1500, cwd=REPO)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert f"[report] {run_dir / 'report.md'}" in p.stdout  # the same run dir: named by the overrides, not by when
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["model_calls"] == {"teacher": 0, "baseline": 0, "student": 0}
     assert s["scores"] == before["scores"]
@@ -132,7 +128,7 @@ def test_warm_rerun_lands_in_same_dir_and_calls_no_model(tiny_run):
 def test_report_rebuilds_from_logs(tiny_run, tmp_path):
     from tests.conftest import HARNESS
 
-    run_dir, _, _ = tiny_run
+    run_dir = tiny_run.dir
     p = subprocess.run([HARNESS, "report", str(run_dir), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["scores"] == json.loads((run_dir / "summary.json").read_text())["scores"]
@@ -149,7 +145,7 @@ def test_report_html_renders_self_contained_in_chromium(tiny_run, tmp_path):
     """Render report.html in headless Chromium, as a reader would, and check the DOM."""
     import html.parser
 
-    run_dir, _, _ = tiny_run
+    run_dir = tiny_run.dir
     assert CHROMIUM, "HARNESS_REQUIRE_CHROMIUM is set but chromium is missing"
     p = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -189,28 +185,10 @@ def test_report_html_renders_self_contained_in_chromium(tiny_run, tmp_path):
     assert flips and all(f["answer_a"].strip() in text and f["answer_b"].strip() in text for f in flips)
 
 
-GRID = ["+model@models.student_b=smollm2", "models.student_b.student=true", "+models.student_b.finetune.max_steps=1",
-        "+models.student_b.finetune.lora.r=4"]
-
-
-@pytest.fixture(scope="module")
-def tiny_grid(tiny_run):
-    """A model grid: the tiny run plus a second student with its own fine-tune settings, from the
-    same teacher answers (the cache the tiny run wrote)."""
-    from tests.conftest import HARNESS
-
-    run_dir, _, cmd = tiny_run
-    p = subprocess.run([HARNESS, "run", *cmd[:-1], *GRID], capture_output=True, text=True, timeout=1500, cwd=REPO)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    grid = [d for d in run_dir.parent.iterdir() if "student_b" in d.name]
-    assert len(grid) == 1
-    return grid[0], p.stdout
-
-
 def test_model_grid_fine_tunes_and_compares_every_student(tiny_run, tiny_grid):
-    grid_dir, stdout = tiny_grid
+    grid_dir, stdout = tiny_grid.dir, tiny_grid.stdout
     s = json.loads((grid_dir / "summary.json").read_text())
-    one = json.loads((tiny_run[0] / "summary.json").read_text())
+    one = json.loads((tiny_run.dir / "summary.json").read_text())
     assert s["students"] == ["student", "student_b"]
     # the first student is the tiny run's (same settings: its fine-tune came from the cache); the
     # second has its own settings, so its own fine-tune and its own model string
@@ -233,7 +211,7 @@ def test_sweep_report_over_runs_with_different_students(tiny_run, tiny_grid, tmp
     """One run with one student and one with two: the shared models once, every student compared."""
     from tests.conftest import HARNESS
 
-    p = subprocess.run([HARNESS, "report", str(tiny_run[0]), str(tiny_grid[0]), "--out", str(tmp_path)],
+    p = subprocess.run([HARNESS, "report", str(tiny_run.dir), str(tiny_grid.dir), "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     s = json.loads((tmp_path / "sweep.json").read_text())
@@ -244,27 +222,15 @@ def test_sweep_report_over_runs_with_different_students(tiny_run, tiny_grid, tmp
     assert {(b, "baseline"), ("teacher", b), ("student", b)} <= pairs
     # usage per setting x model, and the calls each job sent
     rows = {(u["setting"], u["model"]): u for u in s["usage"]}
-    grid = json.loads((tiny_grid[0] / "summary.json").read_text())
-    assert rows[(tiny_grid[0].name, "student_b")]["sent"] == grid["model_calls"]["student_b"] > 0
+    grid = json.loads((tiny_grid.dir / "summary.json").read_text())
+    assert rows[(tiny_grid.dir.name, "student_b")]["sent"] == grid["model_calls"]["student_b"] > 0
     # what the teacher's part cost is the same in both runs (the grid re-used the answers)
-    assert rows[(tiny_run[0].name, "teacher")]["calls"] == rows[(tiny_grid[0].name, "teacher")]["calls"] > 0
+    assert rows[(tiny_run.dir.name, "teacher")]["calls"] == rows[(tiny_grid.dir.name, "teacher")]["calls"] > 0
     assert "## Usage" in (tmp_path / "report.md").read_text() and 'id="usage"' in (tmp_path / "report.html").read_text()
 
 
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
-    """A real Hydra multirun over a fine-tune setting; the sweep report is written at its end."""
-    from tests.conftest import HARNESS
-
-    results = tmp_path_factory.mktemp("sweep")
-    p = subprocess.run([HARNESS, "run", "-m", "experiment=tiny", "finetune.max_steps=1,3", f"results_dir={results}"],
-                       capture_output=True, text=True, timeout=1500, cwd=REPO)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    return results / "tiny" / "multirun", p.stdout
-
-
 def test_sweep_report_compares_every_setting(tiny_sweep):
-    sweep_dir, stdout = tiny_sweep
+    sweep_dir, stdout = tiny_sweep.dir, tiny_sweep.stdout
     assert f"[sweep report] {sweep_dir / 'report.md'}" in stdout
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
     assert jobs == ["finetune.max_steps=1", "finetune.max_steps=3"]  # readable, deterministic job dirs
@@ -296,7 +262,7 @@ def _one_line_error(args):
 
 
 def test_report_refuses_bad_input_with_one_line(tiny_sweep, tmp_path):
-    sweep_dir, _ = tiny_sweep
+    sweep_dir = tiny_sweep.dir
     job = sweep_dir / "finetune.max_steps=1"
     # nothing finished here
     (tmp_path / "empty").mkdir()
@@ -316,3 +282,34 @@ def test_report_refuses_bad_input_with_one_line(tiny_sweep, tmp_path):
     msg = _one_line_error([sweep_dir / "finetune.max_steps=3", fewer, "--out", tmp_path / "out"])
     assert "evaluation items differ" in msg and str(fewer) in msg
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_an_interrupted_sweep_finishes_with_the_same_command(tiny_sweep, tmp_path):
+    """A sweep stopped in its second job, during the student's evaluation (that job's summary, reports
+    and student logs not yet written, nor the sweep report): the same command, run again, finishes it.
+    The finished job is replayed from its logs, no model called; the unfinished job sends only the
+    student's requests (its teacher answers and fine-tune are in the cache, the other models' logs are
+    finished); the sweep report covers both jobs. (The state a kill leaves inside one run: test_resume.py.)"""
+    from tests.conftest import HARNESS
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_sweep.dir.parents[1], results, symlinks=True)  # <results_dir>/tiny/multirun
+    sweep = results / "tiny" / "multirun"
+    done, cut = sweep / "finetune.max_steps=1", sweep / "finetune.max_steps=3"
+    before = json.loads((done / "summary.json").read_text())
+    for f in ("summary.json", "report.md", "report.html"):
+        (cut / f).unlink()
+    shutil.rmtree(cut / "logs" / "student")
+    for f in ("sweep.json", "report.md", "report.html"):
+        (sweep / f).unlink()
+    args = [a if not a.startswith("results_dir=") else f"results_dir={results}" for a in tiny_sweep.args]
+    p = subprocess.run([HARNESS, "run", *args], capture_output=True, text=True, timeout=1500, cwd=REPO)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert f"[sweep report] {sweep / 'report.md'}" in p.stdout
+    s1, s3 = (json.loads((d / "summary.json").read_text()) for d in (done, cut))
+    assert s1["model_calls"] == {"teacher": 0, "baseline": 0, "student": 0} and s1["scores"] == before["scores"]
+    assert s3["model_calls"] == {"teacher": 0, "baseline": 0, "student": 11} and s3["stage_calls"]["generate"] == 0
+    assert s3["finetune"]["steps"] == 3 and {r["model"] for r in s3["scores"]} == {"teacher", "baseline", "student"}
+    s = json.loads((sweep / "sweep.json").read_text())
+    assert [r["overrides"] for r in s["runs"]] == [{"finetune.max_steps": "1"}, {"finetune.max_steps": "3"}]
+    assert (sweep / "report.html").is_file() and (cut / "report.html").is_file()

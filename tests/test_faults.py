@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.models import embedded_gguf, llama_server
 from tests.fault_proxy import FAULTS, FaultProxy
 from tests.secret_scan import scan
 
@@ -32,11 +31,11 @@ SERVED = "openai-api/llamacpp/smollm2"
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory):
-    log = tmp_path_factory.mktemp("faults") / "llama.log"
-    with llama_server(embedded_gguf("smollm2-135m-instruct"), log, model="smollm2") as ep:
-        yield ep
+@pytest.fixture
+def upstream(llama_upstream):
+    """The worker's llama.cpp server (tests/conftest.py), shared with test_openai.py: these tests
+    only send it requests through their own proxies, so they can run on either worker."""
+    return llama_upstream
 
 
 def gaps(proxy: FaultProxy) -> list[tuple[str | None, int | None, int, float]]:
