@@ -117,8 +117,12 @@ def test_warm_rerun_lands_in_same_dir_and_calls_no_model(tiny_run, tmp_path):
     # the fine-tune was not run again: its line says it came from the cache (not a time bound: those flake)
     ft = [line for line in p.stdout.splitlines() if line.startswith("[finetune] student:")]
     assert len(ft) == 1 and ft[0].endswith("(cached)"), p.stdout[-3000:]
-    # the same results, field for field, but for what this invocation did (config: cache=false -> true)
-    per_run = ("stage_seconds", "model_calls", "stage_calls", "config")
+    # the same results, field for field, but for what this invocation did (config: cache=false -> true) and
+    # where the run dir is (the copy: `paths` name it, which is also where the re-run landed)
+    assert (s["paths"]["logs"], s["paths"]["data"]) == (str(run_dir / "logs"), str(run_dir / "data"))
+    here = ("logs", "data")
+    assert {k: v for k, v in s["paths"].items() if k not in here} == {k: v for k, v in before["paths"].items() if k not in here}  # the cache's
+    per_run = ("stage_seconds", "model_calls", "stage_calls", "config", "paths")
     assert {k: v for k, v in s.items() if k not in per_run} == {k: v for k, v in before.items() if k not in per_run}
     # and no graded model was even loaded (transformers prints this line for each one inspect's hf
     # provider loads): finished logs need none (the embedding cache: tests/test_warm.py)
