@@ -53,7 +53,7 @@ ONE_PROCESS = {"XDIST": ""}
 def ci(root: Path, **env: str) -> subprocess.CompletedProcess:
     e = {**os.environ, "PATH": f"{root.parent / 'bin'}:{os.environ['PATH']}", **env}
     e.pop("PYTEST_ADDOPTS", None)
-    return subprocess.run([str(root / ".ci" / "run")], capture_output=True, text=True, env=e, timeout=300)
+    return subprocess.run([str(root / ".ci" / "run")], capture_output=True, text=True, env=e, timeout=900)
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +111,7 @@ def test_ci_runs_the_slow_tests_that_make_test_quick_leaves_out(tmp_path):
     # the quick suite: the same tests but the slow one, with the pyproject.toml that declares the marker
     env = {**{k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}, **ONE_PROCESS}
     q = subprocess.run(["make", "test-quick", "PYTEST_ARGS=-v -p no:cacheprovider"], cwd=root, capture_output=True, text=True,
-                       env=env, timeout=300)
+                       env=env, timeout=900)
     assert q.returncode == 0, q.stdout[-2000:] + q.stderr[-2000:]
     # one process says "2 passed, 1 deselected"; under xdist the workers deselect, and the header counts what is left
     selected = "2 passed, 1 deselected" in q.stdout or ("2 workers [2 items]" in q.stdout and " 2 passed in " in q.stdout)

@@ -133,11 +133,11 @@ def test_report_rebuilds_from_logs(tiny_run, tmp_path):
     from tests.conftest import HARNESS
 
     run_dir = tiny_run.dir
-    p = subprocess.run([HARNESS, "report", str(run_dir), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    p = subprocess.run([HARNESS, "report", str(run_dir), "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["scores"] == json.loads((run_dir / "summary.json").read_text())["scores"]
     assert "| heldout | contains | 8 |" in (tmp_path / "report.md").read_text()
-    bad = subprocess.run([HARNESS, "report", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run([HARNESS, "report", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=900)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
@@ -258,7 +258,7 @@ def test_sweep_report_compares_every_setting(tiny_sweep):
 def _one_line_error(args):
     from tests.conftest import HARNESS
 
-    p = subprocess.run([HARNESS, "report", *map(str, args)], capture_output=True, text=True, timeout=300)
+    p = subprocess.run([HARNESS, "report", *map(str, args)], capture_output=True, text=True, timeout=900)
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1, p.stderr

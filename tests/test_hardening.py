@@ -31,7 +31,7 @@ def cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess
     cwd = tmp_path / "cwd"
     cwd.mkdir(exist_ok=True)
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          env=env_for(tmp_path, **extra), cwd=cwd, timeout=300)
+                          env=env_for(tmp_path, **extra), cwd=cwd, timeout=1500)
 
 
 def one_line(p: subprocess.CompletedProcess, codes: tuple[int, ...] = (2,)) -> str:

@@ -596,7 +596,7 @@ def test_exhausted_retries_fail_visibly_and_keep_the_answers(standin, tmp_path):
 def test_report_rebuilds_from_an_openai_run(distill_run, tmp_path):
     run_dir = distill_run[0]
     p = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(run_dir), "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+                       capture_output=True, text=True, timeout=900, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert p.returncode == 0, p.stderr[-2000:]
     rebuilt = json.loads((tmp_path / "summary.json").read_text())
     assert rebuilt["scores"] == json.loads((run_dir / "summary.json").read_text())["scores"]

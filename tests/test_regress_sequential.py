@@ -70,7 +70,7 @@ def test_plan_is_seeded_keeps_clusters_whole_and_stops_at_max_items():
     (["eval.limit=5"], "eval.limit"),
 ])
 def test_bad_sequential_settings_are_one_line_exit_2(tmp_path, args, culprit):
-    p = _harness("run", *SMALL, *args, f"results_dir={tmp_path}", timeout=300)
+    p = _harness("run", *SMALL, *args, f"results_dir={tmp_path}")
     assert p.returncode == 2, p.stdout[-2000:] + p.stderr[-2000:]
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and culprit in lines[0] and "Traceback" not in p.stderr, p.stderr
