@@ -42,10 +42,10 @@ demo: install-base
 	$(BIN)/harness run experiment=demo
 
 # Two pytest-xdist workers, one per core of CI's 2-core machine (tests/conftest.py gives each worker, and the
-# `harness` processes it starts, one torch/OpenMP thread). --dist loadgroup: the tests that read one module or
-# shared fixture (a real run built once) run on one worker, the rest spread over both. `make test XDIST=` runs
-# in one process.
-XDIST ?= -n 2 --dist loadgroup
+# `harness` processes it starts, one torch/OpenMP thread). --dist loadfile: a test module runs whole on one
+# worker, so its module fixtures (real runs) are built once; the session's shared runs (tests/conftest.py) are
+# built once behind a file lock. `make test XDIST=` runs in one process.
+XDIST ?= -n 2 --dist loadfile
 
 # pytest exit code 5 = no tests collected (e.g. everything deselected by -m): not a failure here.
 test: install

@@ -1,15 +1,15 @@
 """Shared test setup, and the expensive runs the suite builds once per session.
 
-The suite runs on two pytest-xdist workers (`make test`: `-n 2 --dist loadgroup`, the Makefile's
+The suite runs on two pytest-xdist workers (`make test`: `-n 2 --dist loadfile`, the Makefile's
 XDIST). What that needs from a test module:
 
 - Each worker gets one torch/OpenMP thread (below), inherited by every `harness` subprocess: two
   workers of two threads each would oversubscribe CI's 2 cores.
-- A test that reads a module- or session-scoped fixture of this suite is put in that fixture's
-  xdist group (`pytest_collection_modifyitems` below: a module fixture's group is its module, a
-  shared run's is SHARED_GROUPS), so the fixture is built on one worker, once, and its tests run in
-  file order there. A new module's module fixture needs nothing more; other tests spread over both
-  workers, one at a time.
+- A test module runs whole on one worker, in file order (`--dist loadfile`), so a module-scoped
+  fixture is built once, as without xdist; the two workers take modules as they come free. (Not
+  `--dist loadgroup`: with pytest 9.2 and pytest-xdist 3.8 its `xdist_group` marks group nothing --
+  xdist tags the group onto `item._nodeid`, which pytest 9 no longer reads -- so the tests of one
+  module fixture would be spread over both workers and the fixture built twice.)
 - The shared runs (session fixtures, built on first use by whichever worker asks first, behind a
   file lock and a done-marker, so two workers never both build one; read-only for their tests --
   a test that changes a run copies it first):
@@ -59,31 +59,6 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 @pytest.fixture
 def harness_bin() -> str:
     return HARNESS
-
-
-# --------------------------------------------------------------------------- xdist groups
-
-# session fixtures whose tests share one worker (the run is built there; the lock is the safety net)
-SHARED_GROUPS = {"tiny_run": "tiny", "tiny_grid": "tiny", "tiny_sweep": "sweep"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks (--dist loadgroup)
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None or item.get_closest_marker("xdist_group"):
-            continue
-        groups = set()
-        for name in info.names_closure:
-            defs = info.name2fixturedefs.get(name) or ()
-            for d in defs[-1:]:  # the definition this test gets
-                if name in SHARED_GROUPS:
-                    groups.add(SHARED_GROUPS[name])
-                elif d.scope == "module" and d.baseid.startswith("tests/"):
-                    groups.add(d.baseid.rsplit("/", 1)[-1].removesuffix(".py"))
-        if groups:
-            # one group per test: tests sharing any fixture end on the same worker
-            item.add_marker(pytest.mark.xdist_group(sorted(groups)[0]))
 
 
 # --------------------------------------------------------------------------- shared runs
