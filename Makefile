@@ -41,11 +41,17 @@ $(STAMP): $(BASE)
 demo: install-base
 	$(BIN)/harness run experiment=demo
 
+# Two pytest-xdist workers, one per core of CI's 2-core machine (tests/conftest.py gives each worker, and the
+# `harness` processes it starts, one torch/OpenMP thread). --dist loadfile: a test module runs whole on one
+# worker, so its module fixtures (real runs) are built once; the session's shared runs (tests/conftest.py) are
+# built once behind a file lock. `make test XDIST=` runs in one process.
+XDIST ?= -n 2 --dist loadfile
+
 # pytest exit code 5 = no tests collected (e.g. everything deselected by -m): not a failure here.
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
 # The quick suite, for iteration: everything but the tests marked `slow` (the rule: pyproject.toml's marker).
 # `make test`, which CI runs, runs all of them.
 test-quick: install
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)

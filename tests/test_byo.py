@@ -94,7 +94,7 @@ def test_cli_reports_bad_row_in_one_line_exit_2(harness_bin, tmp_path):
     t = _jsonl(tmp_path / "t.jsonl", [{"question": "ok?"}, {"question": 3.5, "answer": "x"}, {"answer": "no question"}])
     e = _jsonl(tmp_path / "e.jsonl", [GOOD_EVAL])
     p = subprocess.run([harness_bin, "run", "data=jsonl", f"data.train_path={t}", f"data.eval_path={e}", f"results_dir={tmp_path}/r"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=600)
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines() == [
         f"harness: error: {tmp_path}/t.jsonl:3: 'question' is missing (data.columns.question); every row needs one"]

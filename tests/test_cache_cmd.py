@@ -16,7 +16,7 @@ def cli(*args: str, env_cache: Path | None = None) -> subprocess.CompletedProces
     if env_cache is not None:
         # the per-user cache beside it, never the suite's shared one (prune --all clears both)
         env["HARNESS_CACHE"], env["HARNESS_MODEL_CACHE"] = str(env_cache), str(env_cache.parent / "user-cache")
-    return subprocess.run([sys.executable, "-m", "harness.cli", "cache", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-m", "harness.cli", "cache", *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 def make_entry(cache: Path, stage: str, key: str, days_old: float = 0.0, used_by: str | None = None) -> Path:
@@ -140,7 +140,7 @@ def test_no_cache_flag_is_cache_false():
     """`--no-cache` reaches Hydra as `cache=false` (Hydra's --cfg=job prints the composed job config)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--no-cache", "experiment=tiny", "--cfg=job"],
-                       capture_output=True, text=True, env=env, timeout=120)
+                       capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert "cache: false" in lines and "experiment: tiny" in lines

@@ -19,7 +19,7 @@ def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Completed
     e = {k: v for k, v in os.environ.items() if k not in ("HARNESS_CONFIG_DIR", "HARNESS_DEBUG")}
     e.update(PYTHONPATH=str(REPO), **env)
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          env=e, cwd=cwd or REPO, timeout=300)
+                          env=e, cwd=cwd or REPO, timeout=1500)
 
 
 def one_line(p: subprocess.CompletedProcess, code: int, prefix: str, after_progress: bool = False) -> str:

@@ -132,7 +132,7 @@ def test_typed_values_are_checked_at_composition():
 def test_bad_input_is_one_line_exit_2(harness_bin, tmp_path, overrides, expect):
     args = [harness_bin, "run", *overrides] + ([] if "results_dir" in overrides[-1] else [f"results_dir={tmp_path}/r"])
     p = subprocess.run(args,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=600)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert "[HYDRA] Launching" not in p.stdout  # rejected before any job starts

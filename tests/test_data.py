@@ -74,10 +74,16 @@ def test_leak_is_refused():
     enforce(result, DataConfig(allow_leak=True), "data", "leak.json")  # allowed: no error
 
 
-@pytest.mark.parametrize("bad", [{"n_islands": 0}, {"n_islands": 99}, {"train_per_fact": 9}, {"n_control": 999}, {"n_train": 0},
-                                 {"name": "atlantis"}])
-def test_bad_data_config(tmp_path, bad):
-    with pytest.raises(HarnessError):
+# each bad setting has its own error, naming the key and the value: a bare HarnessError would pass on any of them
+@pytest.mark.parametrize("bad, expect", [
+    ({"n_islands": 0}, r"^data.n_islands must be between 1 and 30, got 0$"),
+    ({"n_islands": 99}, r"^data.n_islands must be between 1 and 30, got 99$"),
+    ({"train_per_fact": 9}, r"^data.train_per_fact must be between 1 and 3, got 9$"),
+    ({"n_control": 999}, r"^data.n_control must be between 0 and 24, got 999$"),
+    ({"n_train": 0}, r"^data.n_train must be >= 1 \(or null for all\), got 0$"),
+    ({"name": "atlantis"}, r"^data.name: unknown dataset 'atlantis'; available: archipelago, jsonl, csv$")])
+def test_bad_data_config(tmp_path, bad, expect):
+    with pytest.raises(HarnessError, match=expect):
         run_data(DataConfig(**bad), tmp_path)
     assert not (tmp_path / "eval.jsonl").exists()
 

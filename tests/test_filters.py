@@ -68,6 +68,8 @@ def test_real_teacher_self_consistency_and_length(tmp_path):
     prov = [json.loads(x) for x in out.provenance_file.read_text().splitlines()]
     assert out.n_rows + len(dropped) == 4 and out.n_rows == len(prov)
     assert out.filters["consistency"] == sum(d["filter"] == "consistency" for d in dropped)
+    # the loop below checks each kept row: with none kept it would check nothing
+    assert out.n_rows >= 1 and len(prov) == out.n_rows, (prov, dropped)
     for p in prov:
         assert p["judge"].strip().lower().startswith("yes")
         assert p["agree"] >= 2 and p["samples"] == 3  # kept rows: at least two of the three samples agreed

@@ -270,3 +270,20 @@ def test_bad_input_is_a_value_error():
         gate_cell([3.0], [1.0], margin=0.1)
     with pytest.raises(ValueError, match="same length"):
         gate_cell([1, 0], [1], margin=0.1)
+
+
+@pytest.mark.parametrize("doc", ["docs/regress.md", "docs/ci.md"])
+def test_the_required_n_table_in_the_docs_is_what_the_code_computes(doc):
+    """The docs' "Choosing margin and n" table, cell by cell, against harness.stats.gate_table()."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    head = re.search(r"^\| margin \| discordance (\d+) % \| (\d+) % \| (\d+) % \|$", text, re.M)
+    assert head, f"{doc}: no required-n table"
+    discordances = [int(x) / 100 for x in head.groups()]
+    rows = re.findall(r"^\| (\d+) pp \| (\d+) \| (\d+) \| (\d+) \|$", text[head.end():], re.M)
+    documented = {(int(m) / 100, p): int(n) for m, *ns in rows for p, n in zip(discordances, ns)}
+    computed = {(r["margin"], r["discordance"]): r["required_n"] for r in gate_table(margins=sorted({k[0] for k in documented}),
+                                                                                     discordances=discordances)}
+    assert len(documented) == 9 and documented == computed

@@ -116,7 +116,7 @@ def test_cli_leak_is_one_line_exit_2(harness_bin, tmp_path):
     t = _jsonl(tmp_path / "t.jsonl", [{"question": "Who founded the town of Lorn?"}])
     e = _jsonl(tmp_path / "e.jsonl", [{"question": "Who founded the town of Lorn?", "answer": "Ada"}])
     p = subprocess.run([harness_bin, "run", "data=jsonl", f"data.train_path={t}", f"data.eval_path={e}", "data.n_control=0",
-                        f"results_dir={tmp_path}/r", "models.teacher.context=false"], capture_output=True, text=True, timeout=300)
+                        f"results_dir={tmp_path}/r", "models.teacher.context=false"], capture_output=True, text=True, timeout=900)
     assert p.returncode == 2, p.stderr[-2000:]
     # exactly one `harness:` line, the last (a first run may print the embedded model's one-off conversion above it)
     assert "Traceback" not in p.stderr, p.stderr[-2000:]

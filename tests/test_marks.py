@@ -351,3 +351,15 @@ def test_the_check_flags_each_kind_directly_through_helpers_and_fixture_chains()
             assert True
     ''')
     assert [p.split(" ")[0] for p in check({"tests/test_y.py": autouse})[0]] == ["tests/test_y.py::test_anything"]
+
+
+def test_the_suites_shared_runs_in_conftest_count_as_heavy():
+    """The session fixtures of tests/conftest.py (tiny_run, tiny_grid, tiny_sweep: real runs built once;
+    llama_upstream: a server) make a test that reads them heavy, like a module's own fixture would: the
+    check reads the real conftest, through the nested build function and its helpers."""
+    quick = "".join(f"def test_{name}({name}):\n    assert {name}\n\n\n" for name in ("tiny_run", "tiny_grid", "tiny_sweep", "llama_upstream"))
+    problems, _ = check({"tests/test_x.py": quick}, (TESTS / "conftest.py").read_text())
+    flagged = {p.split("::")[1].split(" ")[0]: p for p in problems}
+    assert set(flagged) == {"test_tiny_run", "test_tiny_grid", "test_tiny_sweep", "test_llama_upstream"}, problems
+    assert all(KINDS["run"] in flagged[f"test_{n}"] for n in ("tiny_run", "tiny_grid", "tiny_sweep"))
+    assert KINDS["server"] in flagged["test_llama_upstream"]

@@ -84,7 +84,9 @@ def test_finetune_cache_key_changes_with_the_objective_and_its_settings_only(tmp
     sft = FinetuneConfig()
     key = finetune_key(base, sft, train)
     # an sft key is the one computed before objectives existed: cached students stay valid
-    old = {k: v for k, v in asdict(sft).items() if k not in ("confirm", "openai", "objective", "kd", "on_policy")}
+    new = ("confirm", "openai", "objective", "kd", "on_policy",  # and the devices block (how a fine-tune runs, not what)
+           "device", "precision", "grad_accumulation", "gradient_checkpointing", "processes", "accelerate_config")
+    old = {k: v for k, v in asdict(sft).items() if k not in new}
     assert key == digest({"v": 1, "base": model_identity(base), "cfg": old, "train": file_digest(train)})
     # sft ignores the kd / on_policy settings, and the teacher: the same entry
     assert finetune_key(base, replace(sft, kd=KDConfig(weight=1.0), on_policy=OnPolicyConfig(sft_fraction=0.5)), train, teacher) == key

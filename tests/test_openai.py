@@ -30,17 +30,16 @@ KEY = "sk-test-k3y-never-printed-0123456789"
 SMALL = ["data.n_islands=3", "data.train_per_fact=1", "data.n_control=3", "eval.max_tokens=24", "generate.max_tokens=24"]
 
 
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory):
-    """The embedded GGUF behind a real llama.cpp server: the stand-in's base models."""
-    log = tmp_path_factory.mktemp("upstream") / "llama.log"
-    with llama_server(embedded_gguf("smollm2-135m-instruct"), log, model="smollm2") as ep:
-        yield ep
+@pytest.fixture
+def upstream(llama_upstream):
+    """The embedded GGUF behind the worker's real llama.cpp server (tests/conftest.py): the stand-in's
+    base models."""
+    return llama_upstream
 
 
 @pytest.fixture(scope="module")
-def standin(upstream):
-    s = StandIn(api_key=KEY, upstream=upstream, step_seconds=0.3)
+def standin(llama_upstream):
+    s = StandIn(api_key=KEY, upstream=llama_upstream, step_seconds=0.3)
     with s.serve() as url:
         s.url = url
         yield s
@@ -597,7 +596,7 @@ def test_exhausted_retries_fail_visibly_and_keep_the_answers(standin, tmp_path):
 def test_report_rebuilds_from_an_openai_run(distill_run, tmp_path):
     run_dir = distill_run[0]
     p = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(run_dir), "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=300, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+                       capture_output=True, text=True, timeout=900, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert p.returncode == 0, p.stderr[-2000:]
     rebuilt = json.loads((tmp_path / "summary.json").read_text())
     assert rebuilt["scores"] == json.loads((run_dir / "summary.json").read_text())["scores"]

@@ -3,6 +3,7 @@ experiment=upgrade` gating itself, and `harness regress` over stored runs (exit 
 against its schema, bad input)."""
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,9 @@ def _schema_ok(path: Path) -> dict:
 
     doc = json.loads(path.read_text())
     jsonschema.validate(doc, json.loads((REPO / "docs" / "regress.schema.json").read_text()))
+    # experiment=upgrade gates regress.tasks=[heldout] on both match graders: two cells, so the checks
+    # over `cells` below (all(...), loops) always have something to check
+    assert sorted((c["task"], c["grader"]) for c in doc["cells"]) == [("heldout", "contains"), ("heldout", "exact")], doc["cells"]
     return doc
 
 
@@ -117,6 +121,40 @@ def test_runs_on_different_items_are_refused_unless_allow_subset(five_items, thr
     assert set(five_items.iterdir()) == before  # nothing written
     p = _harness("regress", "--baseline", f"{run_dir}:current", "--candidate", f"{five_items}:candidate", "--allow-subset")
     assert p.returncode == 2 and "share no evaluation item" in p.stderr  # disjoint item sets: nothing to compare
+
+
+@pytest.mark.parametrize("change, culprit", [
+    ("prompt", "eval.prompt differs between"), ("system", "eval.system differs between"),
+    ("grader", "graders.contains differs between")])
+def test_runs_whose_prompts_or_grader_definitions_differ_are_refused(five_items, tmp_path, change, culprit):
+    """docs/regress.md: the gate compares runs evaluated alike. A run whose models saw another prompt,
+    or whose scores came from another definition of a grader, is refused in one line (exit 2) naming
+    both runs, and nothing is written. The other run: five_items' run dir as a run with that change
+    would have recorded it in its summary.json (config, and the grader fingerprint it records)."""
+    from harness.config import grader_fingerprint
+
+    other = tmp_path / "other"
+    shutil.copytree(five_items, other)
+    s = json.loads((other / "summary.json").read_text())
+    cfg = s["config"]
+    if change == "grader":
+        assert cfg["graders"]["contains"]["extract"] != "first_line"
+        cfg["graders"]["contains"]["extract"] = "first_line"
+    else:
+        cfg["eval"][change] = "Reply in French. " + str(cfg["eval"][change])
+    s["grader_fingerprints"] = {n: grader_fingerprint(g, cfg["eval"]) for n, g in cfg["graders"].items()}
+    (other / "summary.json").write_text(json.dumps(s))
+    before = {d: sorted(x.name for x in d.iterdir()) for d in (five_items, other)}
+    p = _harness("regress", "--baseline", f"{five_items}:current", "--candidate", f"{other}:candidate", "--out", str(tmp_path / "out"))
+    assert p.returncode == 2, p.stdout + p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("harness: error: ") and culprit in lines[0] and "Traceback" not in p.stderr, p.stderr
+    assert str(five_items) in lines[0] and str(other) in lines[0]
+    assert {d: sorted(x.name for x in d.iterdir()) for d in (five_items, other)} == before and not (tmp_path / "out").exists()
+    # unchanged, the copy gates (the refusal was the change, not the copy)
+    shutil.copy(five_items / "summary.json", other / "summary.json")
+    p = _harness("regress", "--baseline", f"{five_items}:current", "--candidate", f"{other}:candidate", "--out", str(tmp_path / "out"))
+    assert p.returncode == 4, p.stdout + p.stderr
 
 
 @pytest.mark.parametrize("args, culprit", [

@@ -116,3 +116,48 @@ def test_sweep_markdown_keeps_its_tables_whole_with_markup_in_override_values():
             cells = [len(re.split(r"(?<!\\)\|", r)) for r in rows]
             assert len(set(cells)) == 1, table
     assert val not in text  # never raw
+
+
+def _judged_frame():
+    """_frame's items graded twice: by `contains`, and by a judge grader whose verdicts are coin flips
+    (κ ≈ 0 against `exact`, the reference): the judge fails its validation on this task."""
+    import numpy as np
+
+    f = _frame().dropna(subset=["value"])
+    rng = np.random.default_rng(0)
+    exact = f.assign(grader="exact", judge="")
+    judged = f.assign(grader="judge", judge="hf/judge vs exact", value=(rng.random(len(f)) < 0.5).astype(float))
+    return pd.concat([f.assign(judge=""), exact, judged], ignore_index=True)
+
+
+def test_an_unreliable_judge_is_left_out_of_the_holm_family_unless_included():
+    """docs/summary.md: comparisons on a judge that failed its validation are shown, not tested, and do
+    not enlarge the others' correction; report.include_unreliable=true keeps them in the family."""
+    from harness.config import ReportConfig
+    from harness.report import analyse
+
+    frame = _judged_frame()
+    out = analyse(frame, ReportConfig())
+    (agree,) = out["judge_agreement"]
+    assert agree["judge"] == "judge" and agree["unreliable"] and agree["kappa"] < 0.6
+    judged = [c for c in out["comparisons"] if c["grader"] == "judge"]
+    tested = [c for c in out["comparisons"] if c["grader"] != "judge"]
+    assert len(judged) == 3 and len(tested) == 6  # 3 pairs x (judge | contains, exact)
+    for c in judged:
+        assert c["excluded"].startswith("judge unreliable for this task (κ = ") and c["p_adjusted"] is None
+        assert c["significant"] is False and c["correction"].startswith("not tested: judge unreliable")
+        assert c["p_value"] is not None  # shown, with its own (unadjusted) p
+    assert {c["correction"] for c in tested} == {"holm over 6 comparisons"}  # the family: the 6 tested ones only
+    # the same adjustment as Holm over those 6 p-values alone
+    from harness.stats import adjust
+
+    assert [c["p_adjusted"] for c in tested] == pytest.approx(adjust([c["p_value"] for c in tested], "holm"), abs=1e-12)
+
+    kept = analyse(frame, ReportConfig(include_unreliable=True))
+    assert not [c for c in kept["comparisons"] if "excluded" in c]
+    assert {c["correction"] for c in kept["comparisons"]} == {"holm over 9 comparisons"}
+    assert all(c["p_adjusted"] is not None for c in kept["comparisons"])
+    # the bigger family costs the other comparisons power: none is adjusted less, the smallest p more (x9, not x6)
+    before = {(c["a"], c["b"], c["grader"]): c["p_adjusted"] for c in tested}
+    after = {(c["a"], c["b"], c["grader"]): c["p_adjusted"] for c in kept["comparisons"] if c["grader"] != "judge"}
+    assert all(after[k] >= before[k] - 1e-12 for k in before) and any(after[k] > before[k] for k in before)

@@ -51,10 +51,19 @@ def test_paired_continuous_is_seeded_and_sane():
     assert null.p_value > 0.01
 
 
-def test_adjust_matches_statsmodels_and_by_hand():
+@pytest.mark.parametrize("p", [[0.01, 0.04, 0.03], [0.2, 0.001, 0.049, 0.5, 0.0125], [0.9], [0.03, 0.03, 0.5, 1.0]])
+def test_adjust_matches_statsmodels_and_by_hand(p):
+    from statsmodels.stats.multitest import multipletests
+
+    for ours, theirs in (("holm", "holm"), ("bh", "fdr_bh")):
+        assert adjust(p, ours) == pytest.approx(list(multipletests(p, method=theirs)[1]), abs=1e-12), ours
+    # by hand, for the first family: Holm multiplies the k-th smallest by (m - k + 1), running max
     assert adjust([0.01, 0.04, 0.03], "holm") == pytest.approx([0.03, 0.06, 0.06], abs=1e-12)
     assert adjust([0.01, 0.04, 0.03], "bh") == pytest.approx([0.03, 0.04, 0.04], abs=1e-12)
-    with pytest.raises(ValueError):
+
+
+def test_adjust_rejects_unknown_methods():
+    with pytest.raises(ValueError, match="bonferroni-ish"):
         adjust([0.1], "bonferroni-ish")
 
 
