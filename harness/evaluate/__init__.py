@@ -5,8 +5,9 @@ from ._judge import Judge, judged, open_judge
 from ._logs import claim
 from ._pairwise import run_pairwise
 from ._scorers import check_grader
-from ._stage import TASKS, EvalModel, EvaluateOutput, check_tasks, register_model_info, run_evaluate
+from ._stage import TASKS, EvalModel, EvaluateOutput, check_tasks, register_model_info, run_evaluate, task_names
+from ._task import is_inspect_task
 
 __all__ = ["EXTRACT_MODES", "MATCH_MODES", "TASKS", "EvalModel", "EvaluateOutput", "Judge", "Verdict", "check_grader", "check_tasks", "claim",
-           "extract", "judged", "match", "normalise", "open_judge", "register_model_info", "run_evaluate",
-           "run_pairwise"]
+           "extract", "is_inspect_task", "judged", "match", "normalise", "open_judge", "register_model_info", "run_evaluate",
+           "run_pairwise", "task_names"]
