@@ -53,3 +53,10 @@ def capitals(system: str = "You answer briefly."):
         solver=[system_message(system), generate()],
         scorer=[includes(), overlap(), shape()],
     )
+
+
+@task
+def colours():
+    """Another task (a log of it is not a log of `capitals`)."""
+    return Task(dataset=[Sample(id=i, input=q, target=a) for i, q, a in ITEMS if i.startswith("color")],
+                solver=generate(), scorer=includes())
