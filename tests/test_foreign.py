@@ -4,7 +4,7 @@ named in `eval.tasks`.
 
 Everything gated here was written by the real tools: `inspect eval` of the embedded model
 (tests/foreign_task.py: a correct/incorrect scorer, a custom numeric one, a dict-valued one),
-`inspect eval --model mockllm/model` for the odd logs, `lm_eval --model hf` on a local JSON task, and
+`lm_eval --model hf` on a local JSON task, and
 a real `harness run`. The expensive ones are built once per module and read by several tests.
 """
 
@@ -71,13 +71,13 @@ HF = ["--model", "hf/local", "-M", "do_sample=false", "-M", "device=cpu", "--max
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
     """Two plain `inspect eval` runs of the same task: the embedded model (`a`), and the same model
-    without its chat template (`b`, a broken candidate); and `odd`: mockllm logs of another task
-    (colours) and of capitals on 6 of its 8 items, from one `inspect eval`."""
+    without its chat template (`b`, a broken candidate); and `odd`: logs of another task (colours)
+    and of capitals on 6 of its 8 items, from one `inspect eval` (max 2 tokens: only their items matter)."""
     root = tmp_path_factory.mktemp("plain")
     model = ["-M", f"model_path={_embedded()}"]
     inspect_eval(root / "a", f"{TASK}@capitals", *HF, *model)
     inspect_eval(root / "b", f"{TASK}@capitals", *HF, *model, "-M", "use_chat_template=false")
-    inspect_eval(root / "odd", f"{TASK}@colours", f"{TASK}@capitals", "--model", "mockllm/model", "--limit", "6")
+    inspect_eval(root / "odd", f"{TASK}@colours", f"{TASK}@capitals", *HF, *model, "--limit", "6", "--max-tokens", "2")
     return root
 
 
