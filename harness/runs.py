@@ -113,8 +113,8 @@ def find_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             (finished if (c / "summary.json").is_file() else unfinished).append(c)
     if not finished:
         where = ", ".join(map(str, paths))
-        raise HarnessError(f"{where}: no finished run here (no summary.json in it or the dirs below it); "
-                           "run `harness run` (or finish the sweep) first")
+        raise HarnessError(f"{where}: no finished run here (no summary.json in it or the dirs below it), and no inspect log or "
+                           "lm-eval output; run `harness run` (or finish the sweep) first")
     return finished, unfinished
 
 

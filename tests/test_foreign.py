@@ -344,3 +344,9 @@ def test_regress_refuses_a_path_that_holds_no_evaluation(tmp_path):
         open_source(tmp_path)
     ref = parse_ref(f"{tmp_path}:hf/local", "current", "--baseline")
     assert (ref.dir, ref.alias, ref.explicit) == (tmp_path, "hf/local", True)
+
+
+def test_run_with_a_missing_inspect_task_is_refused_before_anything_runs(tmp_path):
+    r = cli("run", "experiment=upgrade", "eval.tasks=[evals/missing.py@mine]", "regress.tasks=[]", f"results_dir={tmp_path / 'res'}")
+    refused(r, "eval.tasks", "evals/missing.py@mine", "no such task file")
+    assert not (tmp_path / "res").exists()

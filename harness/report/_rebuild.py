@@ -13,6 +13,7 @@ from pathlib import Path
 from ..cache import write_json, write_text
 from ..errors import HarnessError
 from ..runs import find_runs, is_run_dir, load_frame, load_runs, open_source, read_summary, same_items
+from ..sources import kind_of
 from ._build import build_summary, report_config
 from ._sweep import analyse_sweep, render_sweep_html, render_sweep_markdown
 
@@ -27,7 +28,7 @@ def rebuild(run_dir: Path, out: Path | None = None) -> Path:
 
 
 def report(paths: list[Path], out: Path | None = None) -> Path:
-    if any(not _holds_runs(p) for p in paths):
+    if any(_foreign(p) for p in paths):
         return report_sources(paths, out)
     finished, unfinished = find_runs(paths)
     for d in unfinished:
@@ -46,11 +47,14 @@ def report(paths: list[Path], out: Path | None = None) -> Path:
     return out / "report.md"
 
 
-def _holds_runs(p: Path) -> bool:
-    """A run dir, or a dir of run dirs (a sweep): what `find_runs` reads. Anything else is a foreign
-    evaluation (an inspect log or log dir, an lm-eval output) or bad input, which open_source names."""
-    return is_run_dir(p) or (p.is_dir() and any(next(p.glob(pat), None) is not None
-                                                 for pat in ("*/.hydra", "*/*/.hydra", "*/summary.json", "*/*/summary.json")))
+def _foreign(p: Path) -> bool:
+    """A foreign evaluation (an inspect log or log dir, an lm-eval output), or a file that is not
+    one (open_source names it); not a run dir, a dir of run dirs (a sweep) or a dir holding nothing
+    (find_runs names those)."""
+    if is_run_dir(p) or (p.is_dir() and any(next(p.glob(pat), None) is not None
+                                             for pat in ("*/.hydra", "*/*/.hydra", "*/summary.json", "*/*/summary.json"))):
+        return False
+    return p.is_file() or kind_of(p) is not None
 
 
 def report_sources(paths: list[Path], out: Path | None = None) -> Path:
