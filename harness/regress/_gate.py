@@ -203,7 +203,7 @@ def _per_item(side: _Side, keep: set[tuple[str, str]]) -> pd.DataFrame:
     f = side.frame
     f = f[[k in keep for k in zip(f["task"], f["id"])]]
     g = f.sort_values("epoch").groupby(["task", "grader", "id"], sort=True)
-    return pd.DataFrame({"mean": g["value"].mean(), "correct": g["value"].apply(lambda v: float(np.nansum(v))),
+    return pd.DataFrame({"mean": g["value"].mean(), "correct": g["value"].sum(),  # NaN-skipping, all-NaN -> 0: np.nansum per group, vectorised
                          "epochs": g["value"].size(), "cluster": g["cluster"].first(), "answer": g["answer"].first(),
                          "target": g["target"].first()})
 
