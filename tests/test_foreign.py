@@ -46,8 +46,8 @@ def inspect_eval(log_dir: Path, *args: str) -> None:
                    check=True, cwd=REPO, env=ENV, timeout=900, capture_output=True)
 
 
-def one_log(d: Path) -> Path:
-    (f,) = sorted(d.glob("*.eval"))
+def one_log(d: Path, task: str = "capitals") -> Path:
+    (f,) = sorted(d.glob(f"*_{task}_*.eval"))
     return f
 
 
@@ -70,14 +70,12 @@ HF = ["--model", "hf/local", "-M", "do_sample=false", "-M", "device=cpu", "--max
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
-    """Two plain `inspect eval` runs of the same task: the embedded model (`a`), and the same model
-    without its chat template (`b`, a broken candidate); and `odd`: logs of another task (colours)
-    and of capitals on 6 of its 8 items, from one `inspect eval` (max 2 tokens: only their items matter)."""
+    """Two plain `inspect eval` runs: the embedded model on `capitals` and on another task, `colours`
+    (`a`, two logs), and the same model without its chat template on `capitals` (`b`, a broken candidate)."""
     root = tmp_path_factory.mktemp("plain")
     model = ["-M", f"model_path={_embedded()}"]
-    inspect_eval(root / "a", f"{TASK}@capitals", *HF, *model)
+    inspect_eval(root / "a", f"{TASK}@capitals", f"{TASK}@colours", *HF, *model)
     inspect_eval(root / "b", f"{TASK}@capitals", *HF, *model, "-M", "use_chat_template=false")
-    inspect_eval(root / "odd", f"{TASK}@colours", f"{TASK}@capitals", *HF, *model, "--limit", "6", "--max-tokens", "2")
     return root
 
 
@@ -104,7 +102,7 @@ def test_gate_on_plain_inspect_logs_equals_the_gate_on_the_harness_run(plain, ha
     from harness.runs import load_frame, open_source
 
     run, _ = harness_run
-    a, b = open_source(plain / "a").frame, open_source(plain / "b").frame
+    a, b = open_source(one_log(plain / "a")).frame, open_source(plain / "b").frame
     ran = load_frame(run / "logs")
     for alias, f in (("current", a), ("candidate", b)):  # the precondition: the same answers were scored
         mine = ran[ran.alias == alias].set_index(["grader", "id"])["answer"].sort_index()
@@ -134,7 +132,7 @@ def test_scores_become_graders_with_inspects_value_to_float(plain):
 
     from harness.runs import open_source
 
-    src = open_source(plain / "a")
+    src = open_source(one_log(plain / "a"))
     log = read_eval_log(str(one_log(plain / "a")))
     to_float = value_to_float()
     f = src.frame.set_index(["grader", "id"])["value"]
@@ -150,42 +148,62 @@ def test_scores_become_graders_with_inspects_value_to_float(plain):
 def test_report_over_two_inspect_logs(plain, tmp_path):
     """`harness report` on two logs: one report, both models (same model name, told apart by the log),
     every pair compared; written to the current directory."""
-    r = cli("report", str(plain / "a"), str(plain / "b"), cwd=tmp_path)
+    a = one_log(plain / "a")
+    r = cli("report", str(a), str(plain / "b"), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert sorted(s["models"]) == ["hf/local[a]", "hf/local[b]"]
+    assert sorted(s["models"]) == sorted([f"hf/local[{a.name}]", "hf/local[b]"])
     comps = {(c["task"], c["grader"]) for c in s["comparisons"]}
     assert ("capitals", "includes") in comps and ("capitals", "shape.short") in comps
     assert "hf/local[b]" in (tmp_path / "report.md").read_text() and (tmp_path / "report.html").is_file()
 
 
+def _gate_error(baseline: Path, candidate: Path, **settings) -> str:
+    """The one line `harness regress` would print (in-process: the CLI's own path is proven once per
+    kind of input below)."""
+    from harness.config import RegressConfig
+    from harness.errors import HarnessError
+    from harness.regress import gate, parse_ref
+
+    with pytest.raises(HarnessError) as e:
+        gate(parse_ref(str(baseline), "current", "--baseline"), parse_ref(str(candidate), "candidate", "--candidate"),
+             RegressConfig(enabled=True, **settings))
+    return str(e.value)
+
+
 @pytest.mark.slow
 def test_bad_inspect_logs_are_one_line_and_write_nothing(plain, tmp_path):
-    a = one_log(plain / "a")
-    out = tmp_path / "out"
-    gate = ("regress", "--baseline", str(a), "--out", str(out), "--candidate")
-    # truncated .eval (a kill mid-write, a partial copy)
-    cut = tmp_path / "cut.eval"
-    cut.write_bytes(a.read_bytes()[: a.stat().st_size // 2])
-    refused(cli(*gate, str(cut)), str(cut), "not a readable inspect log")
-    # a log of another task
-    colours = next(p for p in (plain / "odd").glob("*.eval") if "_colours_" in p.name)
-    refused(cli(*gate, str(colours)), "task 'colours'", "'capitals'")
-    # a log without per-sample scores (what --no-log-samples writes: the header; rewritten by inspect itself)
     from inspect_ai.log import read_eval_log, write_eval_log
 
+    from harness.config import RegressConfig
+    from harness.regress import gate, parse_ref
+
+    a = one_log(plain / "a")
+    out = tmp_path / "out"
+    # truncated .eval (a kill mid-write, a partial copy): through the CLI, one line, exit 2, nothing written
+    cut = tmp_path / "cut.eval"
+    cut.write_bytes(a.read_bytes()[: a.stat().st_size // 2])
+    refused(cli("regress", "--baseline", str(a), "--candidate", str(cut), "--out", str(out)), str(cut), "not a readable inspect log")
+    assert not out.exists()
+    # a log of another task
+    msg = _gate_error(a, one_log(plain / "a", "colours"))
+    assert "task 'colours'" in msg and "'capitals'" in msg
+    # a log without per-sample scores (what --no-log-samples writes: the header; rewritten by inspect itself)
     header = tmp_path / "header.eval"
     write_eval_log(read_eval_log(str(a), header_only=True), str(header))
-    refused(cli(*gate, str(header)), str(header), "no per-sample scores")
-    # different item sets: refused, or compared on the shared ones with --allow-subset
-    six = next(p for p in (plain / "odd").glob("*.eval") if "_capitals_" in p.name)
-    refused(cli(*gate, str(six)), str(six), "evaluation items differ", "--allow-subset")
+    msg = _gate_error(a, header)
+    assert str(header) in msg and "no per-sample scores" in msg
+    # different item sets (6 of the 8 samples, rewritten by inspect): refused, or the shared ones with --allow-subset
+    log = read_eval_log(str(a))
+    log.samples = log.samples[:6]
+    six = tmp_path / "six.eval"
+    write_eval_log(log, str(six))
+    msg = _gate_error(a, six)
+    assert str(six) in msg and "evaluation items differ" in msg and "--allow-subset" in msg
     # a path that is no log at all
-    refused(cli(*gate, str(REPO / "pyproject.toml")), "pyproject.toml")
-    assert not out.exists()  # nothing written by any of them
-    r = cli(*gate, str(six), "--allow-subset")
-    assert r.returncode in (0, 3, 4), r.stderr
-    doc = json.loads((out / "regress.json").read_text())
+    assert "pyproject.toml" in _gate_error(a, REPO / "pyproject.toml")
+    doc = gate(parse_ref(str(a), "current", "--baseline"), parse_ref(str(six), "candidate", "--candidate"),
+               RegressConfig(enabled=True, allow_subset=True))
     assert doc["items"]["n_compared"] == 6 and doc["items"]["dropped"] == {"baseline": 2, "candidate": 0}
 
 
@@ -268,27 +286,27 @@ def test_gate_and_report_over_lm_eval_outputs(lm_outputs, tmp_path):
 
 @pytest.mark.slow
 def test_bad_lm_eval_outputs_are_one_line_and_write_nothing(lm_outputs, tmp_path):
-    out = tmp_path / "out"
-    gate = ("regress", "--baseline", str(lm_outputs / "base"), "--out", str(out), "--candidate")
-    # an output dir written without --log_samples: its results file, no samples
+    base, out = lm_outputs / "base", tmp_path / "out"
+    # an output dir written without --log_samples: its results file, no samples (through the CLI)
     bare = tmp_path / "bare"
     shutil.copytree(lm_outputs / "cand", bare)
     for f in bare.rglob("samples_*.jsonl"):
         f.unlink()
-    refused(cli(*gate, str(bare)), str(bare), "--log_samples")
+    refused(cli("regress", "--baseline", str(base), "--candidate", str(bare), "--out", str(out)), str(bare), "--log_samples")
+    assert not out.exists()
     # a truncated samples file
     cut = tmp_path / "cut"
     shutil.copytree(lm_outputs / "cand", cut)
     (f,) = cut.rglob("samples_*.jsonl")
     f.write_text(f.read_text()[:-40])
-    refused(cli(*gate, str(cut)), f"{f}:{len(ITEMS)}", "not valid JSON")
+    msg = _gate_error(base, cut)
+    assert f"{f}:{len(ITEMS)}" in msg and "not valid JSON" in msg
     # another item set: one document fewer
     less = tmp_path / "less"
     shutil.copytree(lm_outputs / "cand", less)
     (f,) = less.rglob("samples_*.jsonl")
     f.write_text("".join(f.read_text().splitlines(keepends=True)[1:]))
-    refused(cli(*gate, str(less)), "evaluation items differ")
-    assert not out.exists()
+    assert "evaluation items differ" in _gate_error(base, less)
 
 
 # -- quick: the reader's semantics and the pre-flight of eval.tasks -------------------------------
