@@ -118,7 +118,14 @@ def test_gate_on_plain_inspect_logs_equals_the_gate_on_the_harness_run(plain, ha
         f = cells(foreign)[key]
         for k in ("verdict", "diff", "lower", "upper", "n", "method", "p_regression_adjusted"):
             assert f[k] == c[k], (key, k, f[k], c[k])
-    assert foreign["verdict"] == own["verdict"] == "regression"
+    # and a stored harness run against a plain log (across kinds: an item is its task, id and target)
+    from harness.config import RegressConfig
+    from harness.regress import RunRef, gate, parse_ref
+
+    mixed = gate(RunRef(run, "current"), parse_ref(str(plain / "b"), "candidate", "--candidate"), RegressConfig(enabled=True))
+    for key, c in cells(own).items():
+        assert all(cells(mixed)[key][k] == c[k] for k in ("verdict", "diff", "lower", "upper", "n")), key
+    assert foreign["verdict"] == own["verdict"] == mixed["verdict"] == "regression"
     assert cells(own)[("capitals", "includes")]["diff"] < -0.5  # a real difference, not 0 = 0
     assert foreign["candidate"]["source"] == "inspect" and own["candidate"]["source"] == "run"
 

@@ -150,8 +150,15 @@ def _comparable(base: _Side, cand: _Side, s: RegressConfig) -> tuple[set[tuple[s
                 raise HarnessError(f"graders.{name} differs between {base.ref.dir} and {cand.ref.dir} (extraction, rubric, "
                                    "judge model or its settings); scores from different graders cannot be compared — "
                                    "re-run one of them with the other's grader")
-    kb = {(t, i): (q, a) for t, i, q, a in base.items[["task", "id", "question", "answer"]].itertuples(index=False)}
-    kc = {(t, i): (q, a) for t, i, q, a in cand.items[["task", "id", "question", "answer"]].itertuples(index=False)}
+    # a run's items file holds the question (and items of tasks it did not evaluate), a log the rendered
+    # input (an lm-eval output the doc's hash): across kinds an item is its task, id and target, of an evaluated task
+    alike = base.source.kind == cand.source.kind
+
+    def keyed(side: _Side) -> dict[tuple[str, str], tuple[str, str]]:
+        its = side.items if alike else side.items[side.items["task"].isin(set(side.frame["task"]))]
+        return {(t, i): (q if alike else "", a) for t, i, q, a in its[["task", "id", "question", "answer"]].itertuples(index=False)}
+
+    kb, kc = keyed(base), keyed(cand)
     changed = {k for k in set(kb) & set(kc) if kb[k] != kc[k]}
     shared = (set(kb) & set(kc)) - changed
     only_b, only_c = len(set(kb) - set(kc)) + len(changed), len(set(kc) - set(kb)) + len(changed)
