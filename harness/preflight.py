@@ -14,7 +14,7 @@ from .cache import user_cache_dir
 from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases, student_finetune
 from .data import EvalItem, build, data_notes
 from .errors import HarnessError
-from .evaluate import check_grader, check_tasks, item_messages
+from .evaluate import check_grader, check_tasks, is_inspect_task, item_messages, task_names
 from .finetune import LOCAL, METHODS, OBJECTIVES, check_scale, n_epochs
 from .generate import check_generate
 from .guards import check_config
@@ -378,9 +378,14 @@ def _check_gate(cfg: HarnessConfig) -> None:
             raise HarnessError(f"regress.{key}: '{alias}' is not a model of this experiment ({', '.join(cfg.models)})")
     if s.baseline == s.candidate:
         raise HarnessError(f"regress.baseline and regress.candidate are both '{s.baseline}'; name two models")
+    names = task_names(cfg.eval)  # an inspect task is gated under the name its logs carry (file.py@capitals: capitals)
     for t in s.tasks:
-        if t not in cfg.eval.tasks:
+        if t not in names and t not in names.values():
             raise HarnessError(f"regress.tasks: '{t}' is not evaluated (eval.tasks: {', '.join(cfg.eval.tasks)})")
+    foreign = [t for t in cfg.eval.tasks if is_inspect_task(t)]
+    if s.sequential and foreign:
+        raise HarnessError(f"regress.sequential: eval.tasks '{foreign[0]}' is an inspect task with its own dataset, which the "
+                           "sequential gate cannot split into batches; use the fixed gate (regress.sequential=false) for it")
     for g in s.graders:
         if g not in cfg.graders or cfg.graders[g].kind == "pairwise":
             raise HarnessError(f"regress.graders: '{g}' is not a per-item grader of this run "

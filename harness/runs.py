@@ -2,9 +2,10 @@
 settings (the Hydra overrides that name it), and its inspect logs as one tidy frame.
 
 The floor under report/ and regress/: both read stored runs and never call a model. `load_frame`
-is the one place that turns inspect logs into scores (a row per model alias x task x grader x item
-x epoch); the evaluate stage reads log headers only to resume, and report/_usage reads their
-model events for tokens and latency.
+(through harness.sources, the one reader of inspect logs and lm-eval samples) turns logs into scores
+(a row per model alias x task x grader x item x epoch), and `open_source` reads a foreign evaluation
+(an inspect log, an lm-eval output) into the same frame; the evaluate stage reads log headers only
+to resume, and report/_usage reads their model events for tokens and latency.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ import pandas as pd
 
 from .config import NOT_RESULT_KEYS
 from .errors import HarnessError
+from .sources import COLUMNS, ITEM_COLUMNS, log_rows, read_foreign
 
-COLUMNS = ["alias", "model", "task", "grader", "id", "epoch", "value", "group", "answer", "extracted", "target", "cluster", "judge"]
+__all__ = ["COLUMNS", "Run", "Source", "find_runs", "is_run_dir", "item_keys", "load_frame", "load_runs", "open_source",
+           "read_summary", "run_students", "same_items"]
 
 
 def load_frame(log_dir: Path) -> pd.DataFrame:
     """Read every finished log under `log_dir` (recursively). The alias comes from the log's own
-    metadata, so the frame can be rebuilt from the logs alone."""
+    metadata, so the frame can be rebuilt from the logs alone. The rows are harness.sources'
+    (`log_rows`): the same reader as for a log written by a plain `inspect eval`."""
     from inspect_ai.log import list_eval_logs, read_eval_log
 
     rows = []
@@ -39,19 +43,42 @@ def load_frame(log_dir: Path) -> pd.DataFrame:
                                "delete it and re-run the same `harness run` command to evaluate it again") from None
         if log.status != "success":
             continue
-        alias = (log.eval.metadata or {}).get("alias", log.eval.model)
-        for s in log.samples or []:
-            for grader, sc in (s.scores or {}).items():
-                meta = sc.metadata or {}
-                rows.append((
-                    alias, log.eval.model, log.eval.task, grader, str(s.id), s.epoch,
-                    float(sc.value) if isinstance(sc.value, (int, float)) else float("nan"),
-                    (s.metadata or {}).get("group", ""), meta.get("raw", s.output.completion if s.output else ""),
-                    sc.answer or "", str(s.target), str((s.metadata or {}).get("cluster") or s.id),
-                    # judge graders: "<judge model> vs <reference grader>", "" for match graders
-                    f"{meta['judge']} vs {meta.get('reference', 'exact')}" if meta.get("judge") else "",
-                ))
+        rows += log_rows(log)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+@dataclass
+class Source:
+    """What one path given to `harness regress` / `harness report` holds, read into the tidy frame:
+    a finished `harness run` dir (kind "run"), an inspect log or log dir ("inspect"), or an
+    lm-evaluation-harness --log_samples output ("lm-eval")."""
+
+    path: Path
+    kind: str
+    summary: dict[str, Any]  # a run's summary.json; for a foreign source: models, task args, the files read
+    frame: pd.DataFrame
+    items: pd.DataFrame | None  # foreign: (task, id, question, answer) from the logs; a run: None (data/eval.jsonl)
+
+    @property
+    def foreign(self) -> bool:
+        return self.kind != "run"
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "summary.json").exists() or (path / ".hydra").is_dir())
+
+
+def open_source(path: Path) -> Source:
+    """A run dir (its summary.json and logs), or a foreign evaluation (harness.sources.read_foreign);
+    raises HarnessError naming the file for anything unreadable."""
+    if is_run_dir(path):
+        return Source(path, "run", read_summary(path), load_frame(path / "logs"), None)
+    f = read_foreign(path)
+    frame = pd.DataFrame(f.rows, columns=COLUMNS)
+    items = pd.DataFrame(f.items, columns=ITEM_COLUMNS)
+    summary = {"experiment": path.name, "run": str(path), "models": dict(f.models), "students": [], "config": {},
+               "source": {"kind": f.kind, "path": str(path), "files": f.files, "task_args": f.task_args}}
+    return Source(path, f.kind, summary, frame, items)
 
 
 @dataclass(frozen=True)
@@ -86,8 +113,8 @@ def find_runs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
             (finished if (c / "summary.json").is_file() else unfinished).append(c)
     if not finished:
         where = ", ".join(map(str, paths))
-        raise HarnessError(f"{where}: no finished run here (no summary.json in it or the dirs below it); "
-                           "run `harness run` (or finish the sweep) first")
+        raise HarnessError(f"{where}: no finished run here (no summary.json in it or the dirs below it), and no inspect log or "
+                           "lm-eval output; run `harness run` (or finish the sweep) first")
     return finished, unfinished
 
 
@@ -125,10 +152,14 @@ def same_items(frames: dict[str, pd.DataFrame], dirs: dict[str, Path]) -> None:
     line naming the two eval files otherwise. `frames`/`dirs` are keyed alike; the first is the reference."""
     keys = list(frames)
     ref = item_keys(frames[keys[0]])
+
+    def where(p: Path) -> Path:  # a run's items file, or the foreign log itself
+        return p / "data" / "eval.jsonl" if is_run_dir(p) else p
+
     for k in keys[1:]:
         items = item_keys(frames[k])
         if items != ref:
-            raise HarnessError(f"{dirs[k] / 'data' / 'eval.jsonl'}: evaluation items differ from {dirs[keys[0]] / 'data' / 'eval.jsonl'} "
+            raise HarnessError(f"{where(dirs[k])}: evaluation items differ from {where(dirs[keys[0]])} "
                                f"({len(items ^ ref)} items in only one of them); only runs evaluated on the same items can be "
                                "compared — report them separately")
 

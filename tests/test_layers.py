@@ -9,7 +9,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "harness"
 
 # unit -> the harness units it may import (besides itself). A unit is a top-level module or package.
-FLOORS = {"errors", "text", "prompts", "usage", "_progress", "config", "cache", "stats", "runs", "guards"}
+FLOORS = {"errors", "text", "prompts", "usage", "_progress", "config", "cache", "stats", "runs", "guards", "sources"}
 ALLOWED = {
     "errors": set(),
     "text": set(),
@@ -20,7 +20,8 @@ ALLOWED = {
     "config": {"errors"},
     "cache": {"errors"},
     "guards": {"errors", "cache"},
-    "runs": {"config", "errors"},
+    "sources": {"errors"},
+    "runs": {"config", "errors", "sources"},
     "_init_project": {"cache", "errors"},
     "data": {"errors", "text", "config", "cache"},
     "models": {"errors", "config", "cache"},

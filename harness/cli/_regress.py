@@ -12,7 +12,11 @@ from ._args import ArgParser
 REGRESS_HELP = """Gate a candidate model against the current one, from finished run dirs (never calls a model).
 
 RUN_DIR[:alias] names a model inside a finished `harness run` (default aliases: current / candidate).
-Writes regress.json, regress.md and a section in the candidate run's report.html (or --out DIR).
+Either side may instead be an evaluation run elsewhere: an inspect log (.eval/.json) or log dir
+written by `inspect eval`, or an lm-evaluation-harness --output_path (or samples_*.jsonl) written
+with --log_samples; a log of several models takes LOG:<model>. No config is needed.
+Writes regress.json, regress.md and a section in the candidate run's report.html (or --out DIR;
+for a foreign candidate the default is the current directory).
 
 exit codes: 0 pass (non-inferior within the margin on every gated cell), 3 regression,
             4 inconclusive (0 with --inconclusive=pass), 2 bad input, 1 internal error"""
@@ -24,8 +28,8 @@ def command(argv: list[str]) -> None:
 
     d = RegressConfig()
     ap = ArgParser(prog="harness regress", description=REGRESS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--baseline", required=True, metavar="RUN_DIR[:alias]", help=f"the current model (alias default: {d.baseline})")
-    ap.add_argument("--candidate", required=True, metavar="RUN_DIR[:alias]",
+    ap.add_argument("--baseline", required=True, metavar="RUN_DIR[:alias]|LOG", help=f"the current model (alias default: {d.baseline})")
+    ap.add_argument("--candidate", required=True, metavar="RUN_DIR[:alias]|LOG",
                     help=f"the model that would replace it (alias default: {d.candidate})")
     ap.add_argument("--margin", type=float, default=d.margin,
                     help=f"largest acceptable drop, 0-1 (default {d.margin} = {100 * d.margin:g} pp)")
@@ -36,7 +40,7 @@ def command(argv: list[str]) -> None:
     ap.add_argument("--graders", nargs="+", default=[],
                     help="gated graders (default: all; a judge only where it passed its validation)")
     ap.add_argument("--allow-subset", action="store_true", help="runs on different items: compare the items both share")
-    ap.add_argument("--out", type=Path, help="where regress.json / regress.md go (default: the candidate's run dir)")
+    ap.add_argument("--out", type=Path, help="where regress.json / regress.md go (default: the candidate's run dir; the current dir for a log)")
     a = ap.parse_args(argv)
     base = parse_ref(a.baseline, d.baseline, "--baseline")
     cand = parse_ref(a.candidate, d.candidate, "--candidate")
@@ -44,7 +48,10 @@ def command(argv: list[str]) -> None:
                       strict=a.strict, inconclusive=a.inconclusive, tasks=a.tasks, graders=a.graders,
                       allow_subset=a.allow_subset)
     result = gate(base, cand, s)
-    out = a.out or cand.dir
+    from ..runs import is_run_dir
+
+    # a log's dir is the user's (or inspect's): nothing is written beside a foreign log unless asked
+    out = a.out or (cand.dir if is_run_dir(cand.dir) else Path.cwd())
     print(write_gate(result, out))
     print(f"[regress] {out / 'regress.md'}")
     raise SystemExit(result["exit_code"])

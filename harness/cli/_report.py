@@ -1,5 +1,7 @@
 """`harness report RUN_DIR [RUN_DIR ...] [--out DIR]`: rebuild a finished run's summary.json /
-report.md / report.html from its logs; several runs or a sweep dir: one combined report."""
+report.md / report.html from its logs; several runs or a sweep dir: one combined report. Inspect logs
+(a .eval/.json file or a log dir) and lm-eval --log_samples outputs: one report comparing every model
+they hold (written to --out, by default the current directory)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,12 @@ from pathlib import Path
 
 from ._args import ArgParser
 
-USAGE = "harness report RUN_DIR [RUN_DIR ...] [--out DIR]"
+USAGE = "harness report RUN_DIR|LOG [RUN_DIR|LOG ...] [--out DIR]"
 
 
 def command(argv: list[str]) -> None:
     parser = ArgParser(prog="harness report", usage=USAGE, description=__doc__)
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR|LOG")
     parser.add_argument("--out", type=Path, metavar="DIR", help="where to write the reports (default: the run dir)")
     args = parser.parse_args(argv)
     from ..report import report

@@ -180,9 +180,11 @@ def _offline_if_local(cfg) -> None:
 
 
 def _headline(summary: dict) -> str:
-    rows = [r for r in summary["scores"] if r["task"] == "heldout"]
+    # the held-out task, or else the first task evaluated (an inspect task of eval.tasks)
+    task = "heldout" if any(r["task"] == "heldout" for r in summary["scores"]) else next((r["task"] for r in summary["scores"]), None)
+    rows = [r for r in summary["scores"] if r["task"] == task]
     parts = [f"{r['model']} {r['grader']} {100 * r['accuracy']:.0f}%" for r in rows]
-    return "[summary] heldout: " + ", ".join(parts) if parts else "[summary] no heldout scores"
+    return f"[summary] {task}: " + ", ".join(parts) if parts else "[summary] no scores"
 
 
 def _hydra_run(argv: list[str]) -> None:

@@ -18,7 +18,7 @@ from ..data import EvalItem
 from ..errors import HarnessError
 from ._logs import claim, completed, drop_interrupted, finished
 from ._scorers import build_scorer
-from ._task import qa_task
+from ._task import check_inspect_task, inspect_task_spec, is_inspect_task, qa_task
 
 # the tasks an experiment can evaluate: items the data stage marks `heldout` (the domain's evaluation
 # questions) and `control` (general knowledge, shows forgetting)
@@ -47,12 +47,23 @@ def register_model_info(model: str, args: dict[str, Any]) -> None:
 
 
 def check_tasks(cfg: EvalConfig) -> None:
-    """eval.tasks names known tasks (checked up front by harness.preflight, and here for direct callers)."""
-    unknown = [t for t in cfg.tasks if t not in TASKS]
-    if unknown:
-        raise HarnessError(f"eval.tasks: unknown task(s) {unknown}; available: {', '.join(TASKS)}")
+    """eval.tasks names known tasks (checked up front by harness.preflight, and here for direct
+    callers): the harness's own item sets, or inspect tasks (`path/to/file.py@task`, a registry name)."""
     if not cfg.tasks:
-        raise HarnessError(f"eval.tasks is empty; list at least one of {', '.join(TASKS)}")
+        raise HarnessError(f"eval.tasks is empty; list at least one of {', '.join(TASKS)} or an inspect task (path/to/file.py@task)")
+    unknown = [t for t in cfg.tasks if t not in TASKS and not is_inspect_task(t)]
+    if unknown:
+        raise HarnessError(f"eval.tasks: unknown task(s) {unknown}; available: {', '.join(TASKS)}, or an inspect task as "
+                           "path/to/file.py@task or a registry name (inspect_evals/<task>)")
+    names = [task_names(cfg)[t] for t in cfg.tasks]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise HarnessError(f"eval.tasks: two entries are the task '{clash[0]}'; list each task once")
+
+
+def task_names(cfg: EvalConfig) -> dict[str, str]:
+    """eval.tasks entry -> the task name its logs (and so the report and the gate) carry."""
+    return {t: t if t in TASKS else check_inspect_task(t) for t in cfg.tasks}
 
 
 @dataclass(frozen=True)
@@ -85,8 +96,11 @@ def run_evaluate(
     from ..models import temperature_for
 
     check_tasks(cfg)
-    by_task = {t: [it for it in items if it.task == t] for t in cfg.tasks}
+    by_task = {t: [it for it in items if it.task == t] for t in cfg.tasks if t in TASKS}
     by_task = {t: v for t, v in by_task.items() if v}
+    # inspect tasks of eval.tasks: their own dataset, solver and scorers; eval_set resolves the spec
+    # (the same resume, retries, limits and epochs as the harness's own tasks)
+    foreign = {check_inspect_task(t): inspect_task_spec(t) for t in cfg.tasks if t not in TASKS}
     out = EvaluateOutput(log_root)
     display = None if sys.stdout.isatty() else "plain"
     # pairwise graders compare two models' answers after evaluation (see _pairwise.py)
@@ -101,8 +115,9 @@ def run_evaluate(
         log_dir = log_root / m.alias
         claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context, "eval": asdict(cfg),
                                 "graders": {k: asdict(g) for k, g in graders.items()},
-                                "items": [asdict(i) for i in items]}))
-        done = finished(log_dir, list(by_task))
+                                "items": [asdict(i) for i in items],
+                                **({"inspect_tasks": {n: d for n, (_, d) in foreign.items()}} if foreign else {})}))
+        done = finished(log_dir, list(by_task) + list(foreign))
         drop_interrupted(log_dir)  # a kill after eval_set finished, before it tidied up
         if done is not None:
             # a finished evaluation: nothing to send, and no model to load (loading an hf/ model
@@ -110,11 +125,11 @@ def run_evaluate(
             out.logs[m.alias], out.calls[m.alias] = done, 0
             print(f"[evaluate] {m.alias}: finished logs in {log_dir} (nothing to run)", flush=True)
             continue
-        tasks = [
+        tasks: list[Any] = [
             qa_task(t, its, cfg.prompt, cfg.context_prompt if m.context else None, task_scorers[t], cfg.system,
                     cfg.choices_prompt, cfg.shuffle_choices)
             for t, its in by_task.items()
-        ]
+        ] + [spec for spec, _ in foreign.values()]
         register_model_info(m.model, m.args)
         model = get_model(
             m.model,

@@ -25,7 +25,7 @@ from ..cache import read_jsonl
 from ..config import EvalConfig, RegressConfig, grader_fingerprint
 from ..errors import HarnessError
 from ..report import degenerate_cells
-from ..runs import load_frame, read_summary
+from ..runs import Source, open_source
 from ..stats import adjust, gate_cell
 from ._render import headline
 from ._sequential import ORDER_FILE, Status, apply, batch_items, check_sequential, read_plan, scan
@@ -37,25 +37,28 @@ INCONCLUSIVE_POLICIES = ("fail", "pass")
 
 @dataclass(frozen=True)
 class RunRef:
-    """A model inside a finished run: `RUN_DIR[:alias]`."""
+    """A model inside a finished run, `RUN_DIR[:alias]`; or a foreign evaluation, `LOG[:model]` (an
+    inspect log or log dir, an lm-eval output), whose one model needs no alias."""
 
     dir: Path
     alias: str
+    explicit: bool = False  # the alias was given (`:alias`), not the default
 
     def __str__(self) -> str:
         return f"{self.dir}:{self.alias}"
 
 
 def parse_ref(text: str, default_alias: str, flag: str) -> RunRef:
-    """`RUN_DIR[:alias]` -> RunRef. The alias is what follows the last ':' when the whole text is
+    """`PATH[:alias]` -> RunRef. The alias is what follows the last ':' when the whole text is
     not itself an existing path (a dir name may contain ':')."""
-    path, alias = Path(text), default_alias
+    path, alias, explicit = Path(text), default_alias, False
     if not path.exists() and ":" in text:
         head, _, tail = text.rpartition(":")
-        path, alias = Path(head), tail or default_alias
-    if not path.is_dir():
-        raise HarnessError(f"{flag}: {path}: no such run dir; pass RUN_DIR[:alias] of a finished `harness run`")
-    return RunRef(path, alias)
+        path, alias, explicit = Path(head), tail or default_alias, bool(tail)
+    if not path.exists():
+        raise HarnessError(f"{flag}: {path}: no such run dir or log; pass RUN_DIR[:alias] of a finished `harness run`, an "
+                           "inspect log (.eval/.json) or log dir, or an lm-eval --output_path")
+    return RunRef(path, alias, explicit)
 
 
 def check_settings(s: RegressConfig, where: str = "regress") -> None:
@@ -72,41 +75,56 @@ def check_settings(s: RegressConfig, where: str = "regress") -> None:
 @dataclass
 class _Side:
     ref: RunRef
-    summary: dict[str, Any]
+    source: Source
     frame: pd.DataFrame  # this alias's rows only
     items: pd.DataFrame  # task, id, question, answer of the run's evaluation items
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.source.summary
 
     @property
     def model(self) -> str:
         return str((self.summary.get("models") or {}).get(self.ref.alias, ""))
 
+    @property
+    def where(self) -> Path:
+        """The file that holds this side's items, for messages."""
+        return self.ref.dir if self.source.foreign else self.ref.dir / "data" / "eval.jsonl"
 
-def _load(ref: RunRef, flag: str, frames: dict[Path, pd.DataFrame]) -> _Side:
-    summary = read_summary(ref.dir)
-    models = summary.get("models") or {}
-    if ref.alias not in models:
-        raise HarnessError(f"{flag}: {ref.dir} has no model '{ref.alias}'; its aliases: {', '.join(models) or 'none'} "
-                           f"(pass {ref.dir}:<alias>)")
+
+def _load(ref: RunRef, flag: str, sources: dict[Path, Source]) -> _Side:
     key = ref.dir.resolve()
-    if key not in frames:
-        frames[key] = load_frame(ref.dir / "logs")
-    frame = frames[key]
-    frame = frame[frame["alias"] == ref.alias]
+    if key not in sources:
+        sources[key] = open_source(ref.dir)
+    src = sources[key]
+    models = src.summary.get("models") or {}
+    if src.foreign and not ref.explicit and len(models) == 1:
+        ref = replace(ref, alias=next(iter(models)))  # a log of one model: that model, whatever the default alias
+    if ref.alias not in models:
+        what = "model" if src.foreign else "alias"
+        raise HarnessError(f"{flag}: {ref.dir} has no {what} '{ref.alias}'; its {what}s: {', '.join(models) or 'none'} "
+                           f"(pass {ref.dir}:<{what}>)")
+    frame = src.frame[src.frame["alias"] == ref.alias]
     if frame.empty:
         raise HarnessError(f"{flag}: {ref.dir / 'logs' / ref.alias}: no finished inspect logs; re-run the same `harness run` "
                            "command to finish that run")
-    return _Side(ref, summary, frame, _items(ref.dir, frame))
+    items = src.items[src.items["task"].isin(set(frame["task"]))] if src.foreign else _items(ref.dir, frame)
+    return _Side(ref, src, frame, items)
 
 
 def _items(run_dir: Path, frame: pd.DataFrame) -> pd.DataFrame:
-    """The evaluation items' inputs and targets (data/eval.jsonl), or the targets the logs hold."""
+    """The evaluation items' inputs and targets (data/eval.jsonl), or the targets the logs hold (an
+    inspect task of eval.tasks, whose items are its own dataset's, not in data/eval.jsonl)."""
+    from_logs = frame.drop_duplicates(["task", "id"])[["task", "id", "target"]].rename(columns={"target": "answer"}).assign(question="")
     f = run_dir / "data" / "eval.jsonl"
-    if f.is_file():
-        # a multiple-choice item is its question with its choices (in file order: a shuffled run shows
-        # the same item)
-        return pd.DataFrame([(r["task"], str(r["id"]), r["question"] + "".join(f"\n{c}" for c in r.get("choices") or ()), r["answer"])
-                             for r in read_jsonl(f)], columns=["task", "id", "question", "answer"])
-    return frame.drop_duplicates(["task", "id"])[["task", "id", "target"]].rename(columns={"target": "answer"}).assign(question="")
+    if not f.is_file():
+        return from_logs
+    # a multiple-choice item is its question with its choices (in file order: a shuffled run shows the same item)
+    own = pd.DataFrame([(r["task"], str(r["id"]), r["question"] + "".join(f"\n{c}" for c in r.get("choices") or ()), r["answer"])
+                        for r in read_jsonl(f)], columns=["task", "id", "question", "answer"])
+    other = from_logs[~from_logs["task"].isin(set(own["task"]))]
+    return pd.concat([own, other[["task", "id", "question", "answer"]]], ignore_index=True) if len(other) else own
 
 
 def _comparable(base: _Side, cand: _Side, s: RegressConfig) -> tuple[set[tuple[str, str]], dict[str, int], list[str]]:
@@ -115,7 +133,13 @@ def _comparable(base: _Side, cand: _Side, s: RegressConfig) -> tuple[set[tuple[s
     or prompts."""
     warnings: list[str] = []
     same_run = base.ref.dir.resolve() == cand.ref.dir.resolve()
-    if not same_run:
+    tb, tc = set(base.frame["task"]), set(cand.frame["task"])
+    if not tb & tc:
+        raise HarnessError(f"{cand.ref.dir}: a log of task {', '.join(map(repr, sorted(tc)))}, but the baseline {base.ref.dir} is of "
+                           f"task {', '.join(map(repr, sorted(tb)))}; gate two evaluations of the same task")
+    if base.source.foreign or cand.source.foreign:
+        warnings += _foreign_notes(base, cand)
+    elif not same_run:
         cb, cc = base.summary.get("config") or {}, cand.summary.get("config") or {}
         for key in ("system", "prompt", "context_prompt", "choices_prompt"):
             # a run stored before a key existed ran with its default
@@ -134,13 +158,20 @@ def _comparable(base: _Side, cand: _Side, s: RegressConfig) -> tuple[set[tuple[s
                 raise HarnessError(f"graders.{name} differs between {base.ref.dir} and {cand.ref.dir} (extraction, rubric, "
                                    "judge model or its settings); scores from different graders cannot be compared — "
                                    "re-run one of them with the other's grader")
-    kb = {(t, i): (q, a) for t, i, q, a in base.items[["task", "id", "question", "answer"]].itertuples(index=False)}
-    kc = {(t, i): (q, a) for t, i, q, a in cand.items[["task", "id", "question", "answer"]].itertuples(index=False)}
+    # a run's items file holds the question (and items of tasks it did not evaluate), a log the rendered
+    # input (an lm-eval output the doc's hash): across kinds an item is its task, id and target, of an evaluated task
+    alike = base.source.kind == cand.source.kind
+
+    def keyed(side: _Side) -> dict[tuple[str, str], tuple[str, str]]:
+        its = side.items if alike else side.items[side.items["task"].isin(set(side.frame["task"]))]
+        return {(t, i): (q if alike else "", a) for t, i, q, a in its[["task", "id", "question", "answer"]].itertuples(index=False)}
+
+    kb, kc = keyed(base), keyed(cand)
     changed = {k for k in set(kb) & set(kc) if kb[k] != kc[k]}
     shared = (set(kb) & set(kc)) - changed
     only_b, only_c = len(set(kb) - set(kc)) + len(changed), len(set(kc) - set(kb)) + len(changed)
     if (only_b or only_c) and not s.allow_subset:
-        raise HarnessError(f"{cand.ref.dir / 'data' / 'eval.jsonl'}: evaluation items differ from {base.ref.dir / 'data' / 'eval.jsonl'} "
+        raise HarnessError(f"{cand.where}: evaluation items differ from {base.where} "
                            f"({only_b} of the baseline's and {only_c} of the candidate's items are not in the other run, or "
                            "have another question or answer); gate runs on the same items, or pass --allow-subset to "
                            "compare the items they share")
@@ -150,6 +181,19 @@ def _comparable(base: _Side, cand: _Side, s: RegressConfig) -> tuple[set[tuple[s
         warnings.append(f"--allow-subset: compared on the {len(shared)} items both runs share; dropped {only_b} of the "
                         f"baseline's and {only_c} of the candidate's")
     return shared, {"baseline": only_b, "candidate": only_c}, warnings
+
+
+def _foreign_notes(base: _Side, cand: _Side) -> list[str]:
+    """A foreign log records neither the harness's prompts nor its grader definitions: the two sides
+    are compared by item (id, input, target) and score name. Different task arguments are said."""
+    notes = []
+    for task in sorted(set(base.frame["task"]) & set(cand.frame["task"])):
+        ab = ((base.summary.get("source") or {}).get("task_args") or {}).get(task)
+        ac = ((cand.summary.get("source") or {}).get("task_args") or {}).get(task)
+        if ab is not None and ac is not None and ab != ac:
+            notes.append(f"{task}: the task arguments differ (baseline {ab}, candidate {ac}); the gate measures the model "
+                         "and those arguments together")
+    return notes
 
 
 def _fingerprints(summary: dict[str, Any]) -> dict[str, str]:
@@ -190,7 +234,7 @@ def _per_item(side: _Side, keep: set[tuple[str, str]]) -> pd.DataFrame:
     f = side.frame
     f = f[[k in keep for k in zip(f["task"], f["id"])]]
     g = f.sort_values("epoch").groupby(["task", "grader", "id"], sort=True)
-    return pd.DataFrame({"mean": g["value"].mean(), "correct": g["value"].apply(lambda v: float(np.nansum(v))),
+    return pd.DataFrame({"mean": g["value"].mean(), "correct": g["value"].sum(),  # NaN-skipping, all-NaN -> 0: np.nansum per group, vectorised
                          "epochs": g["value"].size(), "cluster": g["cluster"].first(), "answer": g["answer"].first(),
                          "target": g["target"].first()})
 
@@ -200,9 +244,9 @@ def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10)
     check_settings(s)
     if baseline.dir.resolve() == candidate.dir.resolve() and baseline.alias == candidate.alias:
         raise HarnessError(f"--baseline and --candidate are the same model ({baseline}); name two models")
-    frames: dict[Path, pd.DataFrame] = {}
-    base = _load(baseline, "--baseline", frames)
-    cand = _load(candidate, "--candidate", frames)
+    sources: dict[Path, Source] = {}
+    base = _load(baseline, "--baseline", sources)
+    cand = _load(candidate, "--candidate", sources)
     shared, dropped, warnings = _comparable(base, cand, s)
     seq = _sequential(base, cand, s, warnings)
     if seq:  # only the batches up to the stop: the verdict is read there
@@ -325,7 +369,7 @@ def _decide(cells: list[dict[str, Any]], s: RegressConfig) -> tuple[str, int, in
 
 def _side_info(side: _Side) -> dict[str, Any]:
     return {"run_dir": str(side.ref.dir), "alias": side.ref.alias, "model": side.model,
-            "experiment": side.summary.get("experiment"), "run": side.summary.get("run")}
+            "experiment": side.summary.get("experiment"), "run": side.summary.get("run"), "source": side.source.kind}
 
 
 def _flips(task: str, grader: str, b: pd.DataFrame, c: pd.DataFrame, limit: int) -> list[dict[str, Any]]:

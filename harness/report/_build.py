@@ -37,25 +37,27 @@ def report_config(config: dict[str, Any]) -> ReportConfig:
     return ReportConfig(**{k: v for k, v in rc.items() if k in ReportConfig.__dataclass_fields__})
 
 
-def build_summary(run_dir: Path, facts: dict[str, Any], frame: pd.DataFrame | None = None,
+def build_summary(run_dir: Path | None, facts: dict[str, Any], frame: pd.DataFrame | None = None,
                   out: Path | None = None) -> dict[str, Any]:
     """summary.json = the run's facts + what the logs under `run_dir` say; writes summary.json,
     report.md and report.html into `out` (default: the run dir). `frame`: the logs' frame, when
-    the caller has read it already."""
+    the caller has read it already. `run_dir` None: foreign evaluations (inspect logs, lm-eval
+    samples; `frame` given), with no run dir to read pairwise verdicts or usage from."""
     config = facts.get("config") or {}
     students = run_students(facts)
-    frame = load_frame(run_dir / "logs") if frame is None else frame
+    frame = load_frame(run_dir / "logs") if frame is None and run_dir is not None else frame
     graders = config.get("graders") or {}
     derived = {
         "schema_version": SCHEMA_VERSION,
         **analyse(frame, report_config(config), students, list(facts.get("models") or {}), graders),
-        "pairwise": pairwise_table(run_dir / "judge"),
+        "pairwise": pairwise_table(run_dir / "judge") if run_dir is not None else [],
         "judge_calibration": calibration_table(frame, {n: g["calibration"] for n, g in graders.items() if g.get("calibration")}),
-        **run_usage(run_dir, config),
+        **(run_usage(run_dir, config) if run_dir is not None else {"usage": {}, "usage_by_stage": {}}),
     }
     merged = {**facts, **derived}
     summary = {k: merged[k] for k in ORDER if k in merged} | {k: v for k, v in merged.items() if k not in ORDER}
     out = out or run_dir
+    assert out is not None
     order = model_order(list(summary["models"]), students)
     write_json(out / "summary.json", summary)
     write_text(out / "report.md", render_markdown(summary, order))
