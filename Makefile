@@ -34,8 +34,19 @@ $(BASE): pyproject.toml Makefile
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
                     -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
+# The compile is ~6 min of a 2-core CI run, so its wheel is kept per user, in a folder named by the
+# flags (a change of LLAMA_CMAKE_ARGS builds anew): a second clone on the same machine installs it in
+# seconds; a new machine compiles once. The wheel is installed first, so the [dev] install below finds
+# llama-cpp-python satisfied and builds nothing (CMAKE_ARGS stays set in case it ever has to).
+LLAMA_WHEELS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/harness/llama-wheels/$(shell printf '%s' "$(LLAMA_CMAKE_ARGS)" | sha256sum | cut -c1-12)
+
 $(STAMP): $(BASE)
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q --no-cache-dir -e '.[dev]'
+	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+	  rm -rf $(LLAMA_WHEELS).tmp && mkdir -p $(LLAMA_WHEELS).tmp && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel -q --no-cache-dir --no-deps -w $(LLAMA_WHEELS).tmp 'llama-cpp-python>=0.3' && \
+	  rm -rf $(LLAMA_WHEELS) && mv $(LLAMA_WHEELS).tmp $(LLAMA_WHEELS); fi
+	$(BIN)/pip install -q --no-compile --no-deps $(LLAMA_WHEELS)/llama_cpp_python-*.whl
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q --no-compile -e '.[dev]'
 	touch $(STAMP)
 
 demo: install-base
