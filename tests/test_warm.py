@@ -28,7 +28,7 @@ def judged_runs(tmp_path_factory):
 
     results_dir = tmp_path_factory.mktemp("results")
     cmd = [HARNESS, "run", "experiment=tiny", "+grader@graders.judge=judge", "+grader@graders.pair=pairwise",
-           f"results_dir={results_dir}"]
+           f"results_dir={results_dir}", "eval.limit=2"]  # 2 held-out + 2 control items: judged, at a third of the verdicts
     runs = []
     # the Hugging Face progress bars (off by default) are asked for: "Loading weights" shows each model load
     env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "0"}

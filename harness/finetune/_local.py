@@ -57,18 +57,23 @@ def encode(tok: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[in
 
 
 # ---- the per-batch loss: ONE place (objectives plug in here) -------------------------------------
-def batch_loss(body: Any, head: Any, ids: Any, att: Any, lab: Any) -> Any:
-    """Sum over the batch's labelled tokens of the next-token cross-entropy (a sum, not a mean: the
-    caller divides by the GLOBAL batch's token count, which keeps micro-batches and processes exact).
-    The LM head is applied only at positions that carry a label."""
-    import torch
-
+def labelled_logits(body: Any, head: Any, ids: Any, att: Any, lab: Any) -> tuple[Any, Any]:
+    """(logits, targets) at the batch's labelled positions, in order: the LM head is applied only
+    where a label is (the one forward pass that both the SFT loss and kd's divergence read)."""
     hidden = body(input_ids=ids, attention_mask=att).last_hidden_state
     # next-token prediction: position t predicts label t+1; project only labelled positions
     target = lab[:, 1:]
     keep = target != -100
-    logits = head(hidden[:, :-1][keep]).float()
-    return torch.nn.functional.cross_entropy(logits, target[keep], reduction="sum")
+    return head(hidden[:, :-1][keep]).float(), target[keep]
+
+
+def batch_loss(body: Any, head: Any, ids: Any, att: Any, lab: Any) -> Any:
+    """Sum over the batch's labelled tokens of the next-token cross-entropy (a sum, not a mean: the
+    caller divides by the GLOBAL batch's token count, which keeps micro-batches and processes exact)."""
+    import torch
+
+    logits, target = labelled_logits(body, head, ids, att, lab)
+    return torch.nn.functional.cross_entropy(logits, target, reduction="sum")
 # ---------------------------------------------------------------------------------------------------
 
 

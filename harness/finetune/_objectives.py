@@ -235,12 +235,10 @@ class Objective:
         self._started = True
         if cfg.objective == "on_policy" and step >= self.sft_steps:
             return self._on_policy(rows)
-        hidden = self.body(input_ids=ids, attention_mask=att).last_hidden_state
-        # next-token prediction: position t predicts label t+1; project only labelled positions
-        target = lab[:, 1:]
-        keep = target != -100
-        logits = self.head(hidden[:, :-1][keep]).float()
-        sft = torch.nn.functional.cross_entropy(logits, target[keep])
+        from ._local import labelled_logits  # the SFT loss's own forward pass (a function of _local, not a copy)
+
+        logits, target = labelled_logits(self.body, self.head, ids, att, lab)
+        sft = torch.nn.functional.cross_entropy(logits, target)
         if cfg.objective != "kd" or cfg.kd.weight == 0:
             return sft
         kd = cfg.kd
