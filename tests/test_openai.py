@@ -531,7 +531,10 @@ def test_interactive_yes_then_ctrl_c_offers_to_cancel(upstream, tmp_path):
                "PYTHONPATH": str(REPO), "TERM": "dumb"}
         proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "experiment=openai_distill", *SMALL,
                                  f"results_dir={tmp_path}", f"cache_dir={tmp_path}/c"],
-                                stdin=slave, stdout=slave, stderr=slave, cwd=REPO, env=env, start_new_session=True)
+                                stdin=slave, stdout=slave, stderr=slave, cwd=REPO, env=env, start_new_session=True,
+                                # Ctrl-C as a terminal delivers it: a suite started in the background by a
+                                # non-interactive shell ignores SIGINT, and a child would inherit that
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         os.close(slave)
         seen = ""
 
