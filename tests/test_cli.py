@@ -277,9 +277,11 @@ def test_init_writes_a_starter_that_composes_and_never_overwrites(tmp_path):
 def test_starter_distil_experiment_runs_offline_on_the_embedded_model(tmp_path):
     proj = tmp_path / "proj"
     assert cli("init", str(proj)).returncode == 0
-    p = cli("run", "experiment=distil_mine", cwd=proj, HARNESS_CONFIG_DIR="conf", HF_HUB_OFFLINE="1")
+    # eval.limit=2: the starter's whole pipeline from the source checkout, on 2 items per task (the full
+    # starter run, from the installed wheel, is tests/test_install.py's)
+    p = cli("run", "experiment=distil_mine", "eval.limit=2", cwd=proj, HARNESS_CONFIG_DIR="conf", HF_HUB_OFFLINE="1")
     assert p.returncode == 0, p.stderr[-3000:]
-    run_dir = proj / "results" / "distil_mine" / "default"
+    run_dir = proj / "results" / "distil_mine" / "eval.limit=2"
     assert (run_dir / "report.md").is_file() and (run_dir / "summary.json").is_file()
     assert "[summary] heldout:" in p.stdout
 
@@ -288,8 +290,8 @@ def test_starter_distil_experiment_runs_offline_on_the_embedded_model(tmp_path):
 def test_starter_eval_experiment_runs_offline_on_the_embedded_model(tmp_path):
     proj = tmp_path / "proj"
     assert cli("init", str(proj)).returncode == 0
-    p = cli("run", "experiment=eval_mine", cwd=proj, HARNESS_CONFIG_DIR="conf", HF_HUB_OFFLINE="1")
+    p = cli("run", "experiment=eval_mine", "eval.limit=2", cwd=proj, HARNESS_CONFIG_DIR="conf", HF_HUB_OFFLINE="1")
     assert p.returncode == 0, p.stderr[-3000:]
-    summary = json.loads((proj / "results" / "eval_mine" / "default" / "summary.json").read_text())
+    summary = json.loads((proj / "results" / "eval_mine" / "eval.limit=2" / "summary.json").read_text())
     assert {"current", "mine"} <= set(summary["models"]) and "teacher" not in summary["models"]
     assert "[summary] heldout:" in p.stdout
