@@ -117,11 +117,12 @@ def test_served_model_end_to_end(tmp_path):
     """All three models on the embedded GGUF behind a llama.cpp server the harness starts and stops."""
     served = ["model@models.teacher=smollm2_server", "model@models.baseline=smollm2_server",
               "model@models.student=smollm2_server", "finetune=none"]
-    p = harness(["experiment=tiny", *served, f"results_dir={tmp_path}", f"cache_dir={tmp_path / 'cache'}"])
+    # eval.limit=4: 4 held-out + 3 control items per alias (what is checked is who served them)
+    p = harness(["experiment=tiny", *served, "eval.limit=4", f"results_dir={tmp_path}", f"cache_dir={tmp_path / 'cache'}"])
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     run_dir = next(d for d in (tmp_path / "tiny").iterdir())
     s = json.loads((run_dir / "summary.json").read_text())
-    assert s["model_calls"] == {"teacher": 8 + 11, "baseline": 11, "student": 11}
+    assert s["model_calls"] == {"teacher": 8 + 7, "baseline": 7, "student": 7}
     assert s["models"]["baseline"] == "openai-api/llamacpp/smollm2-135m-instruct"
     log = run_dir / "servers" / "smollm2-135m-instruct.log"
     assert "POST /v1/chat/completions" in log.read_text()
