@@ -67,7 +67,9 @@ demo: install-base
 # `harness` processes it starts, one torch/OpenMP thread). --dist loadfile: a test module runs whole on one
 # worker, so its module fixtures (real runs) are built once; the session's shared runs (tests/conftest.py) are
 # built once behind a file lock. `make test XDIST=` runs in one process.
-XDIST ?= -n 2 --dist loadfile
+# --no-loadscope-reorder: modules go out in collection order (tests/conftest.py collects the longest first), not
+# xdist's default of most tests first, which left a 2-test, 2-minute module for the end.
+XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 
 # pytest exit code 5 = no tests collected (e.g. everything deselected by -m): not a failure here.
 test: install

@@ -61,8 +61,9 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 
 
 # The longest modules first (seconds on one of 2 xdist workers, `.ci/run` on a clean clone,
-# 2026-12-03): `--dist loadfile` hands modules out in collection order, so a long module collected
-# last ran alone at the end while the other worker had nothing left (3.7 min of one idle worker of 25).
+# 2026-12-03): with `--no-loadscope-reorder` (the Makefile's XDIST) `--dist loadfile` hands modules out
+# in collection order; xdist's default order (most tests first) left test_resume, 2 tests and 2 minutes,
+# alone at the end while the other worker had nothing left (3.7 min of one idle worker of 25).
 # Longest first, the short ones fill the gaps. Within a module the order is its own (a stable sort).
 LONGEST_FIRST = ["test_launchers", "test_objectives", "test_openai", "test_regress", "test_regress_sequential",
                  "test_hardening", "test_install", "test_judge", "test_foreign", "test_e2e", "test_sweep", "test_faults",
