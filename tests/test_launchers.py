@@ -47,6 +47,11 @@ def harness_sweep(*args: str, cache: Path, env: dict[str, str] | None = None,
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), proc.pid
 
 
+# eval.limit=2: what these tests check is who ran the jobs and what each wrote, not the scores. Hydra names
+# a job's dir by its result-changing overrides, sorted: `eval.limit=2,finetune.max_steps=N`.
+LIMIT = "eval.limit=2"
+
+
 def job_pid(run_dir: Path) -> int:
     """The pid of the process that ran this job (the pipeline's run lock writes it)."""
     return int((run_dir / ".harness.lock").read_text())
@@ -112,15 +117,14 @@ def test_sweep_runs_unchanged_under_launcher(launcher, tmp_path, short_tmp):
         args += ["+hydra.launcher.ray.init.num_cpus=2", "+hydra.launcher.ray.init.include_dashboard=false",
                  f"+hydra.launcher.ray.init._temp_dir={ray_dir}", "+hydra.launcher.ray.remote.num_cpus=1"]
         env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USE_RANDOM_PORTS": "1"}
-    # eval.limit=2: what these tests check is who ran the jobs and what each wrote, not the scores, so each
-    # job evaluates 2 held-out and 2 control items per model (of 8 and 3)
-    p, driver = harness_sweep("experiment=tiny", "finetune.max_steps=1,2", "eval.limit=2", f"results_dir={tmp_path}", *args,
+    # each job evaluates 2 held-out and 2 control items per model (of 8 and 3)
+    p, driver = harness_sweep("experiment=tiny", "finetune.max_steps=1,2", LIMIT, f"results_dir={tmp_path}", *args,
                               cache=cache, env=env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     sweep = tmp_path / "tiny" / "multirun"
     sent_by_teacher_in_generate = 0
     for job in ("finetune.max_steps=1", "finetune.max_steps=2"):
-        s = json.loads((sweep / f"eval.limit=2,{job}" / "summary.json").read_text())
+        s = json.loads((sweep / f"{LIMIT},{job}" / "summary.json").read_text())
         assert s["finetune"]["steps"] == int(job[-1]) and s["scores"]
         sent_by_teacher_in_generate += s["stage_calls"]["generate"]
         # usage: both jobs account for the teacher's answers (built once, recorded with the cache entry)
@@ -131,7 +135,7 @@ def test_sweep_runs_unchanged_under_launcher(launcher, tmp_path, short_tmp):
         assert set(s["usage_by_stage"]["evaluate"]) == {"teacher", "baseline", "student"}
     # the jobs share one fresh cache: the teacher's answers were generated once, not once per job
     assert sent_by_teacher_in_generate == s["data"]["n_train"]
-    job_dir = sweep / f"eval.limit=2,{job}"  # Hydra names a job's dir by its result-changing overrides
+    job_dir = sweep / f"{LIMIT},{job}"
     assert "## Usage" in (job_dir / "report.md").read_text() and 'id="usage"' in (job_dir / "report.html").read_text()
     if launcher == "joblib":  # (once: how the jobs were launched does not change what a run dir holds)
         # `harness report` rebuilds the same usage from the run dir alone (logs + data/usage.jsonl)
@@ -145,7 +149,7 @@ def test_sweep_runs_unchanged_under_launcher(launcher, tmp_path, short_tmp):
     assert len(json.loads((sweep / "sweep.json").read_text())["runs"]) == 2
 
     # the launcher ran the jobs: two processes, neither of them the launching one
-    runs = {job: sweep / f"eval.limit=2,{job}" for job in ("finetune.max_steps=1", "finetune.max_steps=2")}
+    runs = {job: sweep / f"{LIMIT},{job}" for job in ("finetune.max_steps=1", "finetune.max_steps=2")}
     pids = {job: job_pid(d) for job, d in runs.items()}
     assert len(set(pids.values())) == 2 and driver not in pids.values(), (driver, pids)
     {"joblib": joblib_ran_them, "submitit_local": submitit_ran_them, "ray": ray_ran_them}[launcher](

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ._local import labelled_logits  # the SFT loss's own forward pass (stdlib-only at import; _local imports this module lazily)
+
 OBJECTIVES = ("sft", "kd", "on_policy")
 VERSION = 1  # of the teacher-logit cache entries
 
@@ -235,8 +237,6 @@ class Objective:
         self._started = True
         if cfg.objective == "on_policy" and step >= self.sft_steps:
             return self._on_policy(rows)
-        from ._local import labelled_logits  # the SFT loss's own forward pass (a function of _local, not a copy)
-
         logits, target = labelled_logits(self.body, self.head, ids, att, lab)
         sft = torch.nn.functional.cross_entropy(logits, target)
         if cfg.objective != "kd" or cfg.kd.weight == 0:
