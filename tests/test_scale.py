@@ -168,6 +168,80 @@ def test_adapter_is_kept_and_loads_on_the_base(runs):
     assert any(not torch.allclose(untuned[k], saved[k]) for k in changed)  # the adapter is the trained one
 
 
+# --- kd and on_policy across processes ------------------------------------------------------------
+
+def _teacher(base: str, cache: Path):
+    """The in-context teacher of the demo, on the test's rows: the student's own base weights (LoRA:
+    its disabled adapter) reading the fact the student is not shown."""
+    from harness.finetune import Teacher
+
+    prompts = [[{"role": "system", "content": "Answer the question in one sentence."},
+                {"role": "user", "content": f"The capital of island {i} is Town{i * 7}.\n\nWhat is the capital of island {i}?"}]
+               for i in range(ROWS)]
+    return Teacher({"model": "hf/smollm2-135m-instruct", "context": True}, base, prompts, cache)
+
+
+@pytest.fixture(scope="module")
+def distil(tmp_path_factory):
+    """kd (top-64, cached) in 1 process (in this one) and in 2 gloo processes launched by
+    run_finetune, each with a fresh teacher cache (so the 2 processes compute the top-k themselves);
+    on_policy in 2 processes (1 step, 8 sampled tokens at most: the cheapest run that samples)."""
+    import torch
+
+    from harness.config import KDConfig, OnPolicyConfig
+    from harness.finetune import run_finetune
+    from harness.finetune._local import train_local
+    from harness.models import embedded_path
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in `runs`: one thread, as each launched process gets
+    tmp = tmp_path_factory.mktemp("distil")
+    base = str(embedded_path("smollm2-135m-instruct", os.environ["HARNESS_CACHE"]))
+    train = _train_file(tmp / "train.jsonl")
+    student = ModelConfig(model="hf/smollm2-135m-instruct", args={"model_path": "embedded:smollm2-135m-instruct"})
+    # batch 8 as in `runs` (pieces of 4 rows: with 2-row pieces AdamW's near-cancelling elements left
+    # 1.6e-4 relative, measured, still 13 of 622k elements; 2.2e-6 at batch 8)
+    kd = _cfg(objective="kd", max_steps=2, kd=KDConfig(weight=0.5, top_k=64))
+    out = {"kd_one": (train_local(base, train, kd, tmp / "one" / "model", teacher=_teacher(base, tmp / "one")), tmp / "one")}
+    ft = run_finetune(student, base, train, replace(kd, processes=2), tmp / "two", tmp / "two" / "run", teacher=_teacher(base, tmp / "two"))
+    out["kd_two"] = (ft.metrics, Path(ft.model_path).parent)
+    op = _cfg(objective="on_policy", processes=2, max_steps=1, batch_size=4, on_policy=OnPolicyConfig(max_new_tokens=8))
+    ft = run_finetune(student, base, train, op, tmp / "op", tmp / "op" / "run", teacher=_teacher(base, tmp / "op"))
+    out["op_two"] = (ft.metrics, Path(ft.model_path).parent)
+    out["tmp"] = tmp
+    print(f"\n[scale] kd update diff, 2 processes: {_update_diff(_adapter(tmp / 'one'), _adapter(out['kd_two'][1])):.2e}")
+    torch.set_num_threads(threads)
+    return out
+
+
+@pytest.mark.slow
+def test_kd_in_two_processes_equals_one(distil):
+    """Each process computes kd on its own pieces of the global batch (inside the DDP-wrapped forward,
+    or its gradient would not be reduced): the 1-process run's rows, losses, gradient norms and update."""
+    (one, one_dir), (two, two_dir) = distil["kd_one"], distil["kd_two"]
+    assert two["world_size"] == 2 and two["objective"] == one["objective"] == "kd"
+    a, b = _log(one_dir), _log(two_dir)
+    assert len(a) == len(b) == 2 and [x["rows"] for x in a] == [x["rows"] for x in b]
+    for x, y in zip(a, b):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-4) and y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-4)
+    assert _update_diff(_adapter(one_dir), _adapter(two_dir)) < 1e-4
+    # the top-k was computed once, in this run (a fresh cache): one entry, none of it left half-written
+    assert two["teacher_logits_cached"] is False and one["teacher_logits_cached"] is False
+    entries = [p for p in (distil["tmp"] / "two" / "teacher").iterdir() if not p.name.endswith(".lock")]
+    assert len(entries) == 1 and (entries[0] / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+def test_on_policy_in_two_processes_samples_each_process_its_own_share(distil):
+    m, entry = distil["op_two"]
+    assert m["world_size"] == 2 and m["objective"] == "on_policy" and m["on_policy"]["on_policy_steps"] == 1
+    # a step of 4 rows: each process sampled its 2 rows, not the whole batch
+    assert m["sampled_rows_per_process"] == [2, 2] and 0 < m["sampled_tokens"] <= 4 * 8
+    log = _log(entry)
+    assert [len(x["rows"]) for x in log] == [4] and log[0]["grad_norm"] > 0
+    assert max(float(v.abs().max()) for k, v in _adapter(entry).items() if "lora_B" in k) > 0  # it trained
+
+
 # --- quick: resolution, refusal, composition -------------------------------------------------------
 
 def test_device_and_precision_resolution():

@@ -78,8 +78,11 @@ def batch_loss(body: Any, head: Any, ids: Any, att: Any, lab: Any) -> Any:
 
 
 def _trainable(model: Any, method: str) -> Any:
-    """The module the engine prepares (DDP/FSDP wrap it): forward(ids, att, lab) -> batch_loss. A
-    module of its own because a DDP-wrapped model only reduces gradients of calls through its forward."""
+    """The module the engine prepares (DDP/FSDP wrap it): forward(ids, att, lab) -> batch_loss, or,
+    once train_local sets `.objective` (kd / on_policy), forward(ids, att, lab, step, rows) -> the
+    objective's loss. A module of its own because a DDP-wrapped model only reduces gradients of calls
+    through its forward: the objective's student pass (and its teacher pass and sampling, no-grad)
+    must run inside it, not beside it."""
     import torch
 
     class LabelledLM(torch.nn.Module):
@@ -88,8 +91,11 @@ def _trainable(model: Any, method: str) -> Any:
             self.lm = model
             # FSDP's transformer auto-wrap policy reads the block classes from here
             self._no_split_modules = getattr(model, "_no_split_modules", None)
+            self.objective: Any = None  # a plain attribute, not a submodule: no parameters of its own
 
-        def forward(self, ids: Any, att: Any, lab: Any) -> Any:
+        def forward(self, ids: Any, att: Any, lab: Any, step: int = 0, rows: Any = None) -> Any:
+            if self.objective is not None:  # kd / on_policy: the mean over its tokens (the caller makes it a sum)
+                return self.objective.loss(step, rows, ids, att, lab)
             inner = self.lm.get_base_model() if method == "lora" else self.lm
             return batch_loss(inner.model, inner.lm_head, ids, att, lab)
 
@@ -120,6 +126,9 @@ class _Plain:
 
     def no_sync(self, model: Any) -> Any:
         return contextlib.nullcontext()
+
+    def unwrap(self, model: Any) -> Any:
+        return model
 
     def backward(self, loss: Any) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -171,6 +180,9 @@ class _Accelerate(_Plain):
     def no_sync(self, model: Any) -> Any:
         return self.acc.no_sync(model)
 
+    def unwrap(self, model: Any) -> Any:
+        return self.acc.unwrap_model(model)
+
     def backward(self, loss: Any) -> None:
         self.acc.backward(loss)
 
@@ -206,6 +218,42 @@ class _Accelerate(_Plain):
         self.acc.end_training()
 
 
+def _objective(cfg: FinetuneConfig, engine: _Plain, net: Any, base_path: str, model: Any, tok: Any,
+               data: list[tuple[list[int], list[int]]], teacher: Any, total: int) -> Any:
+    """The kd / on_policy objective of this process, hooked into the prepared module's forward."""
+    import torch
+
+    from ..errors import HarnessError
+    from ._objectives import Objective
+
+    if engine.kind in ("fsdp", "deepspeed"):  # the pre-flight refuses it too, from the accelerate config
+        raise HarnessError(f"finetune.objective={cfg.objective} does not run sharded ({engine.kind}, finetune.accelerate_config): "
+                           "its teacher passes and sampling call the model outside the sharded forward; use DDP (no config)")
+    inner = model.get_base_model() if cfg.method == "lora" else model
+    # kd's cached top-k: every process takes the entry's lock in turn -- the first computes and writes
+    # it, the others wait on the lock (no collective: nothing can time out) and read it
+    objective = Objective(cfg, base_path, model, tok, inner.model, inner.lm_head, data, teacher, total)
+    if engine.world > 1 and cfg.objective == "on_policy":
+        # each process its own sampling stream: with the one seed of build() every process would draw
+        # the same random numbers for its different rows (samples correlated across processes)
+        torch.manual_seed(cfg.seed * 100_003 + engine.rank)
+    engine.unwrap(net).objective = objective
+    return objective
+
+
+def _objective_metrics(objective: Any, engine: _Plain) -> dict[str, Any]:
+    """The objective's metrics, over every process: the main one's seconds, the sampled tokens of all,
+    kd's cache hit only if no process computed the top-k."""
+    out = objective.metrics()
+    parts = engine.gather({"cached": objective.cached, "rows": objective.sampled_rows, "tokens": objective.sampled_tokens})
+    if "teacher_logits_cached" in out:
+        out["teacher_logits_cached"] = all(p["cached"] for p in parts)
+    if "sampled_tokens" in out:
+        out["sampled_tokens"] = sum(p["tokens"] for p in parts)
+        out["sampled_rows_per_process"] = [p["rows"] for p in parts]  # each process samples its own share only
+    return out
+
+
 def launched() -> bool:
     """Is this process one of several started by a launcher (torchrun / accelerate launch)?"""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -215,7 +263,7 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     """Train on `train_file`, write a merged transformers checkpoint to `out_dir` (and, for LoRA, the
     adapter to `out_dir.parent / "adapter"`, a per-step log to `out_dir.parent / "train_log.jsonl"`),
     return metrics. Under a launcher every process calls this; only the main one writes.
-    `teacher`: a `_objectives.Teacher`, for finetune.objective kd / on_policy (one process only)."""
+    `teacher`: a `_objectives.Teacher`, for finetune.objective kd / on_policy (every process gets it)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -267,16 +315,12 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     world, rank = engine.world, engine.rank
     split = accum * world  # pieces of a global batch: micro-batch m of process r is piece m * world + r
     # --- objective (sft | kd | on_policy): the batch loss, teacher log-probs (harness/finetune/_objectives.py).
-    # kd / on_policy run in one process on the CPU (the pre-flight refuses processes > 1 or a GPU with them):
-    # their teacher passes and sampling are not split across processes.
+    # Built after prepare(), so the teacher passes run on the device the model was placed on; each process
+    # computes it on its own pieces of the global batch (the rows it is handed below), inside the wrapped
+    # module's forward (the gradient reduction).
     objective = None
     if cfg.objective != "sft":
-        from ._objectives import Objective
-
-        if world > 1:
-            raise RuntimeError("finetune.objective kd / on_policy run in one process")
-        inner = model.get_base_model() if cfg.method == "lora" else model  # type: ignore[operator]
-        objective = Objective(cfg, base_path, model, tok, inner.model, inner.lm_head, data, teacher, total)
+        objective = _objective(cfg, engine, net, base_path, model, tok, data, teacher, total)
     # --- end objective
 
     def tensors(batch: list[tuple[list[int], list[int]]]) -> tuple[Any, Any, Any]:
@@ -312,7 +356,7 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
                         if objective is None:
                             summed = net(ids, att, lab)
                         else:  # the objective's mean over its tokens, made a sum like batch_loss's
-                            summed = objective.loss(step, mine or rows[:1], ids, att, lab) * sum(labelled[i] for i in mine)
+                            summed = net(ids, att, lab, step, mine or rows[:1]) * sum(labelled[i] for i in mine)
                     # DDP averages gradients over processes: x world makes that the global sum
                     engine.backward(summed * (world / max(1, n_tok) if mine else 0.0))
                 if mine:
@@ -333,6 +377,8 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     seconds = time.time() - t0
     if bar:
         bar.close()
+    # before final(): gathering is a collective, and every process is still here
+    own = _objective_metrics(objective, engine) if objective is not None else {"objective": "sft"}
 
     final = engine.final(net, build)
     if engine.is_main:
@@ -366,5 +412,5 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
         "gradient_checkpointing": cfg.gradient_checkpointing,
         "data_order": order_digest,
         "tokens": tokens,  # the sweep report's tokens per objective
-        **(objective.metrics() if objective is not None else {"objective": "sft"}),  # teacher/sampling seconds and tokens
+        **own,  # the objective's teacher/sampling seconds and tokens
     }

@@ -75,7 +75,7 @@ def divergence(s_logp: Any, t_logp: Any, beta: float) -> Any:
         return (t_logp.exp() * (t_logp - s_logp)).sum(-1)
     if beta == 1:
         return (s_logp.exp() * (s_logp - t_logp)).sum(-1)
-    b = torch.tensor(beta, dtype=s_logp.dtype)
+    b = torch.tensor(beta, dtype=s_logp.dtype, device=s_logp.device)
     m = torch.logsumexp(torch.stack([s_logp + torch.log1p(-b), t_logp + torch.log(b)]), dim=0)
     return beta * (t_logp.exp() * (t_logp - m)).sum(-1) + (1 - beta) * (s_logp.exp() * (s_logp - m)).sum(-1)
 
@@ -102,13 +102,19 @@ def _answer_logits(body: Any, head: Any, prompts: list[list[int]], answers: list
     flattened: shape (sum of answer lengths, vocab)."""
     import torch
 
+    dev = _device(head)  # the model's device (a GPU under finetune.device=cuda)
     seqs = [p + a for p, a in zip(prompts, answers)]
-    ids = _pad(seqs, pad)
-    att = _pad([[1] * len(s) for s in seqs], 0)
-    lab = _pad([[-100] * len(p) + a for p, a in zip(prompts, answers)], -100)
+    ids = _pad(seqs, pad).to(dev)
+    att = _pad([[1] * len(s) for s in seqs], 0).to(dev)
+    lab = _pad([[-100] * len(p) + a for p, a in zip(prompts, answers)], -100).to(dev)
     hidden = body(input_ids=ids, attention_mask=att).last_hidden_state
     keep = lab[:, 1:] != -100
-    return head(hidden[:, :-1][keep]).float() if keep.any() else torch.zeros(0, head.out_features)
+    # .float(): under bf16/fp16 autocast the log-softmax and the divergence still run in fp32
+    return head(hidden[:, :-1][keep]).float() if keep.any() else torch.zeros(0, head.out_features, device=dev)
+
+
+def _device(module: Any) -> Any:
+    return next(module.parameters()).device
 
 
 def _split(ids: list[int], labels: list[int]) -> tuple[list[int], list[int]]:
@@ -126,6 +132,7 @@ class Objective:
         self.pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.seconds = {"teacher": 0.0, "sample": 0.0}
         self.sampled_tokens = 0
+        self.sampled_rows = 0
         self.cached: bool | None = None
         self.sft_steps = total_steps
         self._own_teacher: Any = None
@@ -168,7 +175,7 @@ class Objective:
             if self._own_teacher is None:  # a full fine-tune changes the base weights; another teacher is other weights
                 from transformers import AutoModelForCausalLM
 
-                m = AutoModelForCausalLM.from_pretrained(self.teacher.model_path, dtype=torch.float32).eval()
+                m = AutoModelForCausalLM.from_pretrained(self.teacher.model_path, dtype=torch.float32).eval().to(_device(self.head))
                 for p in m.parameters():
                     p.requires_grad_(False)
                 self._own_teacher = m
@@ -206,7 +213,7 @@ class Objective:
                 top = logp.topk(k, dim=-1).indices
                 idx.append(top.to(torch.int32))
                 lps.append(topk_support(logp, top))
-            return torch.cat(idx).numpy(), torch.cat(lps).numpy()
+            return torch.cat(idx).cpu().numpy(), torch.cat(lps).cpu().numpy()
 
         lengths = np.array([len(a) for a in answers], dtype=np.int64)
         self.cached = False
@@ -244,8 +251,9 @@ class Objective:
         kd = cfg.kd
         s_logp = torch.log_softmax(logits / kd.temperature, dim=-1)
         if kd.top_k > 0:
-            idx = torch.cat([self.top[i][0] for i in rows])
-            t_sup = torch.cat([self.top[i][1] for i in rows])
+            # cached on the CPU; the batch's slice moves to the model's device
+            idx = torch.cat([self.top[i][0] for i in rows]).to(s_logp.device)
+            t_sup = torch.cat([self.top[i][1] for i in rows]).to(s_logp.device)
             s_sup = topk_support(s_logp, idx)
         else:  # the whole vocabulary, from the teacher now
             answers = [_split(*self.data[i])[1] for i in rows]
@@ -263,8 +271,8 @@ class Objective:
         prompts = [_split(*self.data[i])[0] for i in rows]
         t = time.time()
         width = max(len(p) for p in prompts)
-        ids = torch.tensor([[self.pad] * (width - len(p)) + p for p in prompts])  # left-padded for generation
-        att = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        ids = torch.tensor([[self.pad] * (width - len(p)) + p for p in prompts]).to(_device(self.head))  # left-padded for generation
+        att = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts]).to(_device(self.head))
         eos = self.tok.eos_token_id
         was_training = self.model.training
         self.model.eval()
@@ -279,6 +287,7 @@ class Objective:
             a = row[: row.index(eos) + 1] if eos in row else row  # through the end-of-turn token, as the SFT labels
             answers.append(a or [eos])
         self.sampled_tokens += sum(len(a) for a in answers)
+        self.sampled_rows += len(rows)  # this process's share only (train_local gathers every process's)
         self.seconds["sample"] += time.time() - t
         t_logp = torch.log_softmax(self._teacher_logits(rows, answers) / op.temperature, dim=-1)
         s_logp = torch.log_softmax(_answer_logits(self.body, self.head, prompts, answers, self.pad) / op.temperature, dim=-1)
