@@ -274,9 +274,9 @@ def _check_objective(cfg: HarnessConfig, alias: str, ft: FinetuneConfig) -> None
     shard = sharding(ft.accelerate_config)
     if shard:
         where = f"models.{alias}.finetune" if "accelerate_config" in cfg.models[alias].finetune else "finetune"
-        raise HarnessError(f"{why} unsharded: {where}.accelerate_config={ft.accelerate_config} says {shard}, whose sharded "
-                           "weights its teacher passes and sampling cannot read; use DDP (no accelerate_config, or one with "
-                           "distributed_type: MULTI_GPU), or finetune.objective=sft")
+        raise HarnessError(f"{why}, and {where}.accelerate_config={ft.accelerate_config} shards the model (distributed_type "
+                           f"{shard}): its teacher passes and sampling would run the sharded modules outside the training "
+                           "forward; use DDP (no accelerate_config, or distributed_type: MULTI_GPU), or finetune.objective=sft")
     t = cfg.models["teacher"]
     path = t.args.get("model_path")
     if is_openai(t.model) or t.serve or not t.model.startswith("hf/") or not isinstance(path, str):

@@ -298,16 +298,30 @@ def _config(overrides: list[str]):
 NO_GPU = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 
 
-@NO_GPU
-def test_absent_device_is_refused_up_front(tmp_path):
-    """`harness run ... finetune.device=cuda` on this CPU-only machine: exit 2, one line, no stage ran."""
+def _refused_by_the_cli(tmp_path: Path, *overrides: str) -> str:
+    """`harness run experiment=tiny <overrides>`: exit 2, one line, no stage ran; returns the line."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "experiment=tiny", "finetune.device=cuda", f"results_dir={tmp_path}/r"],
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "experiment=tiny", *overrides, f"results_dir={tmp_path}/r"],
                        capture_output=True, text=True, env=env, timeout=300)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr + p.stdout, p.stderr[-2000:]
-    assert lines[0].startswith("harness: error: finetune.device=cuda: this machine has no CUDA device"), lines[0]
     assert "[data]" not in p.stdout and not (tmp_path / "r").exists()  # before any stage: nothing written
+    return lines[0]
+
+
+@NO_GPU
+def test_absent_device_is_refused_up_front(tmp_path):
+    """`harness run ... finetune.device=cuda` on this CPU-only machine."""
+    line = _refused_by_the_cli(tmp_path, "finetune.device=cuda")
+    assert line.startswith("harness: error: finetune.device=cuda: this machine has no CUDA device"), line
+
+
+def test_kd_under_a_sharded_accelerate_config_is_refused_up_front(tmp_path):
+    fsdp = tmp_path / "fsdp.yaml"
+    fsdp.write_text("distributed_type: FSDP\n")
+    line = _refused_by_the_cli(tmp_path, "finetune.objective=kd", "finetune.processes=2", f"finetune.accelerate_config={fsdp}")
+    assert line.startswith("harness: error: finetune.objective=kd trains on the teacher's token distributions, and "
+                           f"finetune.accelerate_config={fsdp} shards the model (distributed_type FSDP)"), line
 
 
 @NO_GPU
@@ -329,6 +343,35 @@ def test_bad_scale_settings_are_refused(overrides, words):
     with pytest.raises(HarnessError) as e:
         validate(_config(["experiment=tiny", *overrides] if not overrides[0].startswith("experiment=") else overrides))
     assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_kd_and_on_policy_run_on_ddp_and_are_refused_only_sharded(tmp_path):
+    """Lifted: kd / on_policy with processes > 1 (DDP; an accelerate config without sharding too).
+    Kept: a sharded accelerate config (FSDP, DeepSpeed), one line naming the key."""
+    from harness.preflight import validate
+
+    ddp, fsdp = tmp_path / "ddp.yaml", tmp_path / "fsdp.yaml"
+    ddp.write_text("distributed_type: MULTI_GPU\nnum_processes: 2\n")
+    fsdp.write_text("distributed_type: FSDP\nfsdp_config:\n  fsdp_sharding_strategy: FULL_SHARD\n")
+    (tmp_path / "ds.json").write_text(json.dumps({"distributed_type": "DEEPSPEED", "deepspeed_config": {"zero_stage": 3}}))
+    for objective in ("kd", "on_policy"):
+        validate(_config(["experiment=tiny", f"finetune.objective={objective}", "finetune.processes=2"]))
+        validate(_config(["experiment=tiny", f"finetune.objective={objective}", f"finetune.accelerate_config={ddp}"]))
+    validate(_config(["experiment=tiny", f"finetune.accelerate_config={fsdp}"]))  # sft shards
+    for path, kind in ((fsdp, "FSDP"), (tmp_path / "ds.json", "DEEPSPEED")):
+        with pytest.raises(HarnessError) as e:
+            validate(_config(["experiment=tiny", "finetune.objective=kd", f"finetune.accelerate_config={path}"]))
+        assert f"finetune.accelerate_config={path} shards the model (distributed_type {kind})" in str(e.value)
+        assert "\n" not in str(e.value)
+
+
+def test_finetune_settings_round_trip_through_the_launch_spec():
+    """What a launched process is handed (JSON) comes back as the same dataclasses (config layer)."""
+    from harness.config import KDConfig, OnPolicyConfig, finetune_from_json, finetune_to_json
+
+    cfg = _cfg(objective="on_policy", processes=2, kd=KDConfig(top_k=8), on_policy=OnPolicyConfig(max_new_tokens=3))
+    back = finetune_from_json(json.loads(json.dumps(finetune_to_json(cfg))))
+    assert back == cfg and isinstance(back.on_policy, OnPolicyConfig) and isinstance(back.lora, LoraConfig)
 
 
 def test_run_under_a_launcher_is_refused():
