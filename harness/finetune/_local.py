@@ -242,10 +242,15 @@ def _objective(cfg: FinetuneConfig, engine: _Plain, net: Any, base_path: str, mo
 
 
 def _objective_metrics(objective: Any, engine: _Plain) -> dict[str, Any]:
-    """The objective's metrics, over every process: the main one's seconds, the sampled tokens of all,
-    kd's cache hit only if no process computed the top-k."""
+    """The objective's metrics, over every process: the sampled tokens of all, the seconds of the
+    slowest (a wall-clock share: with kd's top-k computed by another process the main one's would be
+    0), kd's cache hit only if no process computed the top-k."""
     out = objective.metrics()
-    parts = engine.gather({"cached": objective.cached, "rows": objective.sampled_rows, "tokens": objective.sampled_tokens})
+    parts = engine.gather({"cached": objective.cached, "rows": objective.sampled_rows, "tokens": objective.sampled_tokens,
+                           "seconds": objective.seconds})
+    for name, key in (("teacher", "teacher_seconds"), ("sample", "sample_seconds")):
+        if key in out:
+            out[key] = round(max(p["seconds"][name] for p in parts), 1)
     if "teacher_logits_cached" in out:
         out["teacher_logits_cached"] = all(p["cached"] for p in parts)
     if "sampled_tokens" in out:
