@@ -4,7 +4,8 @@ One module fixture trains the real embedded model a few LoRA steps four ways on 
 (the same seed, rows and settings): one process with a batch of 8; one process with 2 micro-batches
 of 4 (grad_accumulation=2); two CPU processes (gloo, launched by the harness through
 run_finetune, as `harness run` does); and the reference again through run_finetune's cache. The
-tests read those runs.
+tests read those runs. A second one (`distil`) trains kd in 1 and in 2 processes and on_policy in 2,
+with the in-context teacher (the base reading the fact), for the objectives across processes.
 
 Tolerances: the same float32 sums split differently differ by rounding only (measured ~1e-6
 relative), so per-step losses and gradient norms (before clipping) must agree within 1e-4 relative.
