@@ -160,6 +160,19 @@ class GenerateConfig:
     judge: bool = False
     judge_prompt: str = ("{passage}\n\nQuestion: {question}\nAnswer: {answer}\n\n"
                          "Is the answer correct according to the text? Reply yes or no.")
+    # N teacher answers per question, each its own training row (prompt distillation samples ~T=1.5):
+    # 1 = the single answer at `temperature`; N > 1 = N draws at sample_temperature, exact repeats of
+    # an answer to the same question dropped (filter "dedup"). Costs N answers per question.
+    samples_per_question: int = 1
+    # question augmentation: the teacher writes this many more wordings of every training question
+    # (its own stage and cache key, like `questions`); each kept wording is a training question with
+    # its source's passage and gold, deduplicated and leak-checked. 0 = off.
+    paraphrases: int = 0
+    # {question} {passage}. Measured with the 135M teacher (docs/data.md "More rows per fact"):
+    # ending on "Question:" after a worked example gave questions; asking it to "rephrase" gave answers
+    paraphrase_prompt: str = "Question: {question}\n\nThe same question in other words:"
+    paraphrase_temperature: float = 1.0  # > 0 when paraphrases > 1: greedy wordings repeat (and are dropped)
+    paraphrase_max_tokens: int = 32
     questions: QuestionsConfig = field(default_factory=QuestionsConfig)
 
 
