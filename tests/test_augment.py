@@ -113,50 +113,49 @@ def _teacher_args():
 
 @pytest.mark.slow
 def test_real_teacher_samples_n_answers_per_question(tmp_path):
-    """4 questions x 3 sampled answers from the embedded teacher: 12 answers, exact repeats dropped."""
+    """2 questions x 3 sampled answers from the embedded teacher: 6 answers, exact repeats dropped."""
     from harness.data import run_data
     from harness.generate import GenerateInput, run_generate
 
     data = run_data(DataConfig(n_islands=1, train_per_fact=1, n_control=0, embedding_model=None), tmp_path / "data")
+    train = data.train[:2]
     cfg = GenerateConfig(prompt="{passage}\n\nQuestion: {question}", max_tokens=12, samples_per_question=3, sample_temperature=1.0)
-    inp = GenerateInput(data.train, TEACHER, _teacher_args(), cfg, "{question}", SYSTEM, data.key, tmp_path / "cache", tmp_path / "run")
+    inp = GenerateInput(train, TEACHER, _teacher_args(), cfg, "{question}", SYSTEM, data.key, tmp_path / "cache", tmp_path / "run")
     out = run_generate(inp)
-    assert out.calls == 12 and set(out.filters) == {"dedup"}
+    assert out.calls == 6 and set(out.filters) == {"dedup"}
     rows = [json.loads(x) for x in out.train_file.read_text().splitlines()]
     prov = [json.loads(x) for x in out.provenance_file.read_text().splitlines()]
     dropped = [json.loads(x) for x in (tmp_path / "run" / "filtered.jsonl").read_text().splitlines()]
-    assert len(rows) == len(prov) == out.n_rows == 12 - out.filters["dedup"] and len(dropped) == out.filters["dedup"]
-    by_id = {q.id: q for q in data.train}
+    assert len(rows) == len(prov) == out.n_rows == 6 - out.filters["dedup"] and len(dropped) == out.filters["dedup"]
+    by_id = {q.id: q for q in train}
     seen = set()
     for r, p in zip(rows, prov):  # aligned row for row: the kd objective rebuilds each row's prompt from its provenance
         assert r["messages"][-2]["content"] == by_id[p["id"]].question and p["sampling"]["temperature"] == 1.0
         assert (p["id"], r["messages"][-1]["content"]) not in seen  # no answer repeated for one question
         seen.add((p["id"], r["messages"][-1]["content"]))
-    assert sorted((p["id"], p["sample"]) for p in prov + dropped) == sorted((q.id, k) for q in data.train for k in range(3))
-    assert len({a for _, a in seen}) > 4  # really sampled: more distinct answers than questions
-    one = run_generate(replace(inp, cfg=replace(cfg, samples_per_question=1), out_dir=tmp_path / "run1"))
-    assert one.key != out.key and one.n_rows == 4 and "sample" not in json.loads(one.provenance_file.read_text().splitlines()[0])
+    assert sorted((p["id"], p["sample"]) for p in prov + dropped) == sorted((q.id, k) for q in train for k in range(3))
+    assert len({a for _, a in seen}) > 2  # really sampled: more distinct answers than questions
     assert run_generate(replace(inp, out_dir=tmp_path / "again")).calls == 0  # cached
 
 
 @pytest.mark.slow
 def test_real_teacher_writes_paraphrases(tmp_path):
-    """2 wordings of each of 4 demo questions from the embedded teacher, with the default prompt."""
+    """2 wordings of each of 2 demo questions from the embedded teacher, with the default prompt."""
     from harness.data import build
     from harness.generate import run_paraphrases
 
-    train = build(DataConfig(n_islands=1, train_per_fact=1, n_control=0, embedding_model=None))[0]
-    g = GenerateConfig(paraphrases=2)
+    train = build(DataConfig(n_islands=1, train_per_fact=1, n_control=0, embedding_model=None))[0][1:3]
+    g = GenerateConfig(paraphrases=2, paraphrase_max_tokens=24)
     out = run_paraphrases(train, TEACHER, _teacher_args(), g, tmp_path / "cache", tmp_path / "run")
-    assert out.calls == 8 and out.stats["prompts"] == 8
-    assert out.stats["accepted"] + sum(out.stats["rejected"].values()) == 8
-    assert out.stats["accepted"] >= MIN_ACCEPTED
+    assert out.calls == 4 and out.stats["prompts"] == 4
+    assert out.stats["accepted"] + sum(out.stats["rejected"].values()) == 4
+    assert out.stats["accepted"] >= 1  # measured: 4 of 8 new wordings over 4 questions (the rest repeat the source)
     by_id = {q.id: q for q in train}
     for q in out.questions:
         src = by_id[q.id.rsplit("~p", 1)[0]]
         assert q.id[-3:] in ("~p1", "~p2") and q.question.endswith("?") and q.question.lower() != src.question.lower()
         assert (q.passage, q.answer, q.group) == (src.passage, src.answer, src.group)
     rows = [json.loads(x) for x in (tmp_path / "run" / "paraphrases_provenance.jsonl").read_text().splitlines()]
-    assert len(rows) == 8 and all({"source", "reply", "status", "prompt_sha256"} <= set(r) for r in rows)
+    assert len(rows) == 4 and all({"source", "reply", "status", "prompt_sha256"} <= set(r) for r in rows)
     again = run_paraphrases(train, TEACHER, _teacher_args(), g, tmp_path / "cache", tmp_path / "run2")
     assert again.calls == 0 and again.questions == out.questions and again.key == out.key
