@@ -4,6 +4,7 @@ and the data card's figures over the training rows."""
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -74,10 +75,20 @@ def test_rows_card_on_a_constructed_set():
     assert card["n_rows"] == 5 and card["n_facts"] == 3
     assert card["rows_per_fact"] == {"mean": round(5 / 3, 4), "min": 1, "max": 3}
     assert card["gold_named"] == 0.75 and card["n_with_gold"] == 4  # 3 of the 4 rows with a gold name it
-    # distinct-1 over the answers: 13 words, 10 distinct ("is", "vell", "the" repeat)
-    assert card["distinct"]["answers"]["distinct_1"] == round(10 / 13, 4)
+    # distinct-1 over the answers: 14 words (the graders' normaliser drops "the"), 11 distinct ("capital", "is", "vell" repeat)
+    assert card["distinct"]["answers"]["distinct_1"] == round(11 / 14, 4)
     # the questions of the rows: "what is the capital of lorn" twice
     assert card["distinct"]["questions"]["distinct_2"] < 1.0
+    # summary.json's schema, and the report's data card
+    import jsonschema
+
+    from harness.report._datacard import data_markdown
+
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "summary.schema.json").read_text())
+    jsonschema.validate(card, schema["properties"]["data"]["properties"]["card"]["properties"]["rows"])
+    md = "\n".join(data_markdown({"data": {"card": {"groups": {"train": {"capital": 2}}, "distinct": {}, "rows": card}}}))
+    assert "Training rows: 5 over 3 facts, rows per fact 1.67 (min 1, max 3); answers naming the gold: 75.0% of the 4" in md
+    assert "| answers | 0.786 |" in md
     lost = rows_card(train + [TrainQuestion("d", "Who founded Lorn?", "P4", "Ada", "founder")], rows)
     assert lost["rows_per_fact"]["min"] == 0  # a fact whose every row was filtered out counts
 
