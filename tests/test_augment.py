@@ -49,6 +49,20 @@ def test_cache_key_changes_with_n_only():
     assert generate_key(TEACHER, replace(g, paraphrases=2, paraphrase_temperature=0.5), "{question}", SYSTEM, "d0") == key
 
 
+@pytest.mark.parametrize("reply, status", [
+    ("What year was Lorn first settled by fishing families?", "ok"),
+    ('Sure! "When did people first settle on Lorn?" is another way.', "ok"),
+    ("Can you provide the answer to the first question?", "off topic"),  # written by the 135M teacher: drops the island
+    ("In what year was LORN first settled?", "duplicate"),
+    ("Lorn was settled in 1620.", "no question"),
+])
+def test_paraphrase_status(reply, status):
+    from harness.generate._paraphrase import _status
+
+    src = "In what year was Lorn first settled?"
+    assert _status(reply, src, {"in what year was lorn first settled"})[1] == status
+
+
 def test_paraphrase_key_changes_with_k_and_prompt():
     from harness.data import build
     from harness.generate._paraphrase import paraphrase_key

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -47,12 +48,20 @@ def check_paraphrases(cfg: GenerateConfig) -> None:
         raise HarnessError(f"generate.paraphrase_prompt: unknown placeholder {e}; use {{question}} {{passage}}") from None
 
 
-def _status(reply: str, seen: set[str]) -> tuple[str | None, str]:
-    """(the wording, "ok") or (None/the wording, why it is not kept): no question, too short, or a
-    repeat of the source or of an earlier wording of it (compared normalised, as data.dedup does)."""
+def _names(question: str) -> set[str]:
+    """The source's names: capitalised words after the first ("What is the capital of Lorn?" -> lorn)."""
+    return {w.lower() for w in re.findall(r"\b[A-Z][\w'-]*", question)[1:]} if question[:1].isupper() else set()
+
+
+def _status(reply: str, source: str, seen: set[str]) -> tuple[str | None, str]:
+    """(the wording, "ok") or (None/the wording, why it is not kept): no question, too short, off
+    topic (it drops a name of the source: the 135M teacher writes "Can you provide the answer to the
+    first question?"), or a repeat of the source or of an earlier wording (normalised, as data.dedup)."""
     q, why = parse_question(reply)
     if q is None:
         return None, why
+    if not _names(source) <= set(re.findall(r"[\w'-]+", q.lower())):
+        return q, "off topic"
     if norm(q) in seen:
         return q, "duplicate"
     seen.add(norm(q))
@@ -88,7 +97,7 @@ def run_paraphrases(train: list[TrainQuestion], teacher: ModelConfig, teacher_ar
             rows: list[dict[str, Any]] = []
             seen: dict[str, set[str]] = {}  # per source: its wordings so far, normalised, the source's own first
             for (q, k), p, reply in zip(cells, prompts, replies):
-                wording, why = _status(reply, seen.setdefault(q.id, {norm(q.question)}))
+                wording, why = _status(reply, q.question, seen.setdefault(q.id, {norm(q.question)}))
                 rows.append({"id": f"{q.id}~p{k}", "source": q.id, "question": wording, "status": why, "reply": reply,
                              "teacher_model": teacher.model, "prompt_sha256": hashlib.sha256(json.dumps(p).encode()).hexdigest()})
             entry.mkdir(parents=True, exist_ok=True)
@@ -102,5 +111,5 @@ def run_paraphrases(train: list[TrainQuestion], teacher: ModelConfig, teacher_ar
     by_id = {q.id: q for q in train}
     questions = [replace(by_id[r["source"]], id=r["id"], question=r["question"]) for r in rows if r["status"] == "ok"]
     stats = {"prompts": len(rows), "accepted": len(questions),
-             "rejected": {why: sum(r["status"] == why for r in rows) for why in ("no question", "too short", "duplicate")}}
+             "rejected": {why: sum(r["status"] == why for r in rows) for why in ("no question", "too short", "off topic", "duplicate")}}
     return ParaphraseOutput(questions, stats, key, calls)
