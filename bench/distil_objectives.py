@@ -1,45 +1,47 @@
-"""Which distillation objective? sft, kd, on_policy (and mixtures) on the demo's data, in one run.
+"""Which distillation recipe? sft, more wordings, sampled answers, prompt distillation, on-policy after
+the best: each a real `harness run experiment=demo` (one job of one sweep dir), then the harness's own
+sweep report over them, and a last JSON line.
 
-Data and teacher: `experiment=demo`'s data stage and generate stage (the in-context SmolLM2 teacher's
-answers to the 120 training questions), through the harness's own functions and its cache, as in
-bench/finetune_throughput.py. Each arm is one `finetune.objective` setting, fine-tuned by
-`harness.finetune.run_finetune` (what `harness run` calls; cached by content hash, so a re-run of
-the bench re-trains nothing) and evaluated by the harness's own evaluation (`run_evaluate`: inspect,
-the `contains` and `exact` graders) on the held-out items; teacher and baseline are evaluated once.
-Gap closed = (student - baseline) / (teacher - baseline) on held-out `contains`, with the harness's
-paired-bootstrap CI (`harness.stats.gap_closed`), and each arm against sft with the harness's paired
-test (`harness.stats.paired_binary`: exact McNemar), Holm over the arms.
+Every arm is `harness run` with `experiment=demo` plus the arm's overrides (and the bench's own, e.g.
+`data.seed=1`), written to `<out>/<tag>/<arm>/` with Hydra's overrides recorded, so `harness report
+<out>/<tag>` (run here at the end) is the sweep report a user gets from `harness run -m`: each student's
+gap closed with its paired-bootstrap CI, every student - student paired test in one Holm family, the
+Fine-tunes table (train seconds, tokens). The stages are cached by content hash, so the teacher's and
+the baseline's evaluation, and each arm's data, answers and fine-tune, are computed once: a re-run of
+the bench re-trains nothing. The demo's embedded LLM judge and pairwise judge are left out
+(`~graders.judge ~graders.pairwise`): they cost evaluation time and say nothing about the recipe.
 
-Nothing is tuned here: every arm runs at its documented default setting (README "Distillation
-objectives"), so no held-out item picks a setting; tune on a validation split of the training
-questions (`harness.finetune.answer_divergence` on held-back training rows) before reading held-out.
+The JSON line, per arm: held-out `contains` / `exact` and gap closed [95 % paired-bootstrap CI],
+control `contains` (forgetting), train seconds (+ the teacher's log-probs for kd), training rows and
+tokens; each arm against sft on held-out `contains` (exact McNemar, paired CI, Holm over the arms)
+and on control `contains`; `ratio` = the best arm's (highest held-out gap closed) train seconds / sft's.
 
-Arms (--arms, in this order by default):
-  sft              finetune.objective=sft (the demo's student)
-  kd               finetune.objective=kd: 0.5 SFT + 0.5 forward KL to the teacher's top-64 log-probs
-  sft_on_policy    finetune.objective=on_policy on_policy.sft_fraction=0.5 (sft -> on_policy)
-  kd_only          kd.weight=1 (pure forward KL, the issue's probe)
-  on_policy        on_policy.sft_fraction=0 (on-policy from the untuned base)
-  kd_k8 / kd_full  kd with top_k 8 / the whole vocabulary (what k costs)
+Nothing here reads a held-out item to pick a setting: the arms' settings were chosen on a validation
+split of the *training* questions (README "Measured: which recipe?" says how); this bench only
+measures them.
 
-Train seconds = the training loop + the teacher's log-probs computed before it (kd). `ratio` = the
-best arm's (highest held-out gap closed) train seconds / sft's.
+Arms (--arms, default: the recipes of issue 28, in order):
+  sft              the demo's student: one greedy teacher answer per training question, 5 epochs
+  sft_wordings     + generate.paraphrases=2: the teacher writes 2 more wordings of each question
+  sft_sampled      + generate.samples_per_question=4 at sample_temperature 1.0, 1.25 epochs (about sft's steps)
+  pd               finetune=pd (the published prompt distillation: pure forward KL at T=2, T^2, top-1024) on the sampled answers
+  best_on_policy   the best data recipe, then on-policy steps after its full SFT budget
+  (legacy, by name: kd, sft_on_policy, kd_only, kd_full)
 
-What k costs (--k-fidelity 1,8,64,256): on the training answers, the share of the whole-vocabulary
-forward KL(teacher || untuned student) that the {top-k, rest} support keeps, and the teacher's mass
-in its top k (`--arms none`: only this, no fine-tune).
+What k costs (--k-fidelity 64,256,1024): on the demo's greedy training answers, the share of the
+whole-vocabulary forward KL(teacher || untuned student) that the {top-k, rest} support keeps
+(`--arms none`: only this).
 
-Run: .venv/bin/python bench/distil_objectives.py [--arms sft,kd,...] [--threads N] [overrides]
-  overrides are Hydra overrides on top of experiment=demo, e.g. data.n_islands=3 (a reduced run).
-At the demo's size: ~4 min per sft arm on 2 idle cores, on_policy ~2-3x that. Last line: one JSON object.
+Run: .venv/bin/python bench/distil_objectives.py [--arms sft,pd,...] [--tag seed0] [overrides...]
+At the demo's size: ~4 min per sft-sized arm on 2 idle cores. Last line: one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,177 +51,172 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from harness.cli import compose  # noqa: E402
-from harness.config import HarnessConfig, model_identity, student_finetune, to_dataclass  # noqa: E402
-from harness.data import run_data  # noqa: E402
-from harness.evaluate import EvalModel, run_evaluate  # noqa: E402
-from harness.finetune import Teacher, run_finetune  # noqa: E402
-from harness.generate import GenerateInput, run_generate, teacher_prompt  # noqa: E402
-from harness.models import resolve_args  # noqa: E402
-from harness.runs import load_frame  # noqa: E402
-
-ARMS = {
-    "sft": ["finetune.objective=sft"],
+# the data recipe the on-policy arm builds on (the best of the data arms on the validation split)
+BEST_DATA = ["generate.samples_per_question=4", "finetune.epochs=1.25"]
+ARMS: dict[str, list[str]] = {
+    "sft": [],
+    "sft_wordings": ["generate.paraphrases=2", "finetune.epochs=2.5"],
+    "sft_sampled": BEST_DATA,
+    "pd": ["finetune=pd", *BEST_DATA],
+    "best_on_policy": [*BEST_DATA, "finetune.objective=on_policy", "finetune.on_policy.steps=20"],
+    # the objectives at their defaults on the demo's greedy answers (the 2026-12-03 table)
     "kd": ["finetune.objective=kd"],
-    "sft_on_policy": ["finetune.objective=on_policy", "finetune.on_policy.sft_fraction=0.5"],
+    "sft_on_policy": ["finetune.objective=on_policy", "finetune.on_policy.steps=38"],
     "kd_only": ["finetune.objective=kd", "finetune.kd.weight=1.0"],
-    "on_policy": ["finetune.objective=on_policy", "finetune.on_policy.sft_fraction=0"],
-    "kd_k8": ["finetune.objective=kd", "finetune.kd.top_k=8"],
     "kd_full": ["finetune.objective=kd", "finetune.kd.top_k=0"],
 }
+NO_JUDGES = ["~graders.judge", "~graders.pairwise"]
 
 
-def config(overrides: list[str]) -> HarnessConfig:
+def run_arm(arm: str, overrides: list[str], out: Path, threads: int) -> Path:
+    """One `harness run` (the CLI, as a user runs it) into out/<arm>; returns the run dir."""
+    run_dir = out / arm
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    cmd = [str(Path(sys.executable).parent / "harness"), "run", "experiment=demo", *NO_JUDGES, *overrides, *ARMS[arm],
+           f"hydra.run.dir={run_dir}"]
+    t = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / f"{arm}.log"  # the run's own terminal output, as it happens
+    with open(log, "w") as f:
+        rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        tail = log.read_text().strip().splitlines()[-3:]
+        raise SystemExit(f"bench: arm {arm} failed (exit {rc}; {log}): " + " | ".join(tail))
+    print(f"[bench] {arm}: {time.time() - t:.0f}s", flush=True)
+    return run_dir
+
+
+def scores(frame: Any, alias: str, task: str, grader: str) -> dict[str, float]:
+    f = frame[(frame.alias == alias) & (frame.task == task) & (frame.grader == grader)]
+    return f.groupby("id")["value"].mean().to_dict()  # epochs averaged within the item
+
+
+def arm_row(arm: str, run_dir: Path) -> tuple[dict[str, Any], Any]:
+    from harness.runs import load_frame
+    from harness.stats import gap_closed
+
+    frame = load_frame(run_dir / "logs")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    m = (summary.get("finetunes") or {}).get("student") or {}
+    row: dict[str, Any] = {"arm": arm, "overrides": ARMS[arm], "train_seconds": m.get("train_seconds"),
+                           "teacher_logits_seconds": m.get("teacher_logits_seconds", 0.0), "steps": m.get("steps"),
+                           "rows": m.get("examples"), "tokens": m.get("tokens"), "sampled_tokens": m.get("sampled_tokens"),
+                           "adapter_norm": m.get("adapter_norm"), "kl_to_base": m.get("kl_to_base")}
+    row["cost_seconds"] = round((row["train_seconds"] or 0) + (row["teacher_logits_seconds"] or 0), 1)
+    for grader in ("contains", "exact"):
+        tt, bb, ss = (scores(frame, a, "heldout", grader) for a in ("teacher", "baseline", "student"))
+        ids = sorted(set(tt) & set(bb) & set(ss))
+        g = gap_closed([tt[i] for i in ids], [bb[i] for i in ids], [ss[i] for i in ids])
+        row[grader] = {"student": round(sum(ss[i] for i in ids) / len(ids), 4), "teacher": round(sum(tt[i] for i in ids) / len(ids), 4),
+                       "baseline": round(sum(bb[i] for i in ids) / len(ids), 4), "n": len(ids),
+                       "gap_closed": g.value, "gap_ci": [g.ci_low, g.ci_high]}
+    ctl = scores(frame, "student", "control", "contains")
+    row["control_contains"] = round(sum(ctl.values()) / len(ctl), 4) if ctl else None
+    return row, frame
+
+
+def versus_sft(frames: dict[str, Any], task: str) -> dict[str, Any]:
+    """Each arm's student against sft's on `task` contains: exact McNemar + paired CI, Holm over the arms."""
+    from harness.stats import adjust, paired_binary
+
+    s0 = scores(frames["sft"], "student", task, "contains")
+    tests = {}
+    for arm, f in frames.items():
+        if arm != "sft":
+            sa = scores(f, "student", task, "contains")
+            ids = sorted(set(s0) & set(sa))
+            tests[arm] = (paired_binary([sa[i] for i in ids], [s0[i] for i in ids]), len(ids))
+    padj = adjust([r.p_value for r, _ in tests.values()], "holm") if tests else []
+    return {arm: {"diff": round(r.diff, 4), "ci": [round(r.ci_low, 4), round(r.ci_high, 4)], "n": n, "p": r.p_value, "p_holm": p}
+            for (arm, (r, n)), p in zip(tests.items(), padj)}
+
+
+def k_fidelity(ks: list[int], overrides: list[str]) -> dict[str, Any]:
+    """The share of the whole-vocabulary forward KL(teacher || untuned student) kept by {top-k, rest},
+    on the demo's greedy training answers (the run dir of the sft arm holds them)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.cli import compose
+    from harness.config import to_dataclass
+    from harness.data import run_data
+    from harness.finetune import divergence
+    from harness.finetune._local import encode  # the bench rebuilds the loop's rows; not an API
+    from harness.finetune._objectives import _answer_logits, _split, topk_support
+    from harness.generate import GenerateInput, run_generate, teacher_prompt
+    from harness.models import resolve_args
     from omegaconf import OmegaConf
 
     plain = OmegaConf.to_container(compose(["experiment=demo", *overrides]), resolve=False)
     plain.pop("hydra", None)
     cfg = to_dataclass(OmegaConf.create(plain))
-    # the match graders only: the demo's embedded judges cost evaluation time and say nothing here
-    cfg.graders = {k: g for k, g in cfg.graders.items() if g.kind == "match"}
-    return cfg
-
-
-def heldout(frame: Any, alias: str, grader: str) -> dict[str, float]:
-    f = frame[(frame.alias == alias) & (frame.task == "heldout") & (frame.grader == grader)]
-    return f.groupby("id")["value"].mean().to_dict()  # epochs averaged within the item
-
-
-def k_fidelity(base_path: str, teacher: Any, train_file: Path, ks: list[int]) -> dict[str, Any]:
-    """What top-k costs the kd loss itself: on the training answers, the forward KL(teacher || base
-    student) over {top-k, rest} as a share of the whole-vocabulary KL, and the teacher's mass in its top k."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from harness.finetune import divergence
-    from harness.finetune._local import encode, load_rows  # the bench rebuilds the loop's rows; not an API
-    from harness.finetune._objectives import _answer_logits, topk_support
-
-    tok = AutoTokenizer.from_pretrained(base_path)
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32).eval()
-    rows = [encode(tok, m) for m in load_rows(train_file)]
-    pad = tok.eos_token_id
-    full, part, mass, n = 0.0, {k: 0.0 for k in ks}, {k: 0.0 for k in ks}, 0
+    cache, tmp = Path(cfg.cache_dir), REPO / "results" / "bench_distil_objectives" / "k_fidelity"
+    data = run_data(cfg.data, tmp, cache_dir=cache)
+    teacher = cfg.models["teacher"]
+    t_args = resolve_args("teacher", teacher.args, cache)
+    gen = run_generate(GenerateInput(data.train, teacher, t_args, cfg.generate, cfg.eval.prompt, cfg.eval.system, data.train_key, cache, tmp))
+    by_id = {q.id: q for q in data.train}
+    prov = [json.loads(x) for x in gen.provenance_file.read_text().splitlines()]
+    rows = [json.loads(x)["messages"] for x in gen.train_file.read_text().splitlines()]
+    path = t_args["model_path"]
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    full, part, n = 0.0, {k: 0.0 for k in ks}, 0
     with torch.no_grad():
         for b in range(0, len(rows), 8):
-            chunk = list(range(b, min(b + 8, len(rows))))
-            split = [(ids[: sum(x == -100 for x in lab)], ids[sum(x == -100 for x in lab):]) for ids, lab in (rows[i] for i in chunk)]
-            answers = [a for _, a in split]
-            t_prompts = [tok(tok.apply_chat_template(teacher.prompts[i], tokenize=False, add_generation_prompt=True),
-                             add_special_tokens=False).input_ids for i in chunk]
-            s = torch.log_softmax(_answer_logits(model.model, model.lm_head, [p for p, _ in split], answers, pad), -1)
-            t = torch.log_softmax(_answer_logits(model.model, model.lm_head, t_prompts, answers, pad), -1)
+            enc = [_split(*encode(tok, m)) for m in rows[b:b + 8]]
+            t_msgs = [teacher_prompt(by_id[p["id"]], teacher, cfg.generate, cfg.eval.prompt, cfg.eval.system) for p in prov[b:b + 8]]
+            t_ids = [tok(tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True), add_special_tokens=False).input_ids
+                     for m in t_msgs]
+            answers = [a for _, a in enc]
+            s = torch.log_softmax(_answer_logits(model.model, model.lm_head, [p for p, _ in enc], answers, tok.eos_token_id), -1)
+            t = torch.log_softmax(_answer_logits(model.model, model.lm_head, t_ids, answers, tok.eos_token_id), -1)
             full += float(divergence(s, t, 0.0).sum())
             for k in ks:
                 idx = t.topk(k, -1).indices
                 part[k] += float(divergence(topk_support(s, idx), topk_support(t, idx), 0.0).sum())
-                mass[k] += float(t.gather(-1, idx).exp().sum())
             n += len(s)
-    return {"tokens": n, "full_kl_per_token": round(full / n, 4),
-            "kl_share_captured": {k: round(part[k] / full, 4) for k in ks}, "teacher_mass_in_top_k": {k: round(mass[k] / n, 4) for k in ks}}
+    return {"tokens": n, "full_kl_per_token": round(full / n, 4), "kl_share_captured": {k: round(part[k] / full, 4) for k in ks}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--arms", default="sft,kd,sft_on_policy,kd_only,on_policy")
+    ap.add_argument("--arms", default="sft,sft_wordings,sft_sampled,pd,best_on_policy")
     ap.add_argument("--out", default=str(REPO / "results" / "bench_distil_objectives"))
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--k-fidelity", default="1,8,64,256", help="top-k values whose share of the full KL is measured ('' = skip)")
+    ap.add_argument("--tag", default="sweep", help="the sweep dir's name under --out (e.g. seed0, seed1)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
+    ap.add_argument("--k-fidelity", default="", help="top-k values whose share of the full KL is measured, e.g. 64,256,1024")
     args, overrides = ap.parse_known_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    from harness.stats import adjust, gap_closed, paired_binary
-
-    out = Path(args.out)
-    cfg = config(overrides)
-    cache_dir = Path(cfg.cache_dir)
     t0 = time.time()
-    data = run_data(cfg.data, out / "data", cache_dir=cache_dir)
-    teacher = cfg.models["teacher"]
-    t_args = resolve_args("teacher", teacher.args, cache_dir)
-    gen = run_generate(GenerateInput(data.train, teacher, t_args, cfg.generate, student_prompt=cfg.eval.prompt, system=cfg.eval.system,
-                                     data_key=data.train_key, cache_dir=cache_dir, out_dir=out / "data"))
-    print(f"[bench] data + teacher answers: {len(data.train)} training rows, {len(data.eval)} eval items, {time.time() - t0:.0f}s", flush=True)
-    by_id = {q.id: q for q in data.train}
-    prompts = []
-    for p in (json.loads(x) for x in gen.provenance_file.read_text().splitlines()):
-        msgs = teacher_prompt(by_id[p["id"]], teacher, cfg.generate, cfg.eval.prompt, cfg.eval.system)
-        assert hashlib.sha256(json.dumps(msgs).encode()).hexdigest() == p["teacher_prompt_sha256"]
-        prompts.append(msgs)
-    the_teacher = Teacher(model_identity(teacher), t_args["model_path"], prompts, cache_dir)
+    fidelity = k_fidelity([int(k) for k in args.k_fidelity.split(",")], overrides) if args.k_fidelity else None
+    if fidelity:
+        print(f"[bench] top-k fidelity: {json.dumps(fidelity)}", flush=True)
+    if args.arms == "none":
+        print(json.dumps({"bench": "distil_objectives", "overrides": overrides, "k_fidelity": fidelity, "ratio": None}))
+        return
+    arms = args.arms.split(",")
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"bench: unknown arm(s) {', '.join(unknown)}; available: {', '.join(ARMS)}")
+    out = Path(args.out) / args.tag
+    results, frames = {}, {}
+    for arm in arms:
+        results[arm], frames[arm] = arm_row(arm, run_arm(arm, overrides, out, args.threads))
+        print(f"[bench] {json.dumps(results[arm])}", flush=True)
+    from harness.report import report
 
-    fidelity = None
-    if args.k_fidelity:
-        t = time.time()
-        fidelity = k_fidelity(t_args["model_path"], the_teacher, gen.train_file, [int(k) for k in args.k_fidelity.split(",")])
-        print(f"[bench] top-k fidelity ({time.time() - t:.0f}s): {json.dumps(fidelity)}", flush=True)
-        if args.arms == "none":
-            print(json.dumps({"bench": "distil_objectives", "overrides": overrides, "k_fidelity": fidelity, "ratio": None}))
-            return
-
-    t = time.time()
-    refs = [EvalModel(a, cfg.models[a].model, resolve_args(a, cfg.models[a].args, cache_dir), cfg.models[a].context)
-            for a in ("teacher", "baseline")]
-    run_evaluate(refs, data.eval, cfg.eval, cfg.graders, out / "logs")
-    print(f"[bench] teacher + baseline evaluated in {time.time() - t:.0f}s", flush=True)
-
-    results: dict[str, dict[str, Any]] = {}
-    for arm in args.arms.split(","):
-        acfg = config([*overrides, *ARMS[arm]])
-        ftc = student_finetune(acfg, "student")
-        student = acfg.models["student"]
-        base = resolve_args("student", student.args, cache_dir)
-        t = time.time()
-        ft = run_finetune(student, base["model_path"], gen.train_file, ftc, cache_dir, out / arm,
-                          teacher=the_teacher if ftc.objective != "sft" else None)
-        wall = time.time() - t
-        m = ft.metrics
-        model = f"hf/{student.model.split('/', 1)[1]}-{ftc.method}-{ft.key[:8]}"
-        t = time.time()
-        run_evaluate([EvalModel(f"student_{arm}", model, {**base, "model_path": ft.model_path})], data.eval, acfg.eval,
-                     acfg.graders, out / "logs")
-        frame = load_frame(out / "logs")
-        row: dict[str, Any] = {"arm": arm, "overrides": ARMS[arm], "cached": ft.cached, "fit_wall_s": round(wall, 1),
-                               "eval_s": round(time.time() - t, 1), "train_seconds": m["train_seconds"],
-                               "teacher_logits_seconds": m.get("teacher_logits_seconds", 0.0), "steps": m["steps"],
-                               "tokens": m.get("tokens"), "sampled_tokens": m.get("sampled_tokens")}
-        row["cost_seconds"] = round(row["train_seconds"] + row["teacher_logits_seconds"], 1)
-        for grader in ("contains", "exact"):
-            tt, bb, ss = (heldout(frame, a, grader) for a in ("teacher", "baseline", f"student_{arm}"))
-            ids = sorted(set(tt) & set(bb) & set(ss))
-            g = gap_closed([tt[i] for i in ids], [bb[i] for i in ids], [ss[i] for i in ids])
-            row[grader] = {"student": round(sum(ss[i] for i in ids) / len(ids), 4), "teacher": round(sum(tt[i] for i in ids) / len(ids), 4),
-                           "baseline": round(sum(bb[i] for i in ids) / len(ids), 4), "n": len(ids),
-                           "gap_closed": g.value, "gap_ci": [g.ci_low, g.ci_high]}
-        ctl = frame[(frame.alias == f"student_{arm}") & (frame.task == "control") & (frame.grader == "contains")]
-        row["control_contains"] = round(float(ctl.value.mean()), 4) if len(ctl) else None
-        results[arm] = row
-        print(f"[bench] {json.dumps(row)}", flush=True)
-
-    # each arm vs sft on held-out contains: exact McNemar, Holm over the arms
-    vs = {}
-    if "sft" in results:
-        frame = load_frame(out / "logs")
-        s0 = heldout(frame, "student_sft", "contains")
-        tests = {}
-        for arm in results:
-            if arm != "sft":
-                sa = heldout(frame, f"student_{arm}", "contains")
-                ids = sorted(set(s0) & set(sa))
-                tests[arm] = paired_binary([sa[i] for i in ids], [s0[i] for i in ids])
-        padj = adjust([r.p_value for r in tests.values()], "holm") if tests else []
-        vs = {arm: {"diff": round(r.diff, 4), "ci": [round(r.ci_low, 4), round(r.ci_high, 4)], "p": r.p_value, "p_holm": p}
-              for (arm, r), p in zip(tests.items(), padj)}
+    sweep = report([out])  # the harness's own sweep report over the arms' run dirs
+    print(f"[bench] sweep report: {sweep}", flush=True)
+    vs = {task: versus_sft(frames, task) for task in ("heldout", "control")} if "sft" in frames and len(frames) > 1 else {}
     gaps = {a: r["contains"]["gap_closed"] for a, r in results.items()}
     best = max((a for a in gaps if gaps[a] is not None), key=lambda a: gaps[a], default=None)
     ratio = round(results[best]["cost_seconds"] / results["sft"]["cost_seconds"], 3) if best and "sft" in results else None
     print(json.dumps({"bench": "distil_objectives", "overrides": overrides, "threads": args.threads or None,
-                      "gap_closed_heldout_contains": gaps, "vs_sft_heldout_contains": vs,
-                      "train_seconds": {a: r["cost_seconds"] for a, r in results.items()}, "best": best, "ratio": ratio,
-                      "k_fidelity": fidelity,
-                      "wall_s": round(time.time() - t0, 1)}))
+                      "gap_closed_heldout_contains": gaps, "gap_ci": {a: r["contains"]["gap_ci"] for a, r in results.items()},
+                      "control_contains": {a: r["control_contains"] for a, r in results.items()},
+                      "vs_sft_contains": vs, "train_seconds": {a: r["cost_seconds"] for a, r in results.items()},
+                      "rows": {a: r["rows"] for a, r in results.items()}, "best": best, "ratio": ratio,
+                      "k_fidelity": fidelity, "sweep_report": str(sweep), "wall_s": round(time.time() - t0, 1)}))
 
 
 if __name__ == "__main__":
