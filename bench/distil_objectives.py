@@ -85,9 +85,11 @@ def heldout(frame: Any, alias: str, grader: str) -> dict[str, float]:
     return f.groupby("id")["value"].mean().to_dict()  # epochs averaged within the item
 
 
-def k_fidelity(base_path: str, teacher: Any, train_file: Path, ks: list[int]) -> dict[str, Any]:
+def k_fidelity(base_path: str, teacher: Any, train_file: Path, ks: list[int], temperature: float = 1.0) -> dict[str, Any]:
     """What top-k costs the kd loss itself: on the training answers, the forward KL(teacher || base
-    student) over {top-k, rest} as a share of the whole-vocabulary KL, and the teacher's mass in its top k."""
+    student) over {top-k, rest} as a share of the whole-vocabulary KL, and the teacher's mass in its top k,
+    both distributions softened by `temperature` as kd's loss softens them (a flatter teacher at T > 1
+    puts more of its mass, and of the KL, outside any top k)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -107,15 +109,15 @@ def k_fidelity(base_path: str, teacher: Any, train_file: Path, ks: list[int]) ->
             answers = [a for _, a in split]
             t_prompts = [tok(tok.apply_chat_template(teacher.prompts[i], tokenize=False, add_generation_prompt=True),
                              add_special_tokens=False).input_ids for i in chunk]
-            s = torch.log_softmax(_answer_logits(model.model, model.lm_head, [p for p, _ in split], answers, pad), -1)
-            t = torch.log_softmax(_answer_logits(model.model, model.lm_head, t_prompts, answers, pad), -1)
+            s = torch.log_softmax(_answer_logits(model.model, model.lm_head, [p for p, _ in split], answers, pad) / temperature, -1)
+            t = torch.log_softmax(_answer_logits(model.model, model.lm_head, t_prompts, answers, pad) / temperature, -1)
             full += float(divergence(s, t, 0.0).sum())
             for k in ks:
                 idx = t.topk(k, -1).indices
                 part[k] += float(divergence(topk_support(s, idx), topk_support(t, idx), 0.0).sum())
                 mass[k] += float(t.gather(-1, idx).exp().sum())
             n += len(s)
-    return {"tokens": n, "full_kl_per_token": round(full / n, 4),
+    return {"tokens": n, "temperature": temperature, "full_kl_per_token": round(full / n, 4),
             "kl_share_captured": {k: round(part[k] / full, 4) for k in ks}, "teacher_mass_in_top_k": {k: round(mass[k] / n, 4) for k in ks}}
 
 
@@ -153,7 +155,8 @@ def main() -> None:
     fidelity = None
     if args.k_fidelity:
         t = time.time()
-        fidelity = k_fidelity(t_args["model_path"], the_teacher, gen.train_file, [int(k) for k in args.k_fidelity.split(",")])
+        fidelity = k_fidelity(t_args["model_path"], the_teacher, gen.train_file, [int(k) for k in args.k_fidelity.split(",")],
+                              student_finetune(cfg, "student").kd.temperature)  # finetune=pd: at its T = 2
         print(f"[bench] top-k fidelity ({time.time() - t:.0f}s): {json.dumps(fidelity)}", flush=True)
         if args.arms == "none":
             print(json.dumps({"bench": "distil_objectives", "overrides": overrides, "k_fidelity": fidelity, "ratio": None}))

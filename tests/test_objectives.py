@@ -276,3 +276,237 @@ def test_a_sweep_over_objectives_reports_gap_closed_and_train_seconds_and_tokens
     assert any(c["a"].startswith("student[") and c["b"].startswith("student[") for c in s["comparisons"])  # student vs student
     md = (sweep / "report.md").read_text()
     assert "## Fine-tunes" in md and "| kd |" in md and 'id="finetunes"' in (sweep / "report.html").read_text()
+
+
+# --- invariants on the real checkpoint, tiny inputs (issue 28: each fails on the bug it names) -------
+
+FACTS = [("Vell", "green"), ("Orra", "violet"), ("Tamsk", "silver"), ("Quill", "amber"),
+         ("Doran", "scarlet"), ("Mirel", "teal"), ("Sonde", "ochre"), ("Harth", "indigo")]
+
+
+def _rows(garbled=False):
+    """(student messages with the answer, teacher messages): the teacher's prompt carries the passage."""
+    out = []
+    for island, colour in FACTS:
+        q = f"What colour is the sky on {island}?"
+        a = "zq blorp vvx kk" if garbled else f"The sky on {island} is {colour}."
+        out.append(([{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+                    [{"role": "user", "content": f"On the island of {island} the sky is {colour}.\n\nQuestion: {q}"}]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def base_lm():
+    """The embedded checkpoint's path and tokenizer (converted once per cache)."""
+    from transformers import AutoTokenizer
+
+    from harness.cache import user_cache_dir
+    from harness.models import resolve_args
+
+    path = resolve_args("student", _cfg().models["student"].args, user_cache_dir())["model_path"]
+    return path, AutoTokenizer.from_pretrained(path)
+
+
+def _objective(base_lm, ftc, rows=None, identical=False, cache_dir=None, total=1, adapter_scale=0.0):
+    """An Objective on a fresh LoRA student (adapter_scale > 0: its B matrices random, not zero)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from harness.finetune import Teacher
+    from harness.finetune._local import encode
+    from harness.finetune._objectives import Objective
+
+    path, tok = base_lm
+    rows = rows or _rows()
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    if adapter_scale:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(0, adapter_scale)
+    data = [encode(tok, s) for s, _ in rows]
+    teacher = Teacher({"model": "test"}, path, [s[:-1] if identical else t for s, t in rows], cache_dir)
+    inner = model.get_base_model()
+    return Objective(ftc, path, model, tok, inner.model, inner.lm_head, data, teacher, total)
+
+
+def _batch(obj, rows):
+    import torch
+
+    batch = [obj.data[i] for i in rows]
+    width = max(len(x) for x, _ in batch)
+    ids = torch.tensor([x + [obj.pad] * (width - len(x)) for x, _ in batch])
+    att = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
+    lab = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
+    return ids, att, lab
+
+
+def _ftc(objective, **kw):
+    from harness.config import FinetuneConfig, KDConfig, OnPolicyConfig
+
+    kd = KDConfig(**{k[3:]: v for k, v in kw.items() if k.startswith("kd_")})
+    op = OnPolicyConfig(**{k[3:]: v for k, v in kw.items() if k.startswith("op_")})
+    return FinetuneConfig(objective=objective, kd=kd, on_policy=op, batch_size=4,
+                          **{k: v for k, v in kw.items() if not k.startswith(("kd_", "op_"))})
+
+
+@pytest.mark.parametrize("objective, settings", [
+    ("kd", {"kd_weight": 1.0, "kd_top_k": 0}),  # the whole vocabulary
+    ("kd", {"kd_weight": 1.0, "kd_top_k": 64, "kd_temperature": 2.0}),
+    ("on_policy", {"op_if_base_preferred": "continue"}),
+])
+def test_identical_prompts_and_a_zero_adapter_give_a_divergence_of_exactly_zero(base_lm, objective, settings):
+    """Catches: the teacher's and the student's answer positions misaligned (off by one, padding),
+    the adapter left on in the teacher pass, the wrong rows' teacher log-probs."""
+    obj = _objective(base_lm, _ftc(objective, **settings), identical=True)
+    rows = [5, 2, 7, 0]
+    loss = float(obj.loss(0, rows, *_batch(obj, rows)).detach())
+    if settings.get("kd_top_k"):  # the cached log-probs are fp16: zero within its rounding
+        assert abs(loss) < 1e-4, loss
+    else:
+        assert loss == 0.0, loss
+
+
+def test_the_teacher_pass_is_a_fresh_base_model_and_lora_still_learns_from_a_kd_step_after_it(base_lm):
+    """Catches: disable_adapter() not restoring the adapter (no gradients, or a teacher that is the student)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.finetune._objectives import _answer_logits, _split
+
+    obj = _objective(base_lm, _ftc("kd", kd_weight=1.0, kd_top_k=0), adapter_scale=0.05)
+    rows = [1, 3, 4]
+    answers = [_split(*obj.data[i])[1] for i in rows]
+    fresh = AutoModelForCausalLM.from_pretrained(base_lm[0], dtype=torch.float32).eval()
+    with torch.no_grad():
+        want = _answer_logits(fresh.model, fresh.lm_head, [obj.t_prompts[i] for i in rows], answers, obj.pad)
+    assert torch.allclose(obj._teacher_logits(rows, answers), want, atol=1e-4)
+    loss = obj.loss(0, rows, *_batch(obj, rows))
+    assert float(loss) > 0
+    loss.backward()
+    lora = [(n, p) for n, p in obj.model.named_parameters() if "lora_" in n]
+    assert lora and all(p.requires_grad and p.grad is not None for _, p in lora)
+    assert all(float(p.grad.abs().sum()) > 0 for n, p in lora if "lora_B" in n)
+
+
+def test_labelled_logits_equal_the_kd_answer_logits_on_the_same_rows(base_lm):
+    """Catches: the SFT loss and kd's divergence reading different positions of the same answers."""
+    import torch
+
+    from harness.finetune._local import labelled_logits
+    from harness.finetune._objectives import _answer_logits, _split
+
+    obj = _objective(base_lm, _ftc("kd"), adapter_scale=0.05)
+    rows = [6, 0, 3]
+    with torch.no_grad():
+        logits, target = labelled_logits(obj.body, obj.head, *_batch(obj, rows))
+        split = [_split(*obj.data[i]) for i in rows]
+        other = _answer_logits(obj.body, obj.head, [p for p, _ in split], [a for _, a in split], obj.pad)
+    assert logits.shape == other.shape and torch.allclose(logits, other, atol=1e-4)
+    assert target.tolist() == [t for _, a in split for t in a]
+
+
+def test_the_cached_top_k_of_a_row_is_a_fresh_teacher_pass_of_that_row_in_any_order(base_lm, tmp_path):
+    """Catches: cached slices cut at the wrong offsets, or handed to the wrong row after shuffling."""
+    import random
+
+    import torch
+
+    from harness.finetune._objectives import _split
+
+    ftc = _ftc("kd", kd_top_k=16, kd_temperature=2.0)
+    first = _objective(base_lm, ftc, cache_dir=tmp_path)
+    again = _objective(base_lm, ftc, cache_dir=tmp_path)
+    assert first.cached is False and again.cached is True
+    order = list(range(len(FACTS)))
+    random.Random(1).shuffle(order)
+    for i in order:
+        idx, lp = again.top[i]
+        fresh = torch.log_softmax(first._teacher_logits([i], [_split(*first.data[i])[1]]) / 2.0, -1)
+        assert idx.shape == (len(_split(*first.data[i])[1]), 16)
+        assert torch.allclose(lp[:, :16], fresh.gather(-1, idx), atol=2e-2), i  # fp16 storage
+        assert torch.equal(idx[:, 0], fresh.argmax(-1))
+
+
+def test_generation_log_probs_equal_scoring_log_probs_for_left_padded_rows(base_lm):
+    """Catches: positions shifted by left padding, so on-policy samples come from another
+    distribution than the one their loss scores."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.finetune._objectives import _answer_logits, generate_answers
+
+    path, tok = base_lm
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    prompts = [tok(tok.apply_chat_template(s[:1], tokenize=False, add_generation_prompt=True), add_special_tokens=False).input_ids
+               for s, _ in _rows()[:3]]
+    prompts[1] = prompts[1] + tok(" Answer briefly, please.", add_special_tokens=False).input_ids  # unequal lengths
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[obj_pad := tok.eos_token_id] * (width - len(p)) + p for p in prompts])
+    att = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=12, do_sample=False, pad_token_id=obj_pad,
+                             eos_token_id=tok.eos_token_id, output_logits=True, return_dict_in_generate=True)
+    answers = generate_answers(model, prompts, obj_pad, tok.eos_token_id, 12, None)
+    gen_logp = torch.log_softmax(torch.stack(out.logits, 1).float(), -1)
+    with torch.no_grad():
+        score = torch.log_softmax(_answer_logits(model.model, model.lm_head, prompts, answers, obj_pad), -1)
+    at = 0
+    for r, a in enumerate(answers):
+        assert out.sequences[r, width: width + len(a)].tolist() == a
+        assert torch.allclose(gen_logp[r, : len(a)], score[at: at + len(a)], atol=1e-4), r
+        at += len(a)
+
+
+def _trl_generalized_jsd(student_logits, teacher_logits, beta, temperature):
+    """TRL's GKDTrainer.generalized_jsd_loss (reduction "none"), re-stated from
+    https://github.com/huggingface/trl/blob/a9fa292c2d1df64c6f0189ebe32d37b46ce64438/trl/trainer/gkd_trainer.py
+    (TRL is not installed here): logits / T, log_softmax; beta 0: F.kl_div(student, teacher), beta 1:
+    F.kl_div(teacher, student), else the mixture log(1 - beta) + student, log(beta) + teacher (logsumexp)
+    and beta * kl_div(mixture, teacher) + (1 - beta) * kl_div(mixture, student); summed over the vocabulary."""
+    import torch
+    import torch.nn.functional as F
+
+    s = F.log_softmax(student_logits / temperature, dim=-1)
+    t = F.log_softmax(teacher_logits / temperature, dim=-1)
+    if beta == 0:
+        jsd = F.kl_div(s, t, reduction="none", log_target=True)
+    elif beta == 1:
+        jsd = F.kl_div(t, s, reduction="none", log_target=True)
+    else:
+        b = torch.tensor(beta, dtype=s.dtype)
+        m = torch.logsumexp(torch.stack([s + torch.log(1 - b), t + torch.log(b)]), dim=0)
+        jsd = b * F.kl_div(m, t, reduction="none", log_target=True) + (1 - b) * F.kl_div(m, s, reduction="none", log_target=True)
+    return jsd.sum(-1)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_the_divergence_at_a_temperature_is_trls_generalized_jsd_and_t_squared_scales_it(base_lm, beta, temperature):
+    """Catches: the temperature applied to one side only, or twice; T^2 applied when not asked for."""
+    import torch
+
+    g = torch.Generator().manual_seed(3)
+    s, t = torch.randn(5, 300, generator=g) * 3, torch.randn(5, 300, generator=g) * 3
+    from harness.finetune import divergence
+
+    ours = divergence(torch.log_softmax(s / temperature, -1), torch.log_softmax(t / temperature, -1), beta)
+    assert torch.allclose(ours, _trl_generalized_jsd(s, t, beta, temperature), atol=1e-5)
+    if beta == 0.0 and temperature == 2.0:  # kd's own term, the whole vocabulary: x T^2 only with kd.t_squared
+        for t_squared in (False, True):
+            obj = _objective(base_lm, _ftc("kd", kd_weight=1.0, kd_top_k=0, kd_temperature=2.0, kd_t_squared=t_squared),
+                             adapter_scale=0.05)
+            rows = [0, 1]
+            ids, att, lab = _batch(obj, rows)
+            from harness.finetune._local import labelled_logits
+
+            with torch.no_grad():
+                logits, _ = labelled_logits(obj.body, obj.head, ids, att, lab)
+                from harness.finetune._objectives import _split
+
+                teacher = obj._teacher_logits(rows, [_split(*obj.data[i])[1] for i in rows])
+                want = _trl_generalized_jsd(logits, teacher, 0.0, 2.0).mean() * (4.0 if t_squared else 1.0)
+                assert torch.allclose(obj.loss(0, rows, ids, att, lab), want, atol=1e-5)

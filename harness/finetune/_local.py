@@ -206,6 +206,18 @@ class _Accelerate(_Plain):
         self.acc.end_training()
 
 
+def _optimizer(params: list[Any], lr: float, steps: int, warmup_ratio: float) -> tuple[Any, Any]:
+    """AdamW and its schedule (linear warmup over warmup_ratio of `steps`, then linear decay to 0 at
+    the last step), stepped once per optimizer step -- on the plain optimizer: accelerate's scheduler
+    wrapper would step it once per process."""
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warmup = round(warmup_ratio * steps)
+    return opt, torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
+
+
 def launched() -> bool:
     """Is this process one of several started by a launcher (torchrun / accelerate launch)?"""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -251,17 +263,11 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     rows_per_step = cfg.batch_size * accum  # the global batch, whatever the number of processes
     steps_per_epoch = math.ceil(len(data) / rows_per_step)
     total = cfg.max_steps if cfg.max_steps > 0 else max(1, round(steps_per_epoch * cfg.epochs))
-    warmup = round(cfg.warmup_ratio * total)
     net = _trainable(model, cfg.method)
     if not launched():  # accelerate places the model itself
         net.to(engine.device)
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    # on the plain optimizer, stepped once per optimizer step (accelerate's scheduler wrapper would
-    # step it once per process)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
-    )
+    opt, sched = _optimizer(params, cfg.lr, total, cfg.warmup_ratio)
     net, opt = engine.prepare(net, opt)
     rng = random.Random(cfg.seed)
     world, rank = engine.world, engine.rank
@@ -277,6 +283,7 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
             raise RuntimeError("finetune.objective kd / on_policy run in one process")
         inner = model.get_base_model() if cfg.method == "lora" else model  # type: ignore[operator]
         objective = Objective(cfg, base_path, model, tok, inner.model, inner.lm_head, data, teacher, total)
+        total = objective.total  # sft -> on_policy: the SFT budget (its schedule above) + the on-policy steps
     # --- end objective
 
     def tensors(batch: list[tuple[list[int], list[int]]]) -> tuple[Any, Any, Any]:
@@ -290,13 +297,22 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     step, tokens, epoch_losses, log, t0 = 0, 0, [], [], time.time()
     # a bar with loss and tok/s on a terminal; plain `[finetune] step i/n ...` lines otherwise
     bar = Progress("finetune", total, "step") if engine.is_main else None
-    while step < total:
+    stopped = False  # the on-policy probe ended the fine-tune after its SFT phase
+    while step < total and not stopped:
         order = list(range(len(data)))
         rng.shuffle(order)
         losses = []
         for b in range(0, len(order), rows_per_step):
             if step >= total:
                 break
+            if objective is not None and objective.switches_at(step):  # on_policy begins: the probe first
+                if not objective.start_on_policy():
+                    stopped = True
+                    break
+                # its own lr and schedule over its own steps, and a fresh AdamW: SFT's moments would
+                # push on along SFT's last direction (beta1 0.9: ~10 steps) and scale the first
+                # on-policy steps by SFT's gradient sizes. (One process: objectives refuse world > 1.)
+                opt, sched = _optimizer(params, cfg.on_policy.lr, total - step, cfg.warmup_ratio)
             rows = order[b : b + rows_per_step]
             n_tok = sum(labelled[i] for i in rows)
             pieces = [rows[k * len(rows) // split : (k + 1) * len(rows) // split] for k in range(split)]
@@ -329,7 +345,8 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
             log.append({"step": step, "loss": round(loss, 6), "grad_norm": round(grad_norm, 6), "rows": trained})
             if bar:
                 bar.update(1, loss=f"{sum(losses) / len(losses):.3f}", **{"tok/s": f"{tokens / (time.time() - t0):.0f}"})
-        epoch_losses.append(sum(losses) / max(1, len(losses)))
+        if losses:  # (none in an epoch the probe stopped at its start)
+            epoch_losses.append(sum(losses) / len(losses))
     seconds = time.time() - t0
     if bar:
         bar.close()
