@@ -17,9 +17,12 @@ questions (`harness.finetune.answer_divergence` on held-back training rows) befo
 Arms (--arms, in this order by default):
   sft              finetune.objective=sft (the demo's student)
   kd               finetune.objective=kd: 0.5 SFT + 0.5 forward KL to the teacher's top-64 log-probs
-  sft_on_policy    finetune.objective=on_policy on_policy.sft_fraction=0.5 (sft -> on_policy)
+  pd               finetune=pd: the published prompt distillation (pure forward KL at T = 2, whole vocabulary)
+  sft_on_policy    finetune.objective=on_policy on_policy.steps=60 (sft -> on_policy: the whole SFT
+                   budget, then 60 on-policy steps; the probe may stop it: the arm is then the sft student)
+  sft_on_policy_go_on  the same past the probe (on_policy.if_base_preferred=continue)
   kd_only          kd.weight=1 (pure forward KL, the issue's probe)
-  on_policy        on_policy.sft_fraction=0 (on-policy from the untuned base)
+  on_policy        on_policy.steps=0 (on-policy from the untuned base, past the probe)
   kd_k8 / kd_full  kd with top_k 8 / the whole vocabulary (what k costs)
 
 Train seconds = the training loop + the teacher's log-probs computed before it (kd). `ratio` = the
@@ -56,14 +59,18 @@ from harness.evaluate import EvalModel, run_evaluate  # noqa: E402
 from harness.finetune import Teacher, run_finetune  # noqa: E402
 from harness.generate import GenerateInput, run_generate, teacher_prompt  # noqa: E402
 from harness.models import resolve_args  # noqa: E402
+from harness.pipeline import _drift_prompts  # noqa: E402  (what the pipeline measures a student's KL to the base on)
 from harness.runs import load_frame  # noqa: E402
 
 ARMS = {
     "sft": ["finetune.objective=sft"],
     "kd": ["finetune.objective=kd"],
-    "sft_on_policy": ["finetune.objective=on_policy", "finetune.on_policy.sft_fraction=0.5"],
+    "pd": ["finetune=pd"],
+    # 60 on-policy steps: what sft_fraction 0.5 gave the demo's 120-step budget, now after all of SFT
+    "sft_on_policy": ["finetune.objective=on_policy", "finetune.on_policy.steps=60"],
+    "sft_on_policy_go_on": ["finetune.objective=on_policy", "finetune.on_policy.steps=60", "finetune.on_policy.if_base_preferred=continue"],
     "kd_only": ["finetune.objective=kd", "finetune.kd.weight=1.0"],
-    "on_policy": ["finetune.objective=on_policy", "finetune.on_policy.sft_fraction=0"],
+    "on_policy": ["finetune.objective=on_policy", "finetune.on_policy.steps=0", "finetune.on_policy.if_base_preferred=continue"],
     "kd_k8": ["finetune.objective=kd", "finetune.kd.top_k=8"],
     "kd_full": ["finetune.objective=kd", "finetune.kd.top_k=0"],
 }
@@ -176,7 +183,7 @@ def main() -> None:
         base = resolve_args("student", student.args, cache_dir)
         t = time.time()
         ft = run_finetune(student, base["model_path"], gen.train_file, ftc, cache_dir, out / arm,
-                          teacher=the_teacher if ftc.objective != "sft" else None)
+                          teacher=the_teacher if ftc.objective != "sft" else None, drift_prompts=_drift_prompts(acfg, data))
         wall = time.time() - t
         m = ft.metrics
         model = f"hf/{student.model.split('/', 1)[1]}-{ftc.method}-{ft.key[:8]}"
@@ -187,7 +194,9 @@ def main() -> None:
         row: dict[str, Any] = {"arm": arm, "overrides": ARMS[arm], "cached": ft.cached, "fit_wall_s": round(wall, 1),
                                "eval_s": round(time.time() - t, 1), "train_seconds": m["train_seconds"],
                                "teacher_logits_seconds": m.get("teacher_logits_seconds", 0.0), "steps": m["steps"],
-                               "tokens": m.get("tokens"), "sampled_tokens": m.get("sampled_tokens")}
+                               "tokens": m.get("tokens"), "sampled_tokens": m.get("sampled_tokens"),
+                               "weight_delta_norm": m.get("weight_delta_norm"), "kl_to_base": (m.get("kl_to_base") or {}).get("per_token"),
+                               "probe": m.get("probe")}
         row["cost_seconds"] = round(row["train_seconds"] + row["teacher_logits_seconds"], 1)
         for grader in ("contains", "exact"):
             tt, bb, ss = (heldout(frame, a, grader) for a in ("teacher", "baseline", f"student_{arm}"))

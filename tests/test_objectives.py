@@ -89,18 +89,24 @@ def test_finetune_cache_key_changes_with_the_objective_and_its_settings_only(tmp
     old = {k: v for k, v in asdict(sft).items() if k not in new}
     assert key == digest({"v": 1, "base": model_identity(base), "cfg": old, "train": file_digest(train)})
     # sft ignores the kd / on_policy settings, and the teacher: the same entry
-    assert finetune_key(base, replace(sft, kd=KDConfig(weight=1.0), on_policy=OnPolicyConfig(sft_fraction=0.5)), train, teacher) == key
+    assert finetune_key(base, replace(sft, kd=KDConfig(weight=1.0), on_policy=OnPolicyConfig(steps=5)), train, teacher) == key
     kd = replace(sft, objective="kd")
     k_kd = finetune_key(base, kd, train, teacher)
     assert k_kd != key and k_kd == finetune_key(base, replace(kd, kd=KDConfig()), train, teacher)  # same settings: same entry
+    # kd.t_squared false (the default) leaves the kd key what it was before the key existed
+    before = {"weight": 0.5, "beta": 0.0, "temperature": 1.0, "top_k": 64}
+    assert k_kd == digest({"v": 1, "base": model_identity(base), "cfg": old, "train": file_digest(train), "objective": "kd",
+                           "objective_cfg": before, "teacher": teacher.identity, "teacher_prompts": digest(teacher.prompts)})
     for other in (replace(kd, kd=KDConfig(weight=1.0)), replace(kd, kd=KDConfig(top_k=8)), replace(kd, kd=KDConfig(beta=1.0)),
-                  replace(kd, kd=KDConfig(temperature=2.0))):
+                  replace(kd, kd=KDConfig(temperature=2.0)), replace(kd, kd=KDConfig(t_squared=True))):
         assert finetune_key(base, other, train, teacher) != k_kd, other.kd
     # kd ignores on_policy's settings; on_policy is its own entry, keyed by its settings
-    assert finetune_key(base, replace(kd, on_policy=OnPolicyConfig(sft_fraction=0.5)), train, teacher) == k_kd
+    assert finetune_key(base, replace(kd, on_policy=OnPolicyConfig(steps=5)), train, teacher) == k_kd
     op = replace(sft, objective="on_policy")
     k_op = finetune_key(base, op, train, teacher)
-    assert k_op not in (key, k_kd) and finetune_key(base, replace(op, on_policy=OnPolicyConfig(sft_fraction=0.5)), train, teacher) != k_op
+    assert k_op not in (key, k_kd)
+    for other in (OnPolicyConfig(steps=5), OnPolicyConfig(lr=1e-3), OnPolicyConfig(if_base_preferred="continue")):
+        assert finetune_key(base, replace(op, on_policy=other), train, teacher) != k_op, other
     # another teacher, or another prompt the teacher read, is another entry
     assert finetune_key(base, kd, train, replace(teacher, identity={"model": "hf/y"})) != k_kd
     assert finetune_key(base, kd, train, replace(teacher, prompts=[[{"role": "user", "content": "other"}]])) != k_kd
@@ -132,7 +138,13 @@ def _minilm() -> str:
     (["finetune.objective=on_policy", f"models.teacher.args.model_path={_minilm()}"], "but models.teacher's tokenizer"),
     (["finetune.objective=distil"], "unknown objective 'distil'; available: sft, kd, on_policy"),
     (["finetune.objective=kd", "finetune.kd.weight=1.5"], "finetune.kd.weight: 1.5 is out of range"),
-    (["finetune.objective=on_policy", "finetune.on_policy.sft_fraction=1"], "finetune.on_policy.sft_fraction: 1.0 is out of range"),
+    (["finetune.objective=on_policy", "finetune.on_policy.sft_fraction=0.5"],
+     "finetune.on_policy.sft_fraction=0.5 is retired: sft -> on_policy now keeps the whole SFT budget"),
+    (["finetune.objective=on_policy", "finetune.on_policy.lr=0"], "finetune.on_policy.lr: 0.0 is out of range"),
+    (["finetune.objective=on_policy", "finetune.on_policy.steps=-1"], "finetune.on_policy.steps: -1 is out of range"),
+    (["finetune.objective=on_policy", "finetune.on_policy.if_base_preferred=maybe"],
+     "finetune.on_policy.if_base_preferred: unknown value 'maybe'; available: stop, continue"),
+    (["finetune=pd", "finetune.kd.temperature=0"], "finetune.kd.temperature: 0.0 is out of range"),
 ])
 def test_a_teacher_whose_logits_cannot_be_read_or_a_bad_setting_is_refused_by_validate(overrides, words):
     from harness.errors import HarnessError
@@ -209,6 +221,8 @@ def trained(tmp_path_factory):
     fts = {}
     for objective in ("sft", "kd", "on_policy"):
         ftc = replace(student_finetune(cfg, "student"), objective=objective)
+        # on-policy from the base: at the SFT lr, and past the probe (it is here to move the reverse KL)
+        ftc = replace(ftc, on_policy=replace(ftc.on_policy, lr=ftc.lr, if_base_preferred="continue"))
         fts[objective] = run_finetune(cfg.models["student"], base_path, gen.train_file, ftc, own_cache, tmp / objective,
                                       teacher=the_teacher if objective != "sft" else None)
         out[objective] = answer_divergence(fts[objective].model_path, t_args["model_path"], held_rows)
@@ -222,7 +236,7 @@ def test_each_objective_moves_the_held_out_divergence_it_optimises_down_from_the
     base, after = trained["div"]["base"][measure], trained["div"][objective][measure]
     assert after < 0.9 * base, (objective, measure, trained["div"])
     m = trained["fts"][objective].metrics
-    assert m["objective"] == objective and m["steps"] == STEPS and m["tokens"] > 0
+    assert m["objective"] == objective and m["steps"] == STEPS and m["tokens"] > 0 and m["weight_delta_norm"] > 0
 
 
 @pytest.mark.slow
@@ -349,8 +363,8 @@ def _ftc(objective, **kw):
 
     kd = KDConfig(**{k[3:]: v for k, v in kw.items() if k.startswith("kd_")})
     op = OnPolicyConfig(**{k[3:]: v for k, v in kw.items() if k.startswith("op_")})
-    return FinetuneConfig(objective=objective, kd=kd, on_policy=op, batch_size=4,
-                          **{k: v for k, v in kw.items() if not k.startswith(("kd_", "op_"))})
+    return FinetuneConfig(objective=objective, kd=kd, on_policy=op,
+                          **{"batch_size": 4, **{k: v for k, v in kw.items() if not k.startswith(("kd_", "op_"))}})
 
 
 @pytest.mark.parametrize("objective, settings", [
@@ -510,3 +524,105 @@ def test_the_divergence_at_a_temperature_is_trls_generalized_jsd_and_t_squared_s
                 teacher = obj._teacher_logits(rows, [_split(*obj.data[i])[1] for i in rows])
                 want = _trl_generalized_jsd(logits, teacher, 0.0, 2.0).mean() * (4.0 if t_squared else 1.0)
                 assert torch.allclose(obj.loss(0, rows, ids, att, lab), want, atol=1e-5)
+
+
+def _train(base_lm, out, ftc, rows=None):
+    """train_local on the tiny rows (a LoRA of rank 4, CPU); its metrics, adapter tensors and log."""
+    from safetensors.torch import load_file
+
+    from harness.config import LoraConfig
+    from harness.finetune import Teacher
+    from harness.finetune._local import train_local
+
+    path, _ = base_lm
+    rows = rows or _rows()
+    out.mkdir(parents=True)
+    (out / "train.jsonl").write_text("".join(json.dumps({"messages": s}) + "\n" for s, _ in rows))
+    teacher = Teacher({"model": "test"}, path, [t for _, t in rows], None) if ftc.objective != "sft" else None
+    ftc = replace(ftc, device="cpu", lora=LoraConfig(r=4, alpha=8))
+    m = train_local(path, out / "train.jsonl", ftc, out / "model", teacher=teacher)
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    return m, load_file(str(out / "adapter" / "adapter_model.safetensors")), log
+
+
+@pytest.mark.parametrize("objective, settings", [("kd", {"kd_top_k": 16}), ("on_policy", {"op_if_base_preferred": "continue"})])
+def test_grad_accumulation_2_x_4_is_1_x_8_for_kd_and_on_policy(base_lm, tmp_path, objective, settings):
+    """Catches: micro-batches weighted by the wrong token count, on-policy samples that depend on
+    which rows share a batch (the loop's per-token normalisation of the global batch)."""
+    import torch
+
+    one, a1, log1 = _train(base_lm, tmp_path / "1x8", _ftc(objective, max_steps=1, **{**settings, "batch_size": 8}))
+    two, a2, log2 = _train(base_lm, tmp_path / "2x4", _ftc(objective, max_steps=1, grad_accumulation=2, **settings))
+    assert one["global_batch"] == two["global_batch"] == 8 and two["grad_accumulation"] == 2
+    assert log1[0]["rows"] == log2[0]["rows"] and abs(log1[0]["loss"] - log2[0]["loss"]) < 1e-5
+    assert abs(log1[0]["grad_norm"] - log2[0]["grad_norm"]) < 1e-4 * max(1.0, log1[0]["grad_norm"]), (log1, log2)
+    assert all(torch.allclose(a1[k], a2[k], atol=1e-6) for k in a1)
+
+
+def test_the_probe_stops_on_policy_when_the_teacher_prefers_the_base(base_lm, capsys):
+    """A constructed case: the teacher is the base itself (the student's prompt), so its divergence on
+    the base's own samples is exactly 0 and the student's (a random adapter) is above it."""
+    from harness.errors import HarnessError
+
+    after_sft = _objective(base_lm, _ftc("on_policy", op_steps=2), identical=True, total=3, adapter_scale=0.05)
+    assert (after_sft.sft_steps, after_sft.on_policy_steps, after_sft.total) == (3, 2, 5)
+    after_sft._started = True
+    assert after_sft.switches_at(3) and not after_sft.switches_at(0)
+    assert after_sft.start_on_policy() is False  # stop: train_local ends as the SFT student
+    p = after_sft.metrics()["probe"]
+    assert p["verdict"] == "base_preferred" and p["action"] == "stopped" and p["base_samples"] == 0 < p["student_samples"]
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "the teacher prefers the untuned base" in lines[0] and "the student is the SFT student" in lines[0]
+    assert after_sft.metrics()["on_policy"]["on_policy_steps"] == 0
+
+    go_on = _objective(base_lm, _ftc("on_policy", op_steps=2, op_if_base_preferred="continue"), identical=True, total=3,
+                       adapter_scale=0.05)
+    go_on._started = True
+    assert go_on.start_on_policy() is True and go_on.probe["action"] == "continued"
+    assert "warning:" in capsys.readouterr().out
+
+    from_base = _objective(base_lm, _ftc("on_policy"), identical=True, total=3, adapter_scale=0.05)
+    assert (from_base.sft_steps, from_base.on_policy_steps) == (0, 3) and from_base.switches_at(0)
+    with pytest.raises(HarnessError) as e:
+        from_base.start_on_policy()
+    assert "\n" not in str(e.value) and "nothing trained" in str(e.value) and "if_base_preferred=continue" in str(e.value)
+
+
+def test_sft_then_on_policy_keeps_the_whole_sft_student_when_the_probe_stops(base_lm, tmp_path):
+    """sft -> on_policy trains exactly the sft student first (its whole budget and schedule); the
+    probe's stop keeps it, with the verdict in the metrics."""
+    import torch
+
+    sft, a_sft, _ = _train(base_lm, tmp_path / "sft", _ftc("sft", max_steps=2))
+    rows = [(s, s[:-1]) for s, _ in _rows()]  # the teacher is the base: it prefers the base's samples
+    op, a_op, log = _train(base_lm, tmp_path / "op", _ftc("on_policy", max_steps=2, op_steps=3), rows)
+    assert op["steps"] == sft["steps"] == 2 and len(log) == 2
+    assert op["on_policy"]["sft_steps"] == 2 and op["on_policy"]["on_policy_steps"] == 0
+    assert op["on_policy"]["planned_on_policy_steps"] == 3 and op["probe"]["action"] == "stopped"
+    assert all(torch.equal(a_sft[k], a_op[k]) for k in a_sft)
+
+
+def test_finetune_pd_composes_from_lora_and_trains_and_its_merged_student_is_not_the_base(base_lm, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.config import student_finetune
+    from harness.finetune._drift import drift, weight_delta_norm
+
+    ftc = student_finetune(_cfg("finetune=pd", "finetune.max_steps=2"), "student")
+    lora = student_finetune(_cfg(), "student")
+    assert (ftc.method, ftc.lr, ftc.lora, ftc.epochs) == (lora.method, lora.lr, lora.lora, lora.epochs)  # inherited
+    assert ftc.objective == "kd" and (ftc.kd.weight, ftc.kd.beta, ftc.kd.temperature, ftc.kd.top_k, ftc.kd.t_squared) == (1.0, 0.0, 2.0, 0, False)
+    m, adapter, log = _train(base_lm, tmp_path / "pd", replace(ftc, batch_size=4))
+    assert m["objective"] == "kd" and m["steps"] == 2 and m["kd"]["temperature"] == 2.0 and m["kd"]["t_squared"] is False
+    assert all(x["loss"] > 0 for x in log) and m["teacher_seconds"] > 0
+    # the merged checkpoint is base + B A alpha / r, not the base: its delta norm is the adapter's
+    d = drift(base_lm[0], str(tmp_path / "pd" / "model"), [s[:-1] for s, _ in _rows()][:3])
+    by_module: dict = {}
+    for k, v in adapter.items():
+        by_module.setdefault(k.rsplit(".lora_", 1)[0], {})[k.rsplit(".lora_", 1)[1].split(".")[0]] = v
+    want = torch.sqrt(sum(((b["B"] @ b["A"]) * (8 / 4)).double().pow(2).sum() for b in by_module.values()))
+    assert d["weight_delta_norm"] > 0 and abs(d["weight_delta_norm"] - float(want)) < 1e-3 * float(want), (d, float(want))
+    assert d["kl_to_base"]["per_token"] > 0 and d["kl_to_base"]["prompts"] == 3 and d["kl_to_base"]["tokens"] > 0
+    base = AutoModelForCausalLM.from_pretrained(base_lm[0], dtype=torch.float32)
+    assert weight_delta_norm(base, base) == 0.0
