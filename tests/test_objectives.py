@@ -370,7 +370,7 @@ def _ftc(objective, **kw):
 @pytest.mark.parametrize("objective, settings", [
     ("kd", {"kd_weight": 1.0, "kd_top_k": 0}),  # the whole vocabulary
     ("kd", {"kd_weight": 1.0, "kd_top_k": 64, "kd_temperature": 2.0}),
-    ("on_policy", {"op_if_base_preferred": "continue"}),
+    ("on_policy", {"op_if_base_preferred": "continue", "op_max_new_tokens": 8}),
 ])
 def test_identical_prompts_and_a_zero_adapter_give_a_divergence_of_exactly_zero(base_lm, objective, settings):
     """Catches: the teacher's and the student's answer positions misaligned (off by one, padding),
@@ -545,18 +545,19 @@ def _train(base_lm, out, ftc, rows=None):
     return m, load_file(str(out / "adapter" / "adapter_model.safetensors")), log
 
 
-@pytest.mark.parametrize("objective, settings", [("kd", {"kd_top_k": 16}), ("on_policy", {"op_if_base_preferred": "continue"})])
+@pytest.mark.parametrize("objective, settings", [("kd", {"kd_top_k": 16}),
+                                                 ("on_policy", {"op_if_base_preferred": "continue", "op_max_new_tokens": 8})])
 def test_grad_accumulation_2_x_4_is_1_x_8_for_kd_and_on_policy(base_lm, tmp_path, objective, settings):
     """Catches: micro-batches weighted by the wrong token count, on-policy samples that depend on
-    which rows share a batch (the loop's per-token normalisation of the global batch)."""
-    import torch
-
+    which rows share a batch (the loop's per-token normalisation of the global batch). The step's
+    loss and gradient norm are compared, not the weights after it: Adam's first step is about
+    lr * sign(g), so gradient entries within float rounding of 0 may step either way."""
     one, a1, log1 = _train(base_lm, tmp_path / "1x8", _ftc(objective, max_steps=1, **{**settings, "batch_size": 8}))
     two, a2, log2 = _train(base_lm, tmp_path / "2x4", _ftc(objective, max_steps=1, grad_accumulation=2, **settings))
     assert one["global_batch"] == two["global_batch"] == 8 and two["grad_accumulation"] == 2
     assert log1[0]["rows"] == log2[0]["rows"] and abs(log1[0]["loss"] - log2[0]["loss"]) < 1e-5
     assert abs(log1[0]["grad_norm"] - log2[0]["grad_norm"]) < 1e-4 * max(1.0, log1[0]["grad_norm"]), (log1, log2)
-    assert all(torch.allclose(a1[k], a2[k], atol=1e-6) for k in a1)
+    assert log1[0]["grad_norm"] > 0 and set(a1) == set(a2)
 
 
 def test_the_probe_stops_on_policy_when_the_teacher_prefers_the_base(base_lm, capsys):
@@ -564,7 +565,7 @@ def test_the_probe_stops_on_policy_when_the_teacher_prefers_the_base(base_lm, ca
     the base's own samples is exactly 0 and the student's (a random adapter) is above it."""
     from harness.errors import HarnessError
 
-    after_sft = _objective(base_lm, _ftc("on_policy", op_steps=2), identical=True, total=3, adapter_scale=0.05)
+    after_sft = _objective(base_lm, _ftc("on_policy", op_steps=2, op_max_new_tokens=8), identical=True, total=3, adapter_scale=0.05)
     assert (after_sft.sft_steps, after_sft.on_policy_steps, after_sft.total) == (3, 2, 5)
     after_sft._started = True
     assert after_sft.switches_at(3) and not after_sft.switches_at(0)
@@ -575,13 +576,13 @@ def test_the_probe_stops_on_policy_when_the_teacher_prefers_the_base(base_lm, ca
     assert len(lines) == 1 and "the teacher prefers the untuned base" in lines[0] and "the student is the SFT student" in lines[0]
     assert after_sft.metrics()["on_policy"]["on_policy_steps"] == 0
 
-    go_on = _objective(base_lm, _ftc("on_policy", op_steps=2, op_if_base_preferred="continue"), identical=True, total=3,
-                       adapter_scale=0.05)
+    go_on = _objective(base_lm, _ftc("on_policy", op_steps=2, op_if_base_preferred="continue", op_max_new_tokens=8),
+                       identical=True, total=3, adapter_scale=0.05)
     go_on._started = True
     assert go_on.start_on_policy() is True and go_on.probe["action"] == "continued"
     assert "warning:" in capsys.readouterr().out
 
-    from_base = _objective(base_lm, _ftc("on_policy"), identical=True, total=3, adapter_scale=0.05)
+    from_base = _objective(base_lm, _ftc("on_policy", op_max_new_tokens=8), identical=True, total=3, adapter_scale=0.05)
     assert (from_base.sft_steps, from_base.on_policy_steps) == (0, 3) and from_base.switches_at(0)
     with pytest.raises(HarnessError) as e:
         from_base.start_on_policy()
@@ -595,7 +596,7 @@ def test_sft_then_on_policy_keeps_the_whole_sft_student_when_the_probe_stops(bas
 
     sft, a_sft, _ = _train(base_lm, tmp_path / "sft", _ftc("sft", max_steps=2))
     rows = [(s, s[:-1]) for s, _ in _rows()]  # the teacher is the base: it prefers the base's samples
-    op, a_op, log = _train(base_lm, tmp_path / "op", _ftc("on_policy", max_steps=2, op_steps=3), rows)
+    op, a_op, log = _train(base_lm, tmp_path / "op", _ftc("on_policy", max_steps=2, op_steps=3, op_max_new_tokens=8), rows)
     assert op["steps"] == sft["steps"] == 2 and len(log) == 2
     assert op["on_policy"]["sft_steps"] == 2 and op["on_policy"]["on_policy_steps"] == 0
     assert op["on_policy"]["planned_on_policy_steps"] == 3 and op["probe"]["action"] == "stopped"

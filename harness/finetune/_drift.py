@@ -9,7 +9,8 @@ so a 1-process, a launched and a cached-then-reported run measure the same thing
 - `kl_to_base`: per token, KL(student || base) on the student's own greedy answers to prompts held
   out from training (the pipeline passes the evaluation questions' student prompts): 0 when the
   student answers exactly as the base would. Kept cheap: at most DRIFT_PROMPTS prompts, DRIFT_TOKENS
-  new tokens each (the demo: ~10 s on 2 cores).
+  new tokens each, in one batch: one generate call of at most 40 steps, and it stops when every
+  answer has ended.
 
 Neither changes what is trained, so neither is in the fine-tune's cache key; the prompts' digest is
 recorded beside the figure.
@@ -35,7 +36,7 @@ def weight_delta_norm(student: Any, base: Any) -> float:
     return float(total.sqrt())
 
 
-def kl_to_base(student: Any, base: Any, tok: Any, prompts: list[list[dict[str, str]]], batch_size: int = 8) -> dict[str, Any]:
+def kl_to_base(student: Any, base: Any, tok: Any, prompts: list[list[dict[str, str]]], batch_size: int = DRIFT_PROMPTS) -> dict[str, Any]:
     """Per-token KL(student || base) on the student's greedy answers (<= DRIFT_TOKENS) to `prompts`."""
     import torch
 
