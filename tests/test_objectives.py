@@ -285,6 +285,8 @@ def test_a_sweep_over_objectives_reports_gap_closed_and_train_seconds_and_tokens
     rows = {f["objective"]: f for f in s["finetunes"]}
     assert set(rows) == {"sft", "kd"} and all(r["train_seconds"] > 0 and r["tokens"] > 0 for r in rows.values())
     assert rows["kd"]["teacher_seconds"] > 0 == rows["sft"]["teacher_seconds"]
+    # how far each student moved from the base, measured by the pipeline on the held-out prompts
+    assert all(r["weight_delta_norm"] > 0 and r["kl_to_base"] > 0 for r in rows.values()), rows
     students = {g["student"] for g in s["gap_closed"]}
     assert len(students) == 2  # one gap closed (with its CI) per objective
     assert any(c["a"].startswith("student[") and c["b"].startswith("student[") for c in s["comparisons"])  # student vs student
