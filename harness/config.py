@@ -470,6 +470,20 @@ def student_finetune(cfg: HarnessConfig, alias: str) -> FinetuneConfig:
     return obj
 
 
+def finetune_to_json(cfg: FinetuneConfig) -> dict[str, Any]:
+    """A fine-tune's settings as plain JSON: what a launched training process is handed
+    (harness/finetune/_dist.py writes it, the worker reads it back with finetune_from_json)."""
+    return asdict(cfg)
+
+
+def finetune_from_json(d: dict[str, Any]) -> FinetuneConfig:
+    """finetune_to_json's inverse, checked against the schema: the nested blocks (lora, kd,
+    on_policy, openai) come back as their dataclasses, not dicts."""
+    obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FinetuneConfig), d))
+    assert isinstance(obj, FinetuneConfig)
+    return obj
+
+
 def run_name(overrides: str) -> str:
     """The run dir name: the override list, readable and deterministic. File names are limited to
     255 bytes, so a long list keeps its first 150 characters plus a hash of the whole."""

@@ -15,7 +15,7 @@ from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases,
 from .data import EvalItem, build, data_notes
 from .errors import HarnessError
 from .evaluate import check_grader, check_tasks, is_inspect_task, item_messages, task_names
-from .finetune import IF_BASE_PREFERRED, LOCAL, METHODS, OBJECTIVES, RETIRED_SFT_FRACTION, check_scale, n_epochs
+from .finetune import IF_BASE_PREFERRED, LOCAL, METHODS, OBJECTIVES, RETIRED_SFT_FRACTION, check_scale, n_epochs, sharding
 from .generate import check_generate
 from .guards import check_config
 from .models import (
@@ -27,7 +27,6 @@ from .models import (
     context_window,
     is_openai,
     prompt_tokens,
-    resolve_device,
     tokenizer,
 )
 from .prompts import chat, render
@@ -275,13 +274,14 @@ def _check_objective(cfg: HarnessConfig, alias: str, ft: FinetuneConfig) -> None
     if ft.method not in LOCAL:
         raise HarnessError(f"{why}, which only a local fine-tune can (finetune.method is '{ft.method}'); "
                            "use finetune=lora or finetune=full, or finetune.objective=sft")
-    # the teacher passes and the student's sampling are not split across processes or moved to a GPU yet
-    if ft.processes > 1:
-        raise HarnessError(f"{why} in one process: finetune.processes={ft.processes} is for objective=sft; "
-                           "use finetune.processes=1 with this objective")
-    if resolve_device(ft.device) != "cpu":
-        raise HarnessError(f"{why} on the CPU in this release: finetune.device resolves to '{resolve_device(ft.device)}'; "
-                           "use finetune.device=cpu with this objective, or finetune.objective=sft on the GPU")
+    # on any device and over DDP processes (each its share of the batch); not sharded: the teacher passes
+    # and the sampling call the model's modules outside the sharded forward (docs/scale.md)
+    shard = sharding(ft.accelerate_config)
+    if shard:
+        where = f"models.{alias}.finetune" if "accelerate_config" in cfg.models[alias].finetune else "finetune"
+        raise HarnessError(f"{why}, and {where}.accelerate_config={ft.accelerate_config} shards the model (distributed_type "
+                           f"{shard}): its teacher passes and sampling would run the sharded modules outside the training "
+                           "forward; use DDP (no accelerate_config, or distributed_type: MULTI_GPU), or finetune.objective=sft")
     t = cfg.models["teacher"]
     path = t.args.get("model_path")
     if is_openai(t.model) or t.serve or not t.model.startswith("hf/") or not isinstance(path, str):

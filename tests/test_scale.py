@@ -4,7 +4,8 @@ One module fixture trains the real embedded model a few LoRA steps four ways on 
 (the same seed, rows and settings): one process with a batch of 8; one process with 2 micro-batches
 of 4 (grad_accumulation=2); two CPU processes (gloo, launched by the harness through
 run_finetune, as `harness run` does); and the reference again through run_finetune's cache. The
-tests read those runs.
+tests read those runs. A second one (`distil`) trains kd in 1 and in 2 processes and on_policy in 2,
+with the in-context teacher (the base reading the fact), for the objectives across processes.
 
 Tolerances: the same float32 sums split differently differ by rounding only (measured ~1e-6
 relative), so per-step losses and gradient norms (before clipping) must agree within 1e-4 relative.
@@ -168,6 +169,81 @@ def test_adapter_is_kept_and_loads_on_the_base(runs):
     assert any(not torch.allclose(untuned[k], saved[k]) for k in changed)  # the adapter is the trained one
 
 
+# --- kd and on_policy across processes ------------------------------------------------------------
+
+def _teacher(base: str, cache: Path):
+    """The in-context teacher of the demo, on the test's rows: the student's own base weights (LoRA:
+    its disabled adapter) reading the fact the student is not shown."""
+    from harness.finetune import Teacher
+
+    prompts = [[{"role": "system", "content": "Answer the question in one sentence."},
+                {"role": "user", "content": f"The capital of island {i} is Town{i * 7}.\n\nWhat is the capital of island {i}?"}]
+               for i in range(ROWS)]
+    return Teacher({"model": "hf/smollm2-135m-instruct", "context": True}, base, prompts, cache)
+
+
+@pytest.fixture(scope="module")
+def distil(tmp_path_factory):
+    """kd (top-64, cached) in 1 process (in this one) and in 2 gloo processes launched by
+    run_finetune, each with a fresh teacher cache (so the 2 processes compute the top-k themselves);
+    on_policy in 2 processes (1 step, 8 sampled tokens at most: the cheapest run that samples)."""
+    import torch
+
+    from harness.config import KDConfig, OnPolicyConfig
+    from harness.finetune import run_finetune
+    from harness.finetune._local import train_local
+    from harness.models import embedded_path
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in `runs`: one thread, as each launched process gets
+    tmp = tmp_path_factory.mktemp("distil")
+    base = str(embedded_path("smollm2-135m-instruct", os.environ["HARNESS_CACHE"]))
+    train = _train_file(tmp / "train.jsonl")
+    student = ModelConfig(model="hf/smollm2-135m-instruct", args={"model_path": "embedded:smollm2-135m-instruct"})
+    # batch 8 as in `runs` (pieces of 4 rows: with 2-row pieces AdamW's near-cancelling elements left
+    # 1.6e-4 relative, measured, still 13 of 622k elements; 2.2e-6 at batch 8)
+    kd = _cfg(objective="kd", max_steps=2, kd=KDConfig(weight=0.5, top_k=64))
+    out = {"kd_one": (train_local(base, train, kd, tmp / "one" / "model", teacher=_teacher(base, tmp / "one")), tmp / "one")}
+    ft = run_finetune(student, base, train, replace(kd, processes=2), tmp / "two", tmp / "two" / "run", teacher=_teacher(base, tmp / "two"))
+    out["kd_two"] = (ft.metrics, Path(ft.model_path).parent)
+    op = _cfg(objective="on_policy", processes=2, max_steps=1, batch_size=4, on_policy=OnPolicyConfig(max_new_tokens=8))
+    ft = run_finetune(student, base, train, op, tmp / "op", tmp / "op" / "run", teacher=_teacher(base, tmp / "op"))
+    out["op_two"] = (ft.metrics, Path(ft.model_path).parent)
+    out["tmp"] = tmp
+    print(f"\n[scale] kd update diff, 2 processes: {_update_diff(_adapter(tmp / 'one'), _adapter(out['kd_two'][1])):.2e}")
+    torch.set_num_threads(threads)
+    return out
+
+
+@pytest.mark.slow
+def test_kd_in_two_processes_equals_one(distil):
+    """Each process computes kd on its own pieces of the global batch (inside the DDP-wrapped forward,
+    or its gradient would not be reduced): the 1-process run's rows, losses, gradient norms and update."""
+    (one, one_dir), (two, two_dir) = distil["kd_one"], distil["kd_two"]
+    assert two["world_size"] == 2 and two["objective"] == one["objective"] == "kd"
+    a, b = _log(one_dir), _log(two_dir)
+    assert len(a) == len(b) == 2 and [x["rows"] for x in a] == [x["rows"] for x in b]
+    for x, y in zip(a, b):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-4) and y["grad_norm"] == pytest.approx(x["grad_norm"], rel=1e-4)
+    assert _update_diff(_adapter(one_dir), _adapter(two_dir)) < 1e-4
+    # the top-k was computed once, in this run (a fresh cache): one entry, none of it left half-written
+    assert two["teacher_logits_cached"] is False and one["teacher_logits_cached"] is False
+    assert two["teacher_seconds"] > 0  # the process that computed it, whichever took the lock first
+    entries = [p for p in (distil["tmp"] / "two" / "teacher").iterdir() if not p.name.endswith(".lock")]
+    assert len(entries) == 1 and (entries[0] / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+def test_on_policy_in_two_processes_samples_each_process_its_own_share(distil):
+    m, entry = distil["op_two"]
+    assert m["world_size"] == 2 and m["objective"] == "on_policy" and m["on_policy"]["on_policy_steps"] == 1
+    # a step of 4 rows: each process sampled its 2 rows, not the whole batch
+    assert m["sampled_rows_per_process"] == [2, 2] and 0 < m["sampled_tokens"] <= 4 * 8
+    log = _log(entry)
+    assert [len(x["rows"]) for x in log] == [4] and log[0]["grad_norm"] > 0
+    assert max(float(v.abs().max()) for k, v in _adapter(entry).items() if "lora_B" in k) > 0  # it trained
+
+
 # --- quick: resolution, refusal, composition -------------------------------------------------------
 
 def test_device_and_precision_resolution():
@@ -224,16 +300,30 @@ def _config(overrides: list[str]):
 NO_GPU = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 
 
-@NO_GPU
-def test_absent_device_is_refused_up_front(tmp_path):
-    """`harness run ... finetune.device=cuda` on this CPU-only machine: exit 2, one line, no stage ran."""
+def _refused_by_the_cli(tmp_path: Path, *overrides: str) -> str:
+    """`harness run experiment=tiny <overrides>`: exit 2, one line, no stage ran; returns the line."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "experiment=tiny", "finetune.device=cuda", f"results_dir={tmp_path}/r"],
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "experiment=tiny", *overrides, f"results_dir={tmp_path}/r"],
                        capture_output=True, text=True, env=env, timeout=300)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr + p.stdout, p.stderr[-2000:]
-    assert lines[0].startswith("harness: error: finetune.device=cuda: this machine has no CUDA device"), lines[0]
     assert "[data]" not in p.stdout and not (tmp_path / "r").exists()  # before any stage: nothing written
+    return lines[0]
+
+
+@NO_GPU
+def test_absent_device_is_refused_up_front(tmp_path):
+    """`harness run ... finetune.device=cuda` on this CPU-only machine."""
+    line = _refused_by_the_cli(tmp_path, "finetune.device=cuda")
+    assert line.startswith("harness: error: finetune.device=cuda: this machine has no CUDA device"), line
+
+
+def test_kd_under_a_sharded_accelerate_config_is_refused_up_front(tmp_path):
+    fsdp = tmp_path / "fsdp.yaml"
+    fsdp.write_text("distributed_type: FSDP\n")
+    line = _refused_by_the_cli(tmp_path, "finetune.objective=kd", "finetune.processes=2", f"finetune.accelerate_config={fsdp}")
+    assert line.startswith("harness: error: finetune.objective=kd trains on the teacher's token distributions, and "
+                           f"finetune.accelerate_config={fsdp} shards the model (distributed_type FSDP)"), line
 
 
 @NO_GPU
@@ -255,6 +345,35 @@ def test_bad_scale_settings_are_refused(overrides, words):
     with pytest.raises(HarnessError) as e:
         validate(_config(["experiment=tiny", *overrides] if not overrides[0].startswith("experiment=") else overrides))
     assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_kd_and_on_policy_run_on_ddp_and_are_refused_only_sharded(tmp_path):
+    """Lifted: kd / on_policy with processes > 1 (DDP; an accelerate config without sharding too).
+    Kept: a sharded accelerate config (FSDP, DeepSpeed), one line naming the key."""
+    from harness.preflight import validate
+
+    ddp, fsdp = tmp_path / "ddp.yaml", tmp_path / "fsdp.yaml"
+    ddp.write_text("distributed_type: MULTI_GPU\nnum_processes: 2\n")
+    fsdp.write_text("distributed_type: FSDP\nfsdp_config:\n  fsdp_sharding_strategy: FULL_SHARD\n")
+    (tmp_path / "ds.json").write_text(json.dumps({"distributed_type": "DEEPSPEED", "deepspeed_config": {"zero_stage": 3}}))
+    for objective in ("kd", "on_policy"):
+        validate(_config(["experiment=tiny", f"finetune.objective={objective}", "finetune.processes=2"]))
+        validate(_config(["experiment=tiny", f"finetune.objective={objective}", f"finetune.accelerate_config={ddp}"]))
+    validate(_config(["experiment=tiny", f"finetune.accelerate_config={fsdp}"]))  # sft shards
+    for path, kind in ((fsdp, "FSDP"), (tmp_path / "ds.json", "DEEPSPEED")):
+        with pytest.raises(HarnessError) as e:
+            validate(_config(["experiment=tiny", "finetune.objective=kd", f"finetune.accelerate_config={path}"]))
+        assert f"finetune.accelerate_config={path} shards the model (distributed_type {kind})" in str(e.value)
+        assert "\n" not in str(e.value)
+
+
+def test_finetune_settings_round_trip_through_the_launch_spec():
+    """What a launched process is handed (JSON) comes back as the same dataclasses (config layer)."""
+    from harness.config import KDConfig, OnPolicyConfig, finetune_from_json, finetune_to_json
+
+    cfg = _cfg(objective="on_policy", processes=2, kd=KDConfig(top_k=8), on_policy=OnPolicyConfig(max_new_tokens=3))
+    back = finetune_from_json(json.loads(json.dumps(finetune_to_json(cfg))))
+    assert back == cfg and isinstance(back.on_policy, OnPolicyConfig) and isinstance(back.lora, LoraConfig)
 
 
 def test_run_under_a_launcher_is_refused():

@@ -11,6 +11,7 @@ from ..cache import atomic_dir, digest, file_digest, locked, trusted, write_json
 from ..config import FinetuneConfig, ModelConfig, model_identity
 from ..errors import HarnessError
 from ._dist import check_scale as check_scale  # re-exported: preflight checks devices and processes
+from ._dist import sharding as sharding  # and which objectives an accelerate config allows
 from ._drift import drift
 
 # the objectives: names (preflight), the teacher handed to a kd / on_policy fine-tune (pipeline),
@@ -116,7 +117,7 @@ def run_finetune(
                     if cfg.processes > 1:  # the harness launches the processes; rank 0 writes into tmp
                         from ._dist import launch
 
-                        metrics = launch(base_path, train_file, cfg, tmp / "model", out_dir / "launch.log")
+                        metrics = launch(base_path, train_file, cfg, tmp / "model", out_dir / "launch.log", teacher)
                     else:
                         metrics = train_local(base_path, train_file, cfg, tmp / "model", teacher=teacher)
                     metrics.update(drift(base_path, str(tmp / "model"), drift_prompts))  # "back to the base", measured

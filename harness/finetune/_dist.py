@@ -15,12 +15,12 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..config import FinetuneConfig
+from ..config import FinetuneConfig, finetune_to_json
 from ..errors import HarnessError
+from ._objectives import Teacher
 
 
 def _free_port() -> int:
@@ -46,17 +46,34 @@ def command(cfg: FinetuneConfig, device: str, spec: Path) -> list[str]:
     return [*cmd, *worker]
 
 
-def launch(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: Path, log: Path) -> dict[str, Any]:
+def teacher_to_json(teacher: Teacher | None) -> dict[str, Any] | None:
+    """The kd / on_policy teacher as plain JSON, for the spec: every process reads its prompts."""
+    if teacher is None:
+        return None
+    return {"identity": teacher.identity, "model_path": teacher.model_path, "prompts": teacher.prompts,
+            "cache_dir": str(teacher.cache_dir) if teacher.cache_dir else None}
+
+
+def teacher_from_json(d: dict[str, Any] | None) -> Teacher | None:
+    if d is None:
+        return None
+    return Teacher(d["identity"], d["model_path"], d["prompts"], Path(d["cache_dir"]) if d["cache_dir"] else None)
+
+
+def launch(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: Path, log: Path,
+           teacher: Teacher | None = None) -> dict[str, Any]:
     """Run train_local in `cfg.processes` processes; returns the main process's metrics. The
     launcher's and the processes' stderr go to `log` (the run dir's student/launch.log); the main
-    process's progress lines reach stdout as in a 1-process run."""
+    process's progress lines reach stdout as in a 1-process run. `teacher` (kd / on_policy) goes
+    into the spec with the config: its prompts, weights and cache dir reach every process."""
     from ..models import resolve_device
 
     device = resolve_device(cfg.device)
     work = out_dir.parent
     spec, metrics = work / "launch.json", work / ".metrics.json"
-    spec.write_text(json.dumps({"base_path": base_path, "train_file": str(Path(train_file).resolve()), "cfg": asdict(cfg),
-                                "out_dir": str(out_dir), "metrics": str(metrics)}), encoding="utf-8")
+    spec.write_text(json.dumps({"base_path": base_path, "train_file": str(Path(train_file).resolve()), "cfg": finetune_to_json(cfg),
+                                "teacher": teacher_to_json(teacher), "out_dir": str(out_dir), "metrics": str(metrics)}),
+                    encoding="utf-8")
     env = dict(os.environ)
     # the processes import this very harness (a source checkout too), whatever the working directory
     root = str(Path(__file__).resolve().parents[2])
@@ -79,12 +96,18 @@ def launch(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: Path,
     return out
 
 
-def config_from(d: dict[str, Any]) -> FinetuneConfig:
-    from omegaconf import OmegaConf
+def sharding(accelerate_config: str | None) -> str | None:
+    """The sharding an accelerate config file asks for (`FSDP`, `DEEPSPEED`, `MEGATRON_LM`), None for
+    none (DDP, or no file). An unreadable file is check_scale's to report, not this."""
+    import yaml  # accelerate's config files are YAML (or JSON, which YAML reads too)
 
-    obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(FinetuneConfig), d))
-    assert isinstance(obj, FinetuneConfig)
-    return obj
+    if not accelerate_config or not Path(accelerate_config).is_file():
+        return None
+    try:
+        kind = str((yaml.safe_load(Path(accelerate_config).read_text(encoding="utf-8")) or {}).get("distributed_type", ""))
+    except (yaml.YAMLError, AttributeError, OSError):
+        return None
+    return kind if kind.upper() in ("FSDP", "DEEPSPEED", "MEGATRON_LM") else None
 
 
 def check_scale(ft: FinetuneConfig, where: str = "finetune") -> None:

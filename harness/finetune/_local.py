@@ -78,8 +78,11 @@ def batch_loss(body: Any, head: Any, ids: Any, att: Any, lab: Any) -> Any:
 
 
 def _trainable(model: Any, method: str) -> Any:
-    """The module the engine prepares (DDP/FSDP wrap it): forward(ids, att, lab) -> batch_loss. A
-    module of its own because a DDP-wrapped model only reduces gradients of calls through its forward."""
+    """The module the engine prepares (DDP/FSDP wrap it): forward(ids, att, lab) -> batch_loss, or,
+    once train_local sets `.objective` (kd / on_policy), forward(ids, att, lab, step, rows) -> the
+    objective's loss. A module of its own because a DDP-wrapped model only reduces gradients of calls
+    through its forward: the objective's student pass (and its teacher pass and sampling, no-grad)
+    must run inside it, not beside it."""
     import torch
 
     class LabelledLM(torch.nn.Module):
@@ -88,8 +91,11 @@ def _trainable(model: Any, method: str) -> Any:
             self.lm = model
             # FSDP's transformer auto-wrap policy reads the block classes from here
             self._no_split_modules = getattr(model, "_no_split_modules", None)
+            self.objective: Any = None  # a plain attribute, not a submodule: no parameters of its own
 
-        def forward(self, ids: Any, att: Any, lab: Any) -> Any:
+        def forward(self, ids: Any, att: Any, lab: Any, step: int = 0, rows: Any = None) -> Any:
+            if self.objective is not None:  # kd / on_policy: the mean over its tokens (the caller makes it a sum)
+                return self.objective.loss(step, rows, ids, att, lab)
             inner = self.lm.get_base_model() if method == "lora" else self.lm
             return batch_loss(inner.model, inner.lm_head, ids, att, lab)
 
@@ -111,6 +117,9 @@ class _Plain:
     def prepare(self, model: Any, opt: Any) -> tuple[Any, Any]:
         return model, opt
 
+    def prepare_optimizer(self, opt: Any) -> Any:  # a later optimizer (on_policy's, after SFT)
+        return opt
+
     def autocast(self) -> Any:
         import torch
 
@@ -120,6 +129,9 @@ class _Plain:
 
     def no_sync(self, model: Any) -> Any:
         return contextlib.nullcontext()
+
+    def unwrap(self, model: Any) -> Any:
+        return model
 
     def backward(self, loss: Any) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -165,11 +177,17 @@ class _Accelerate(_Plain):
     def prepare(self, model: Any, opt: Any) -> tuple[Any, Any]:
         return self.acc.prepare(model, opt)
 
+    def prepare_optimizer(self, opt: Any) -> Any:
+        return self.acc.prepare_optimizer(opt)
+
     def autocast(self) -> Any:
         return contextlib.nullcontext()  # prepare() wrapped the model's forward in autocast
 
     def no_sync(self, model: Any) -> Any:
         return self.acc.no_sync(model)
+
+    def unwrap(self, model: Any) -> Any:
+        return self.acc.unwrap_model(model)
 
     def backward(self, loss: Any) -> None:
         self.acc.backward(loss)
@@ -218,6 +236,47 @@ def _optimizer(params: list[Any], lr: float, steps: int, warmup_ratio: float) ->
         opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
 
 
+def _objective(cfg: FinetuneConfig, engine: _Plain, net: Any, base_path: str, model: Any, tok: Any,
+               data: list[tuple[list[int], list[int]]], teacher: Any, total: int) -> Any:
+    """The kd / on_policy objective of this process, hooked into the prepared module's forward."""
+    import torch
+
+    from ..errors import HarnessError
+    from ._objectives import Objective
+
+    if engine.kind in ("fsdp", "deepspeed"):  # the pre-flight refuses it too, from the accelerate config
+        raise HarnessError(f"finetune.objective={cfg.objective} does not run sharded ({engine.kind}, finetune.accelerate_config): "
+                           "its teacher passes and sampling call the model outside the sharded forward; use DDP (no config)")
+    inner = model.get_base_model() if cfg.method == "lora" else model
+    # kd's cached top-k: every process takes the entry's lock in turn -- the first computes and writes
+    # it, the others wait on the lock (no collective: nothing can time out) and read it
+    objective = Objective(cfg, base_path, model, tok, inner.model, inner.lm_head, data, teacher, total)
+    if engine.world > 1 and cfg.objective == "on_policy":
+        # each process its own sampling stream: with the one seed of build() every process would draw
+        # the same random numbers for its different rows (samples correlated across processes)
+        torch.manual_seed(cfg.seed * 100_003 + engine.rank)
+    engine.unwrap(net).objective = objective
+    return objective
+
+
+def _objective_metrics(objective: Any, engine: _Plain) -> dict[str, Any]:
+    """The objective's metrics, over every process: the sampled tokens of all, the seconds of the
+    slowest (a wall-clock share: with kd's top-k computed by another process the main one's would be
+    0), kd's cache hit only if no process computed the top-k."""
+    out = objective.metrics()
+    parts = engine.gather({"cached": objective.cached, "rows": objective.sampled_rows, "tokens": objective.sampled_tokens,
+                           "seconds": objective.seconds})
+    for name, key in (("teacher", "teacher_seconds"), ("sample", "sample_seconds")):
+        if key in out:
+            out[key] = round(max(p["seconds"][name] for p in parts), 1)
+    if "teacher_logits_cached" in out:
+        out["teacher_logits_cached"] = all(p["cached"] for p in parts)
+    if "sampled_tokens" in out:
+        out["sampled_tokens"] = sum(p["tokens"] for p in parts)
+        out["sampled_rows_per_process"] = [p["rows"] for p in parts]  # each process samples its own share only
+    return out
+
+
 def launched() -> bool:
     """Is this process one of several started by a launcher (torchrun / accelerate launch)?"""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -227,7 +286,7 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     """Train on `train_file`, write a merged transformers checkpoint to `out_dir` (and, for LoRA, the
     adapter to `out_dir.parent / "adapter"`, a per-step log to `out_dir.parent / "train_log.jsonl"`),
     return metrics. Under a launcher every process calls this; only the main one writes.
-    `teacher`: a `_objectives.Teacher`, for finetune.objective kd / on_policy (one process only)."""
+    `teacher`: a `_objectives.Teacher`, for finetune.objective kd / on_policy (every process gets it)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -273,16 +332,12 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     world, rank = engine.world, engine.rank
     split = accum * world  # pieces of a global batch: micro-batch m of process r is piece m * world + r
     # --- objective (sft | kd | on_policy): the batch loss, teacher log-probs (harness/finetune/_objectives.py).
-    # kd / on_policy run in one process on the CPU (the pre-flight refuses processes > 1 or a GPU with them):
-    # their teacher passes and sampling are not split across processes.
+    # Built after prepare(), so the teacher passes run on the device the model was placed on; each process
+    # computes it on its own pieces of the global batch (the rows it is handed below), inside the wrapped
+    # module's forward (the gradient reduction).
     objective = None
     if cfg.objective != "sft":
-        from ._objectives import Objective
-
-        if world > 1:
-            raise RuntimeError("finetune.objective kd / on_policy run in one process")
-        inner = model.get_base_model() if cfg.method == "lora" else model  # type: ignore[operator]
-        objective = Objective(cfg, base_path, model, tok, inner.model, inner.lm_head, data, teacher, total)
+        objective = _objective(cfg, engine, net, base_path, model, tok, data, teacher, total)
         total = objective.total  # sft -> on_policy: the SFT budget (its schedule above) + the on-policy steps
     # --- end objective
 
@@ -311,8 +366,10 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
                     break
                 # its own lr and schedule over its own steps, and a fresh AdamW: SFT's moments would
                 # push on along SFT's last direction (beta1 0.9: ~10 steps) and scale the first
-                # on-policy steps by SFT's gradient sizes. (One process: objectives refuse world > 1.)
+                # on-policy steps by SFT's gradient sizes. (Every process probes the same rows with the
+                # same seeds and weights, so all of them stop or go on together.)
                 opt, sched = _optimizer(params, cfg.on_policy.lr, total - step, cfg.warmup_ratio)
+                opt = engine.prepare_optimizer(opt)
             rows = order[b : b + rows_per_step]
             n_tok = sum(labelled[i] for i in rows)
             pieces = [rows[k * len(rows) // split : (k + 1) * len(rows) // split] for k in range(split)]
@@ -328,7 +385,7 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
                         if objective is None:
                             summed = net(ids, att, lab)
                         else:  # the objective's mean over its tokens, made a sum like batch_loss's
-                            summed = objective.loss(step, mine or rows[:1], ids, att, lab) * sum(labelled[i] for i in mine)
+                            summed = net(ids, att, lab, step, mine or rows[:1]) * sum(labelled[i] for i in mine)
                     # DDP averages gradients over processes: x world makes that the global sum
                     engine.backward(summed * (world / max(1, n_tok) if mine else 0.0))
                 if mine:
@@ -350,6 +407,8 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     seconds = time.time() - t0
     if bar:
         bar.close()
+    # before final(): gathering is a collective, and every process is still here
+    own = _objective_metrics(objective, engine) if objective is not None else {"objective": "sft"}
 
     final = engine.final(net, build)
     if engine.is_main:
@@ -383,5 +442,5 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
         "gradient_checkpointing": cfg.gradient_checkpointing,
         "data_order": order_digest,
         "tokens": tokens,  # the sweep report's tokens per objective
-        **(objective.metrics() if objective is not None else {"objective": "sft"}),  # teacher/sampling seconds and tokens
+        **own,  # the objective's teacher/sampling seconds and tokens
     }

@@ -89,7 +89,7 @@ def divergence(s_logp: Any, t_logp: Any, beta: float) -> Any:
         return (t_logp.exp() * (t_logp - s_logp)).sum(-1)
     if beta == 1:
         return (s_logp.exp() * (s_logp - t_logp)).sum(-1)
-    b = torch.tensor(beta, dtype=s_logp.dtype)
+    b = torch.tensor(beta, dtype=s_logp.dtype, device=s_logp.device)
     m = torch.logsumexp(torch.stack([s_logp + torch.log1p(-b), t_logp + torch.log(b)]), dim=0)
     return beta * (t_logp.exp() * (t_logp - m)).sum(-1) + (1 - beta) * (s_logp.exp() * (s_logp - m)).sum(-1)
 
@@ -116,13 +116,19 @@ def _answer_logits(body: Any, head: Any, prompts: list[list[int]], answers: list
     flattened: shape (sum of answer lengths, vocab)."""
     import torch
 
+    dev = _device(head)  # the model's device (a GPU under finetune.device=cuda)
     seqs = [p + a for p, a in zip(prompts, answers)]
-    ids = _pad(seqs, pad)
-    att = _pad([[1] * len(s) for s in seqs], 0)
-    lab = _pad([[-100] * len(p) + a for p, a in zip(prompts, answers)], -100)
+    ids = _pad(seqs, pad).to(dev)
+    att = _pad([[1] * len(s) for s in seqs], 0).to(dev)
+    lab = _pad([[-100] * len(p) + a for p, a in zip(prompts, answers)], -100).to(dev)
     hidden = body(input_ids=ids, attention_mask=att).last_hidden_state
     keep = lab[:, 1:] != -100
-    return head(hidden[:, :-1][keep]).float() if keep.any() else torch.zeros(0, head.out_features)
+    # .float(): under bf16/fp16 autocast the log-softmax and the divergence still run in fp32
+    return head(hidden[:, :-1][keep]).float() if keep.any() else torch.zeros(0, head.out_features, device=dev)
+
+
+def _device(module: Any) -> Any:
+    return next(module.parameters()).device
 
 
 def _split(ids: list[int], labels: list[int]) -> tuple[list[int], list[int]]:
@@ -145,8 +151,9 @@ class _Gumbel:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
+        # drawn on the CPU (one generator per row, the same numbers on every device), then moved
         u = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.gens]).clamp(1e-20, 1 - 1e-7)
-        return scores.float() / self.t - torch.log(-torch.log(u))
+        return scores.float() / self.t - torch.log(-torch.log(u)).to(scores.device)
 
 
 def row_seed(*parts: Any) -> int:
@@ -165,8 +172,9 @@ def generate_answers(model: Any, prompts: list[list[int]], pad: int, eos: int, m
     from transformers import LogitsProcessorList
 
     width = max(len(p) for p in prompts)
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-    att = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    dev = next(model.parameters()).device
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts]).to(dev)
+    att = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts]).to(dev)
     how: dict[str, Any] = {"do_sample": False}
     if temperature:
         assert seeds is not None and len(seeds) == len(prompts)
@@ -195,6 +203,7 @@ class Objective:
         self.pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.seconds = {"teacher": 0.0, "sample": 0.0}
         self.sampled_tokens = 0
+        self.sampled_rows = 0
         self.cached: bool | None = None
         # the SFT budget (finetune.epochs / max_steps) and the on-policy steps after it: `total` in all
         self.sft_steps, self.on_policy_steps = total_steps, 0
@@ -235,7 +244,7 @@ class Objective:
         import torch
         from transformers import AutoModelForCausalLM
 
-        m = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        m = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().to(_device(self.head))
         for p in m.parameters():
             p.requires_grad_(False)
         return m
@@ -306,7 +315,7 @@ class Objective:
                 top = logp.topk(k, dim=-1).indices
                 idx.append(top.to(torch.int32))
                 lps.append(topk_support(logp, top))
-            return torch.cat(idx).numpy(), torch.cat(lps).numpy().astype(np.float16)
+            return torch.cat(idx).cpu().numpy(), torch.cat(lps).cpu().numpy().astype(np.float16)
 
         lengths = np.array([len(a) for a in answers], dtype=np.int64)
         self.cached = False
@@ -353,8 +362,9 @@ class Objective:
         kd = self.cfg.kd
         s_logp = torch.log_softmax(logits / kd.temperature, dim=-1)
         if kd.top_k > 0:
-            idx = torch.cat([self.top[i][0] for i in rows])
-            t_sup = torch.cat([self.top[i][1] for i in rows])
+            # cached on the CPU; the batch's slice moves to the model's device
+            idx = torch.cat([self.top[i][0] for i in rows]).to(s_logp.device)
+            t_sup = torch.cat([self.top[i][1] for i in rows]).to(s_logp.device)
             s_sup = topk_support(s_logp, idx)
         else:  # the whole vocabulary, from the teacher now
             answers = [_split(*self.data[i])[1] for i in rows]
@@ -383,13 +393,14 @@ class Objective:
         prompts = [_split(*self.data[i])[0] for i in rows]
         answers = self._sample(prompts, [row_seed(self.cfg.seed, "on_policy", step, i) for i in rows])
         self.sampled_tokens += sum(len(a) for a in answers)
+        self.sampled_rows += len(rows)  # this process's share only (train_local gathers every process's)
         t_logp = torch.log_softmax(self._teacher_logits(rows, answers) / op.temperature, dim=-1)
         s_logp = torch.log_softmax(_answer_logits(self.body, self.head, prompts, answers, self.pad) / op.temperature, dim=-1)
         per_token = divergence(s_logp, t_logp, op.beta)
         cut = [0]
         for a in answers:
             cut.append(cut[-1] + len(a))
-        w = torch.tensor([float(sum(1 for x in self.data[i][1][1:] if x != -100)) for i in rows])
+        w = torch.tensor([float(sum(1 for x in self.data[i][1][1:] if x != -100)) for i in rows], device=per_token.device)
         means = torch.stack([per_token[cut[k]:cut[k + 1]].mean() for k in range(len(rows))])
         return (w * means).sum() / w.sum()
 
