@@ -160,6 +160,23 @@ class GenerateConfig:
     judge: bool = False
     judge_prompt: str = ("{passage}\n\nQuestion: {question}\nAnswer: {answer}\n\n"
                          "Is the answer correct according to the text? Reply yes or no.")
+    # N teacher answers per question, each its own training row (prompt distillation samples ~T=1.5):
+    # 1 = the single answer at `temperature`; N > 1 = N draws at sample_temperature, exact repeats of
+    # an answer to the same question dropped (filter "dedup"). Costs N answers per question.
+    samples_per_question: int = 1
+    # question augmentation: the teacher writes this many more wordings of every training question
+    # (its own stage and cache key, like `questions`); each kept wording is a training question with
+    # its source's passage and gold, deduplicated and leak-checked. 0 = off.
+    paraphrases: int = 0
+    # {question} {passage}. Measured with the 135M teacher on 4 demo questions x 2 at 0.7 (docs/data.md
+    # "More rows per fact"): this one, ending on "Question:" after the passage as QuestionsConfig.prompt
+    # does, gave 8 of 8 on-topic questions, 4 of them new wordings (the rest repeat the source and are
+    # dropped); "Rewrite this question in different words" gave 2 of 8 (it answered instead), and a
+    # worked example ("What is the capital of France?") was copied
+    paraphrase_prompt: str = ('Read the text and write one question that asks the same as "{question}" in other words.'
+                              "\n\nText: {passage}\n\nQuestion:")
+    paraphrase_temperature: float = 0.7  # > 0 when paraphrases > 1: greedy wordings repeat (and are dropped)
+    paraphrase_max_tokens: int = 32
     questions: QuestionsConfig = field(default_factory=QuestionsConfig)
 
 

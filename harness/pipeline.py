@@ -21,7 +21,7 @@ from .data import DataOutput, build, check_answers, data_summary, run_data
 from .errors import HarnessError, redact
 from .evaluate import EvalModel, EvaluateOutput, item_messages, judged, open_judge, run_evaluate, run_pairwise
 from .finetune import LOCAL, FinetuneOutput, Teacher, run_finetune
-from .generate import GenerateInput, run_generate, run_questions, teacher_prompt
+from .generate import GenerateInput, run_generate, run_paraphrases, run_questions, teacher_prompt
 from .guards import run_lock
 from .models import Endpoints, api_model_name, eval_device_args, is_vllm, remote_connect, resolve_args, vllm_served, vllm_student
 from .preflight import check_judges, check_writable, notes, validate
@@ -101,13 +101,14 @@ def _run(cfg: HarnessConfig, run_dir: Path, cache_dir: Path) -> dict[str, Any]:
 def _stages(r: Run) -> dict[str, Any]:
     """One call per stage; each returns its typed output (None where an experiment skips it)."""
     synth = _questions(r)
-    data = _data(r, synth)
+    para = _paraphrases(r, synth)  # more wordings of the training questions, these included
+    data = _data(r, synth, para)
     gen = _generate(r, data)
     leak = check_answers(data, r.cfg.data, gen.train_file, gen.provenance_file) if gen else data.leak  # before any fine-tune
     fts, evaluated_as = _finetune(r, gen, data)
     frame = _evaluate(r, data, evaluated_as)
     with r.stage("report"):
-        facts = _facts(r, data, leak, synth, gen, fts, evaluated_as)
+        facts = _facts(r, data, leak, synth, para, gen, fts, evaluated_as)
         _record_use(r, gen, fts)
     facts["stage_seconds"] = {k: round(v, 2) for k, v in r.seconds.items()}
     summary = build_summary(r.dir, facts, frame)
@@ -143,11 +144,27 @@ def _questions(r: Run) -> Any:
     return synth
 
 
-def _data(r: Run, synth: Any) -> DataOutput:
+def _paraphrases(r: Run, synth: Any) -> Any:
+    """Question augmentation (optional): the teacher writes generate.paraphrases more wordings of
+    each training question the data stage will keep (synthesised ones included)."""
+    if r.cfg.generate.paraphrases <= 0 or not r.students:
+        return None
+    with r.stage("paraphrases"):
+        train = build(r.cfg.data, synth.questions if synth else None, r.cfg.generate.questions.replace)[0]
+        para = run_paraphrases(train, r.cfg.models["teacher"], r.resolved["teacher"], r.cfg.generate, r.cache_dir,
+                               r.dir / "data", r.cfg.cache)
+    r.stage_calls["paraphrases"] = para.calls
+    r.calls["teacher"] += para.calls
+    print(f"[paraphrases] {para.stats['accepted']} of {para.stats['prompts']} paraphrases accepted"
+          f"{' (cached)' if not para.calls else ''}", flush=True)
+    return para
+
+
+def _data(r: Run, synth: Any, para: Any = None) -> DataOutput:
     with r.stage("data"):
         # question embeddings depend on the texts and the embedding model only: the per-user cache
         data = run_data(r.cfg.data, r.dir / "data", synth.questions if synth else None, r.cfg.generate.questions.replace,
-                        user_cache_dir(), r.cfg.cache, training=bool(r.students))
+                        user_cache_dir(), r.cfg.cache, training=bool(r.students), augment=para.questions if para else None)
     print(f"[data] {len(data.train)} training questions ({len(data.removed)} duplicates removed), {len(data.eval)} evaluation items, "
           f"{data.leak.rate:.1%} of them match a training question -> {data.dir}", flush=True)
     return data
@@ -321,7 +338,7 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _facts(r: Run, data: DataOutput, leak: Any, synth: Any, gen: Any, fts: dict[str, FinetuneOutput],
+def _facts(r: Run, data: DataOutput, leak: Any, synth: Any, para: Any, gen: Any, fts: dict[str, FinetuneOutput],
            evaluated_as: dict[str, str]) -> dict[str, Any]:
     """What only the run itself knows (models, data, fine-tunes, timings, calls, paths); the
     report derives everything else from the logs (harness.report.build_summary)."""
@@ -342,10 +359,12 @@ def _facts(r: Run, data: DataOutput, leak: Any, synth: Any, gen: Any, fts: dict[
             **train,
             "n_eval": len(data.eval),
             "n_eval_by_task": n_eval_by_task,
-            **data_summary(data, leak, cfg.data),
+            **data_summary(data, leak, cfg.data, *((gen.train_file, gen.provenance_file) if gen else ())),
             "notes": r.data_notes,
             "filters": gen.filters if gen else {},
             **({"synthesis": {**synth.stats, "kept": len({q.id for q in synth.questions} & {t.id for t in data.train})}} if synth else {}),
+            **({"paraphrases": {**para.stats, "leaked": len(data.leaked),
+                                "kept": len({q.id for q in para.questions} & {t.id for t in data.train})}} if para else {}),
         },
         "finetune": first.metrics if first else None,  # the first student's (one-student runs: the student's)
         "finetunes": {a: ft.metrics for a, ft in fts.items()},

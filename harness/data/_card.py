@@ -71,3 +71,31 @@ def data_card(train: list[Any], evals: list[Any], vectors: Optional[tuple[np.nda
         labels = ["train"] * len(tv) + [e.task for e in evals]
         card["map"] = {"method": "PCA of sentence embeddings", "points": _map(np.concatenate([tv, ev]), labels, seed)}
     return card
+
+
+def fact_of(q: Any) -> str:
+    """The fact a training question asks about: its passage (a generated domain has one per fact;
+    synthesised questions and paraphrases keep their source's), else the question itself."""
+    return q.passage or q.id
+
+
+def rows_card(train: list[Any], rows: list[tuple[str, str]]) -> dict[str, Any]:
+    """The training rows, `(question id, answer)` each, over the training questions `train`: rows
+    per fact (a fact whose every row was filtered out counts 0), distinct-n over the rows' answers
+    and questions, and the share of rows whose answer names the gold (among rows that have one)."""
+    from ..text import match
+
+    by_id = {t.id: t for t in train}
+    per_fact = Counter({fact_of(t): 0 for t in train})
+    per_fact.update(fact_of(by_id[i]) for i, _ in rows)
+    counts = list(per_fact.values())
+    golds = [match(a, [by_id[i].answer], "contains", "whole").correct for i, a in rows if by_id[i].answer]
+    answers, questions = [a for _, a in rows], [by_id[i].question for i, _ in rows]
+    return {
+        "n_rows": len(rows), "n_facts": len(counts),
+        "rows_per_fact": {"mean": round(sum(counts) / len(counts), 4), "min": min(counts), "max": max(counts)} if counts else None,
+        "distinct": {name: {"distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2)}
+                     for name, texts in (("answers", answers), ("questions", questions))},
+        # None: no row has a gold (bring-your-own questions without answers)
+        "gold_named": round(sum(golds) / len(golds), 4) if golds else None, "n_with_gold": len(golds),
+    }

@@ -152,3 +152,25 @@ def enforce(result: LeakResult, cfg: DataConfig, where: str, detail: str) -> Non
         f"{where}: {len(result.leaked)} of {result.n_eval} evaluation items ({result.rate:.1%}) match a training item "
         f"({by}), above data.leak_threshold={cfg.leak_threshold:g}; closest pairs in {detail}; "
         f"remove them from training or set data.allow_leak=true to run anyway")
+
+
+def leaking(train: list[Any], evals: list[Any], cfg: DataConfig, vectors: Optional[tuple[np.ndarray, np.ndarray]] = None,
+            ) -> dict[str, list[str]]:
+    """Training question id -> the checks by which it *alone* matches an evaluation item, at the
+    thresholds of `check_leak` (which judges the training set as a whole). Used to drop single
+    machine-written wordings (generate.paraphrases) that land on an evaluation question."""
+    if not train or not evals:
+        return {}
+    eq = [e.question for e in evals]
+    hits: dict[str, list[str]] = {}
+    exact = {norm(q) for q in eq}
+    sim = minhash_matrix(signatures([t.question for t in train]), signatures(eq)).max(1)
+    cos = (vectors[0] @ vectors[1].T).max(1) if vectors is not None and cfg.leak_embedding is not None else None
+    for j, t in enumerate(train):
+        share, _ = _ngram_containment(eq, [t.question], cfg.leak_ngram)
+        by = [c for c, hit in (("exact", norm(t.question) in exact), ("ngram", share.max() >= cfg.leak_ngram_overlap - 1e-9),
+                               ("minhash", sim[j] >= cfg.leak_minhash - 1e-9),
+                               ("embedding", cos is not None and cos[j] >= cfg.leak_embedding - 1e-9)) if hit]
+        if by:
+            hits[t.id] = by
+    return hits

@@ -10,10 +10,10 @@ from ..config import DataConfig
 from ..errors import HarnessError
 from . import _archipelago
 from ._byo import FORMATS, load_rows, unused_fields
-from ._card import data_card
+from ._card import data_card, rows_card
 from ._control import CONTROL
 from ._embed import model_dir
-from ._leak import LeakResult, check_leak, enforce
+from ._leak import LeakResult, check_leak, enforce, leaking
 from ._overlap import Duplicate, near_duplicates
 
 VERSION = 1
@@ -56,6 +56,9 @@ class DataOutput:
     # hash of the training questions only: what the teacher's answers depend on, so changing the
     # evaluation set (e.g. data.n_control) re-uses the cached teacher answers and student
     train_key: str = ""
+    # machine-written wordings (generate.paraphrases) dropped because one alone matched an
+    # evaluation item: {id, question, checks}, also in paraphrases_leaked.jsonl
+    leaked: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def tasks(self) -> list[str]:
@@ -114,11 +117,13 @@ def _check_knobs(cfg: DataConfig) -> None:
 
 
 def build(cfg: DataConfig, extra: Optional[list[TrainQuestion]] = None, replace: bool = False, training: bool = True,
-          ) -> tuple[list[TrainQuestion], list[EvalItem], str, list[Duplicate]]:
+          augment: Optional[list[TrainQuestion]] = None) -> tuple[list[TrainQuestion], list[EvalItem], str, list[Duplicate]]:
     """Everything `run_data` writes, computed and validated without writing or loading a model
     (`validate` calls it so that bad data fails before a run dir exists). `extra`: synthesised
     training questions, added to the source's (or replacing them), deduplicated with them.
-    `training=False`: an evaluation-only experiment; it has no training questions."""
+    `augment`: more wordings of the training questions (generate.paraphrases), added after the
+    n_train cap (they multiply the chosen questions, they do not compete with them) and
+    deduplicated against them and each other. `training=False`: an evaluation-only experiment."""
     _check_knobs(cfg)
     train, evals, doc = _build(cfg, training)
     if not training:
@@ -134,6 +139,8 @@ def build(cfg: DataConfig, extra: Optional[list[TrainQuestion]] = None, replace:
         # a seeded random subset (kept in file order), so a smaller n_train still covers the domain
         keep = set(random.Random(cfg.seed).sample(range(len(train)), min(cfg.n_train, len(train))))
         train = [t for k, t in enumerate(train) if k in keep]
+    if augment:
+        train, removed = _augment(cfg, train, augment, removed)
     if not 0 <= cfg.n_control <= len(CONTROL):
         raise HarnessError(f"data.n_control must be between 0 and {len(CONTROL)}, got {cfg.n_control}")
     evals += [
@@ -143,12 +150,38 @@ def build(cfg: DataConfig, extra: Optional[list[TrainQuestion]] = None, replace:
     return train, evals, doc, removed
 
 
+def _augment(cfg: DataConfig, train: list[TrainQuestion], augment: list[TrainQuestion], removed: list[Duplicate],
+             ) -> tuple[list[TrainQuestion], list[Duplicate]]:
+    """`train` + the wordings in `augment`, less those repeating a question (first occurrence kept:
+    the training questions come first, so only wordings are ever removed)."""
+    every = train + list(augment)
+    more = near_duplicates([t.id for t in every], [t.question for t in every], cfg.dedup_minhash) if cfg.dedup else []
+    gone = {d.removed for d in more}
+    return [t for t in every if t.id not in gone], removed + more
+
+
+def _drop_leaking(cfg: DataConfig, train: list[TrainQuestion], evals: list[EvalItem], augment: list[TrainQuestion],
+                  vectors: Any) -> tuple[list[TrainQuestion], Any, list[dict[str, Any]]]:
+    """Machine-written wordings that alone match an evaluation item are dropped (with the leak
+    check's own tests and thresholds), not fatal: a paraphrase of a training question may well
+    *be* an evaluation wording of the same fact. The whole set is then checked as always."""
+    ids = {a.id for a in augment}
+    idx = [k for k, t in enumerate(train) if t.id in ids]
+    sub = (vectors[0][idx], vectors[1]) if vectors is not None else None
+    hits = leaking([train[k] for k in idx], evals, cfg, sub)
+    keep = [k for k, t in enumerate(train) if t.id not in hits]
+    dropped = [{"id": t.id, "question": t.question, "checks": hits[t.id]} for t in train if t.id in hits]
+    return [train[k] for k in keep], ((vectors[0][keep], vectors[1]) if vectors is not None else None), dropped
+
+
 def run_data(cfg: DataConfig, out_dir: Path, extra: Optional[list[TrainQuestion]] = None, replace: bool = False,
-             cache_dir: Optional[Path] = None, use_cache: bool = True, training: bool = True) -> DataOutput:
+             cache_dir: Optional[Path] = None, use_cache: bool = True, training: bool = True,
+             augment: Optional[list[TrainQuestion]] = None) -> DataOutput:
     """Build the data, write domain.md, questions.jsonl, eval.jsonl, duplicates.jsonl and leak.json
     into `out_dir`, and stop (after writing them) if the questions already leak. `cache_dir`: where
-    the question embeddings are cached (by content hash; None = always computed)."""
-    train, evals, doc, removed = build(cfg, extra, replace, training)
+    the question embeddings are cached (by content hash; None = always computed). `augment`: see
+    `build`; those matching an evaluation item are dropped first (paraphrases_leaked.jsonl)."""
+    train, evals, doc, removed = build(cfg, extra, replace, training, augment)
     if not train and training:
         raise HarnessError("data: no training questions (generate.questions.replace=true and none was synthesised)")
     vectors = None
@@ -158,6 +191,10 @@ def run_data(cfg: DataConfig, out_dir: Path, extra: Optional[list[TrainQuestion]
         v = embed([t.question for t in train] + [e.question for e in evals], cfg.embedding_model,
                   cache_dir=cache_dir, use_cache=use_cache)
         vectors = (v[: len(train)], v[len(train):])
+    leaked: list[dict[str, Any]] = []
+    if augment:
+        train, vectors, leaked = _drop_leaking(cfg, train, evals, augment, vectors)
+        write_jsonl(out_dir / "paraphrases_leaked.jsonl", leaked)
     leak = check_leak(train, evals, cfg, vectors=vectors)
     write_text(out_dir / "domain.md", doc)
     write_jsonl(out_dir / "questions.jsonl", [asdict(t) for t in train])
@@ -168,7 +205,7 @@ def run_data(cfg: DataConfig, out_dir: Path, extra: Optional[list[TrainQuestion]
     train_key = digest({"v": VERSION, "train": [asdict(t) for t in train]})
     key = digest({"train": train_key, "eval": [asdict(e) for e in evals]})
     card = data_card(train, evals, vectors, cfg.embedding_model, cfg.seed)
-    return DataOutput(out_dir, train, evals, key, removed, leak, card, vectors, train_key)
+    return DataOutput(out_dir, train, evals, key, removed, leak, card, vectors, train_key, leaked)
 
 
 def check_answers(data: DataOutput, cfg: DataConfig, train_file: Path, provenance_file: Path) -> LeakResult:
@@ -189,14 +226,20 @@ def _kept_vectors(data: DataOutput, kept: set[str]) -> Any:
     return data.vectors[0][[k for k, t in enumerate(data.train) if t.id in kept]], data.vectors[1]
 
 
-def data_summary(data: DataOutput, leak: LeakResult, cfg: DataConfig) -> dict[str, Any]:
-    """The data stage's part of summary.json["data"] (documented in docs/summary.md)."""
+def data_summary(data: DataOutput, leak: LeakResult, cfg: DataConfig, train_file: Optional[Path] = None,
+                 provenance_file: Optional[Path] = None) -> dict[str, Any]:
+    """The data stage's part of summary.json["data"] (documented in docs/summary.md); with the
+    generate stage's files, the data card describes the training rows too (`card.rows`)."""
+    card = data.card
+    if train_file is not None and provenance_file is not None:
+        rows = [(p["id"], r["messages"][-1]["content"]) for r, p in zip(read_jsonl(train_file), read_jsonl(provenance_file))]
+        card = {**card, "rows": rows_card(data.train, rows)}
     return {
         "n_removed_duplicates": len(data.removed),
         "removed_duplicates": [asdict(d) for d in data.removed[:20]],
         "leak_overlap_rate": round(leak.rate, 6),
         "leak": leak.summary(cfg.allow_leak),
-        "card": data.card,
+        "card": card,
         "multiple_choice": multiple_choice(data.eval),
     }
 

@@ -1,5 +1,6 @@
 """Stage 2, generate: the teacher answers the training questions (`_answers`), and may first write
-more of them (`_questions`); `_teacher` is how either asks it (in-process or over HTTP)."""
+more of them (`_questions`) or more wordings of them
+(`_paraphrase`); `_teacher` is how either asks it (in-process or over HTTP)."""
 
 from ._answers import (
     FILTERS,
@@ -13,8 +14,9 @@ from ._answers import (
     run_generate,
     teacher_prompt,
 )
+from ._paraphrase import ParaphraseOutput, check_paraphrases, run_paraphrases
 from ._questions import SynthOutput, parse_question, question_sources, run_questions
 
-__all__ = ["FILTERS", "GenerateInput", "GenerateOutput", "SynthOutput", "agreement", "check_generate", "failed_filter",
-           "filter_counts", "generate_key", "parse_question", "question_sources", "run_generate", "run_questions",
-           "teacher_prompt"]
+__all__ = ["FILTERS", "GenerateInput", "GenerateOutput", "ParaphraseOutput", "SynthOutput", "agreement", "check_generate",
+           "check_paraphrases", "failed_filter", "filter_counts", "generate_key", "parse_question", "question_sources",
+           "run_generate", "run_paraphrases", "run_questions", "teacher_prompt"]

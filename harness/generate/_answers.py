@@ -25,6 +25,7 @@ from ..data import TrainQuestion
 from ..errors import HarnessError
 from ..prompts import chat, render
 from ..text import extract, match
+from ._paraphrase import check_paraphrases
 from ._teacher import _answer_all, _answer_http, _answer_local
 
 VERSION = 1
@@ -52,15 +53,19 @@ def teacher_prompt(q: TrainQuestion, teacher: ModelConfig, cfg: GenerateConfig, 
 def generate_key(teacher: ModelConfig, cfg: GenerateConfig, student_prompt: str, system: str | None, data_key: str) -> str:
     from ..models import identity
 
-    # question synthesis has its own stage and key: its settings do not invalidate cached answers
-    answer_cfg = {k: v for k, v in asdict(cfg).items() if k != "questions"}
+    # question synthesis and paraphrasing have their own stages and keys: their settings do not
+    # invalidate cached answers (new questions reach this key through data_key). samples_per_question
+    # counts only when set, so entries cached before it existed keep their keys
+    answer_cfg = {k: v for k, v in asdict(cfg).items()
+                  if k != "questions" and not k.startswith("paraphrase") and not (k == "samples_per_question" and v == 1)}
     return digest({"v": VERSION, "teacher": identity(teacher), "cfg": answer_cfg, "student_prompt": student_prompt,
                    "system": system, "data": data_key})
 
 
 ENTRY_FILES = ["train.jsonl", "provenance.jsonl", "filtered.jsonl", "usage.jsonl"]
 
-FILTERS = ("filter_wrong", "length", "refusal", "consistency", "judge")
+# dedup (samples_per_question > 1): an answer repeating an earlier sample's for the same question
+FILTERS = ("filter_wrong", "length", "refusal", "consistency", "judge", "dedup")
 
 
 def check_generate(cfg: GenerateConfig) -> None:
@@ -71,6 +76,12 @@ def check_generate(cfg: GenerateConfig) -> None:
         raise HarnessError(f"generate.min_agree must be between 1 and generate.samples={cfg.samples}, got {cfg.min_agree}")
     if cfg.samples > 1 and cfg.sample_temperature <= 0:
         raise HarnessError("generate.sample_temperature must be > 0 when generate.samples > 1 (greedy draws always agree)")
+    if cfg.samples_per_question < 1:
+        raise HarnessError(f"generate.samples_per_question must be >= 1, got {cfg.samples_per_question}")
+    if cfg.samples_per_question > 1 and cfg.sample_temperature <= 0:
+        raise HarnessError("generate.sample_temperature must be > 0 when generate.samples_per_question > 1 "
+                           "(greedy samples are all the same answer)")
+    check_paraphrases(cfg)
     try:
         cfg.judge_prompt.format(passage="", question="", answer="")
     except (KeyError, IndexError, ValueError) as e:
@@ -116,7 +127,7 @@ def failed_filter(answer: str, gold_ok: bool | None, agree: int | None, cfg: Gen
 
 def filter_counts(dropped: list[dict[str, Any]], cfg: GenerateConfig) -> dict[str, int]:
     on = {"filter_wrong": cfg.filter_wrong, "length": bool(cfg.min_words or cfg.max_words),
-          "refusal": cfg.drop_refusals, "consistency": cfg.samples > 1, "judge": cfg.judge}
+          "refusal": cfg.drop_refusals, "consistency": cfg.samples > 1, "judge": cfg.judge, "dedup": cfg.samples_per_question > 1}
     return {f: sum(1 for d in dropped if d["filter"] == f) for f in FILTERS if on[f]}
 
 
@@ -140,74 +151,98 @@ class GenerateInput:
     timeout: int = 600  # per attempt
 
 
+def _slots(questions: list[TrainQuestion], cfg: GenerateConfig) -> list[tuple[TrainQuestion, int]]:
+    """(question, sample index) per teacher answer asked for: one per question, or
+    samples_per_question of them, a question's samples next to each other (so are its rows)."""
+    return [(q, k) for q in questions for k in range(cfg.samples_per_question)]
+
+
+def _slot_id(q: TrainQuestion, k: int, cfg: GenerateConfig) -> str:
+    """The journal's key of one answer: the question id (as before samples existed, so an
+    interrupted run's journal still resumes), `<id>#<k>` for a question's k-th sample."""
+    return f"{q.id}#{k}" if cfg.samples_per_question > 1 else q.id
+
+
+def _answers(inp: GenerateInput, slots: list[tuple[TrainQuestion, int]], prompts: list[list[dict[str, str]]],
+             journal: Path) -> tuple[list[str], list[dict[str, Any]], dict[str, dict[str, Any]], int]:
+    """The teacher's answer per slot: (answers, usage, HTTP provenance by slot id, requests sent)."""
+    from ..models import is_openai
+
+    cfg, teacher, args = inp.cfg, inp.teacher, inp.teacher_args
+    asked = [replace(q, id=_slot_id(q, k, cfg)) for q, k in slots]
+    if cfg.samples_per_question > 1:
+        # N sampled answers: the hf provider samples only with do_sample on
+        cfg = replace(cfg, temperature=cfg.sample_temperature)
+        args = {**args, "do_sample": True} if "do_sample" in args else args
+    if is_openai(teacher.model):
+        served, calls = _answer_http(inp.endpoints, teacher, asked, prompts, cfg, inp.metadata or {}, inp.max_retries,
+                                     inp.timeout, journal)
+        # journals written before HTTP usage was recorded have none for their answers
+        return ([served[q.id]["answer"] for q in asked], [served[q.id]["usage"] for q in asked if "usage" in served[q.id]],
+                served, calls)
+    answers, usage, calls = _answer_local(teacher.model, args, asked, prompts, cfg, inp.max_retries, inp.timeout, journal,
+                                          cfg.temperature if cfg.samples_per_question > 1 else None)
+    return answers, usage, {}, calls
+
+
+def _draws(inp: GenerateInput, prompts: list[list[dict[str, str]]]) -> tuple[list[list[str]], int]:
+    """Self-consistency: samples-1 draws per *question* at sample_temperature. With
+    samples_per_question > 1 each of a question's sampled rows is compared with the same draws, so
+    `agree` keeps its meaning (how many of `samples` answers give this row's span) and min_agree
+    its range; the N rows are not compared with each other (that would make N a second `samples`)."""
+    cfg = inp.cfg
+    if cfg.samples <= 1:
+        return [[] for _ in prompts], 0
+    # the hf provider samples only with do_sample on; the greedy answer stays the one trained on
+    sargs = {**inp.teacher_args, "do_sample": True} if "do_sample" in inp.teacher_args else inp.teacher_args
+    flat, _ = asyncio.run(_answer_all(inp.teacher.model, sargs, prompts * (cfg.samples - 1), cfg, inp.max_retries, inp.timeout,
+                                      cfg.sample_temperature))
+    return [flat[i::len(prompts)] for i in range(len(prompts))], len(flat)
+
+
+def _repeats(slots: list[tuple[TrainQuestion, int]], answers: list[str]) -> list[bool]:
+    """Per slot: does its answer repeat an earlier sample's answer to the same question (exactly)?"""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for (q, _), a in zip(slots, answers):
+        out.append((q.id, a) in seen)
+        seen.add((q.id, a))
+    return out
+
+
 def run_generate(inp: GenerateInput) -> GenerateOutput:
     """The teacher's answers to `inp.questions` as an OpenAI chat fine-tuning file + provenance,
     cached by content hash (a killed run resumes from the journal of answers so far)."""
-    questions, teacher, teacher_args, cfg = inp.questions, inp.teacher, inp.teacher_args, inp.cfg
-    student_prompt, system, data_key, cache_dir, out_dir = inp.student_prompt, inp.system, inp.data_key, inp.cache_dir, inp.out_dir
-    use_cache, endpoints, metadata, max_retries, timeout = inp.use_cache, inp.endpoints, inp.metadata, inp.max_retries, inp.timeout
-    key = generate_key(teacher, cfg, student_prompt, system, data_key)
+    questions, teacher, cfg = inp.questions, inp.teacher, inp.cfg
+    student_prompt, system, cache_dir, out_dir = inp.student_prompt, inp.system, inp.cache_dir, inp.out_dir
+    key = generate_key(teacher, cfg, student_prompt, system, inp.data_key)
     entry = cache_dir / "generate" / key
     calls = 0
     with locked(entry):
         journal, finished = entry / "answers.partial.jsonl", entry / "train.jsonl"
         if journal.exists() and finished.exists() and journal.stat().st_mtime <= finished.stat().st_mtime:
             journal.unlink()  # a kill after the entry was written, before its journal was removed
-        if not (use_cache and finished.exists() and trusted(entry, "generate", ENTRY_FILES)):
+        if not (inp.use_cache and finished.exists() and trusted(entry, "generate", ENTRY_FILES)):
             prompts = [teacher_prompt(q, teacher, cfg, student_prompt, system) for q in questions]
+            slots = _slots(questions, cfg)
+            slot_prompts = [prompts[i // cfg.samples_per_question] for i in range(len(slots))]
             t0 = time.time()
-            from ..models import is_openai
-
-            usage: list[dict[str, Any]]  # tokens, latency (and failed attempts before it) per teacher call
-            if is_openai(teacher.model):
-                served, calls = _answer_http(endpoints, teacher, questions, prompts, cfg, metadata or {}, max_retries,
-                                             timeout, journal)
-                answers = [served[q.id]["answer"] for q in questions]
-                # journals written before HTTP usage was recorded have none for their answers
-                usage = [served[q.id]["usage"] for q in questions if "usage" in served[q.id]]
-            else:
-                answers, usage, calls = _answer_local(teacher.model, teacher_args, questions, prompts, cfg, max_retries,
-                                                      timeout, journal)
-                served = {}
-            draws: list[list[str]] = [[] for _ in prompts]
-            if cfg.samples > 1:
-                # the hf provider samples only with do_sample on; the greedy answer stays the one trained on
-                sargs = {**teacher_args, "do_sample": True} if "do_sample" in teacher_args else teacher_args
-                flat, _ = asyncio.run(_answer_all(teacher.model, sargs, prompts * (cfg.samples - 1), cfg, max_retries, timeout,
-                                                  cfg.sample_temperature))
-                calls += len(flat)
-                draws = [flat[i::len(prompts)] for i in range(len(prompts))]
-            verdicts: list[str | None] = [None] * len(prompts)
+            answers, usage, served, calls = _answers(inp, slots, slot_prompts, journal)
+            draws, n = _draws(inp, prompts)
+            calls += n
+            repeats = _repeats(slots, answers)
+            verdicts: list[str | None] = [None] * len(slots)
             if cfg.judge:
-                asks = [chat(None, cfg.judge_prompt.format(passage=q.passage, question=q.question, answer=a))
-                        for q, a in zip(questions, answers)]
-                verdicts = list(asyncio.run(_answer_all(teacher.model, teacher_args, asks, replace(cfg, max_tokens=8),
-                                                        max_retries, timeout))[0])
+                # a repeated answer is dropped whatever its verdict: not asked
+                todo = [i for i in range(len(slots)) if not repeats[i]]
+                asks = [chat(None, cfg.judge_prompt.format(passage=slots[i][0].passage, question=slots[i][0].question,
+                                                           answer=answers[i])) for i in todo]
+                said = asyncio.run(_answer_all(teacher.model, inp.teacher_args, asks, replace(cfg, max_tokens=8),
+                                               inp.max_retries, inp.timeout))[0] if asks else []
+                for i, v in zip(todo, said):
+                    verdicts[i] = v
                 calls += len(asks)
-            stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            rows, prov, dropped = [], [], []
-            for q, p, a, extra, verdict in zip(questions, prompts, answers, draws, verdicts):
-                # None: no reference answer (bring-your-own questions may have none), so unknown
-                ok = match(a, [q.answer], "contains", "whole").correct if q.answer else None
-                agree = agreement(q.question, a, extra) if extra else None
-                why = failed_filter(a, ok, agree, cfg, verdict)
-                if why:
-                    dropped.append({"id": q.id, "question": q.question, "answer": a, "filter": why, "agree": agree,
-                                    "samples": extra, "judge": verdict})
-                    continue
-                rows.append({"messages": chat(system, render(student_prompt, q.question)) + [{"role": "assistant", "content": a}]})
-                prov.append({
-                    "id": q.id,
-                    "teacher_model": teacher.model,
-                    "teacher_prompt_sha256": hashlib.sha256(json.dumps(p).encode()).hexdigest(),
-                    "sampling": {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens},
-                    "context": teacher.context,
-                    "gold_contained": ok,
-                    **({"agree": agree, "samples": cfg.samples} if extra else {}),
-                    **({"judge": verdict} if verdict is not None else {}),
-                    "timestamp": stamp,
-                    **{k: v for k, v in served.get(q.id, {}).items() if k not in ("answer", "usage")},
-                })
+            rows, prov, dropped = _rows(inp, slots, slot_prompts, answers, draws, repeats, verdicts, served)
             entry.mkdir(parents=True, exist_ok=True)
             # provenance first: train.jsonl is the completion marker
             write_jsonl(entry / "usage.jsonl", usage)  # tokens and latency per teacher call
@@ -216,7 +251,7 @@ def run_generate(inp: GenerateInput) -> GenerateOutput:
             write_jsonl(entry / "train.jsonl", rows)
             write_manifest(entry, ENTRY_FILES)
             journal.unlink(missing_ok=True)
-            print(f"[generate] {len(prompts)} teacher answers, {calls} requests sent, in {time.time() - t0:.0f}s", flush=True)
+            print(f"[generate] {len(slots)} teacher answers, {calls} requests sent, in {time.time() - t0:.0f}s", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("filtered.jsonl", "train.jsonl", "provenance.jsonl", "usage.jsonl"):
         if name == "usage.jsonl" and not (entry / name).exists():  # entries cached before usage was recorded
@@ -228,3 +263,40 @@ def run_generate(inp: GenerateInput) -> GenerateOutput:
         out_dir / "train.jsonl", out_dir / "provenance.jsonl", len(prov),
         sum(1 for p in prov if p["gold_contained"]), key, calls, filter_counts(read_jsonl(out_dir / "filtered.jsonl"), cfg),
     )
+
+
+def _rows(inp: GenerateInput, slots: list[tuple[TrainQuestion, int]], prompts: list[list[dict[str, str]]], answers: list[str],
+          draws: list[list[str]], repeats: list[bool], verdicts: list[str | None], served: dict[str, dict[str, Any]],
+          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training rows, their provenance, dropped rows): train and provenance row for row, in slot
+    order (the kd objective rebuilds each row's teacher prompt from its provenance row)."""
+    cfg, teacher, n = inp.cfg, inp.teacher, inp.cfg.samples_per_question
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    sampled = {"temperature": cfg.sample_temperature if n > 1 else cfg.temperature, "max_tokens": cfg.max_tokens}
+    rows, prov, dropped = [], [], []
+    for i, ((q, k), p, a, verdict) in enumerate(zip(slots, prompts, answers, verdicts)):
+        extra = draws[i // n]
+        # None: no reference answer (bring-your-own questions may have none), so unknown
+        ok = match(a, [q.answer], "contains", "whole").correct if q.answer else None
+        agree = agreement(q.question, a, extra) if extra else None
+        why = "dedup" if repeats[i] else failed_filter(a, ok, agree, cfg, verdict)
+        sample = {"sample": k} if n > 1 else {}  # absent with one answer per question: the files stay as they were
+        if why:
+            dropped.append({"id": q.id, **sample, "question": q.question, "answer": a, "filter": why, "agree": agree,
+                            "samples": extra, "judge": verdict})
+            continue
+        rows.append({"messages": chat(inp.system, render(inp.student_prompt, q.question)) + [{"role": "assistant", "content": a}]})
+        prov.append({
+            "id": q.id,
+            **sample,
+            "teacher_model": teacher.model,
+            "teacher_prompt_sha256": hashlib.sha256(json.dumps(p).encode()).hexdigest(),
+            "sampling": sampled,
+            "context": teacher.context,
+            "gold_contained": ok,
+            **({"agree": agree, "samples": cfg.samples} if extra else {}),
+            **({"judge": verdict} if verdict is not None else {}),
+            "timestamp": stamp,
+            **{key: v for key, v in served.get(_slot_id(q, k, cfg), {}).items() if key not in ("answer", "usage")},
+        })
+    return rows, prov, dropped

@@ -67,7 +67,7 @@ def _read_journal(partial: Path) -> dict[str, dict[str, Any]]:
 
 
 def _answer_local(model_str: str, args: dict[str, Any], questions: list[TrainQuestion], prompts: list[list[dict[str, str]]],
-                  cfg: GenerateConfig, max_retries: int, timeout: int, partial: Path
+                  cfg: GenerateConfig, max_retries: int, timeout: int, partial: Path, temperature: float | None = None,
                   ) -> tuple[list[str], list[dict[str, Any]], int]:
     """Teacher answers from an in-process model (inspect's `hf/` provider), journaled like the
     HTTP path: each answer and its usage record are appended to `partial` the moment they arrive,
@@ -89,7 +89,7 @@ def _answer_local(model_str: str, args: dict[str, Any], questions: list[TrainQue
             bar.update(1)
 
         if todo:
-            asyncio.run(_answer_all(model_str, args, [p for _, p in todo], cfg, max_retries, timeout, on_done=keep))
+            asyncio.run(_answer_all(model_str, args, [p for _, p in todo], cfg, max_retries, timeout, temperature, on_done=keep))
     return [done[q.id]["answer"] for q in questions], [done[q.id]["usage"] for q in questions], len(todo)
 
 

@@ -27,6 +27,25 @@ def _synth_line(x: dict[str, Any]) -> str:
             f"({x.get('mentions_topic', 0):.0%} name their topic; provenance in `data/questions_provenance.jsonl`)")
 
 
+def _para_line(x: dict[str, Any]) -> str:
+    why = ", ".join(f"{k} {v}" for k, v in (x.get("rejected") or {}).items() if v)
+    return (f"{x['accepted']} of {x['prompts']} teacher replies were new wordings{f' (not: {why})' if why else ''}, "
+            f"{x.get('leaked', 0)} dropped as matching an evaluation question, {x.get('kept', 0)} kept after dedup "
+            "(provenance in `data/paraphrases_provenance.jsonl`)")
+
+
+def _rows_lines(rows: dict[str, Any]) -> list[str]:
+    """The training rows' part of the data card (summary data.card.rows)."""
+    per = rows.get("rows_per_fact") or {}
+    gold = rows.get("gold_named")
+    lines = [f"Training rows: {rows['n_rows']} over {rows['n_facts']} facts, rows per fact "
+             f"{per.get('mean', 0):.2f} (min {per.get('min', 0)}, max {per.get('max', 0)}); answers naming the gold: "
+             + (f"{gold:.1%} of the {rows['n_with_gold']} rows with one" if gold is not None else "n/a (no gold)"), "",
+             "| training rows | distinct-1 | distinct-2 |", "|---|---|---|"]
+    lines += [f"| {name} | {v['distinct_1']:.3f} | {v['distinct_2']:.3f} |" for name, v in (rows.get("distinct") or {}).items()]
+    return lines
+
+
 def leak_warning(summary: dict[str, Any]) -> str:
     """A non-empty sentence when the run went on despite a leak (data.allow_leak=true)."""
     d = summary.get("data") or {}
@@ -50,6 +69,8 @@ def data_markdown(summary: dict[str, Any]) -> list[str]:
         lines.append(f"- duplicate training questions removed: {d['n_removed_duplicates']} (pairs: `data/duplicates.jsonl`)")
     if d.get("synthesis"):
         lines.append(f"- synthesised questions: {_synth_line(d['synthesis'])}")
+    if d.get("paraphrases"):
+        lines.append(f"- paraphrased questions: {_para_line(d['paraphrases'])}")
     if d.get("filters"):
         lines.append(f"- teacher answers removed by filters: {_filters_line(d['filters'])} (rows in `data/filtered.jsonl`)")
     lines.append(f"- leak check (train questions + teacher answers vs evaluation questions): {_leak_line(d)}")
@@ -76,6 +97,8 @@ def data_markdown(summary: dict[str, Any]) -> list[str]:
         lines += ["", "distinct-n = unique word n-grams / all word n-grams; dispersion = mean pairwise cosine distance of "
                       f"the question embeddings ({card.get('embedding_model') or 'embeddings off'}). "
                       + ("The 2-D map of the questions is in report.html." if card.get("map") else "")]
+        if card.get("rows"):
+            lines += ["", *_rows_lines(card["rows"])]
     return lines
 
 
@@ -118,6 +141,7 @@ _CARD = """<h2>Data</h2>
 <li>training questions: {{ d.n_train }}{% if d.n_removed_duplicates is defined %} ({{ d.n_removed_duplicates }} duplicates removed, pairs in <code>data/duplicates.jsonl</code>){% endif %}; rows in the training file: {{ d.get("n_train_rows", "n/a") }} (teacher answers containing the gold: {{ d.get("n_train_gold", "n/a") }})</li>
 <li>evaluation items: {{ d.n_eval }}{% if d.n_eval_by_task %} ({% for t, n in d.n_eval_by_task.items() %}{{ t }}: {{ n }}{% if not loop.last %}, {% endif %}{% endfor %}){% endif %}</li>
 {% if d.synthesis %}<li>synthesised questions: {{ synth_line|prose }}</li>{% endif %}
+{% if d.paraphrases %}<li>paraphrased questions: {{ para_line|prose }}</li>{% endif %}
 {% if d.filters %}<li>teacher answers removed by filters: {{ filters_line }} (rows in <code>data/filtered.jsonl</code>)</li>{% endif %}
 <li>leak check: {{ leak_line }}</li>
 </ul>
@@ -136,6 +160,10 @@ _CARD = """<h2>Data</h2>
 {% for s, v in card.distinct.items() %}<tr><td>{{ s }}</td><td class="num">{{ "%.3f"|format(v.distinct_1) }}</td><td class="num">{{ "%.3f"|format(v.distinct_2) }}</td>
 <td class="num">{% if disp.get(s) is not none %}{{ "%.3f"|format(disp[s]) }}{% else %}—{% endif %}</td></tr>{% endfor %}
 </table>
+{% if card.rows %}<p id="data-rows">Training rows: {{ card.rows.n_rows }} over {{ card.rows.n_facts }} facts, rows per fact {{ "%.2f"|format(card.rows.rows_per_fact.mean) }} (min {{ card.rows.rows_per_fact.min }}, max {{ card.rows.rows_per_fact.max }}); answers naming the gold: {% if card.rows.gold_named is not none %}{{ "%.1f"|format(100 * card.rows.gold_named) }}% of the {{ card.rows.n_with_gold }} rows with one{% else %}n/a (no gold){% endif %}</p>
+<table id="data-rows-diversity"><tr><th>training rows</th><th>distinct-1</th><th>distinct-2</th></tr>
+{% for s, v in card.rows.distinct.items() %}<tr><td>{{ s }}</td><td class="num">{{ "%.3f"|format(v.distinct_1) }}</td><td class="num">{{ "%.3f"|format(v.distinct_2) }}</td></tr>{% endfor %}
+</table>{% endif %}
 {% if plot_map %}<img id="plot-data-map" alt="2-D map of training and evaluation questions" src="{{ plot_map }}">{% endif %}
 {% endif %}
 """
@@ -158,6 +186,7 @@ def data_html(summary: dict[str, Any]) -> tuple[Any, Any]:
     sets, rows = _groups(card) if card.get("groups") else ([], [])
     points = (card.get("map") or {}).get("points")
     section = env.from_string(_CARD).render(
-        d=d, leak_line=_leak_line(d), synth_line=_synth_line(d["synthesis"]) if d.get("synthesis") else "", filters_line=_filters_line(d.get("filters") or {}), closest=((d.get("leak") or {}).get("closest") or [])[:5], card=card, sets=sets, rows=rows,
+        d=d, leak_line=_leak_line(d), synth_line=_synth_line(d["synthesis"]) if d.get("synthesis") else "",
+        para_line=_para_line(d["paraphrases"]) if d.get("paraphrases") else "", filters_line=_filters_line(d.get("filters") or {}), closest=((d.get("leak") or {}).get("closest") or [])[:5], card=card, sets=sets, rows=rows,
         disp=card.get("dispersion") or {}, plot_map=_cached_map(summary, points) if points else "")
     return warning, Markup(section)
