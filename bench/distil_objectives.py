@@ -58,10 +58,15 @@ ARMS: dict[str, list[str]] = {
     "sft_wordings": ["generate.paraphrases=2", "finetune.epochs=2.5"],
     "sft_sampled": BEST_DATA,
     "pd": ["finetune=pd", *BEST_DATA],
+    # the whole SFT budget, then on-policy steps at on_policy.lr; the probe may stop it before any
+    # on-policy step (the arm is then its SFT student); _go_on: past the probe
     "best_on_policy": [*BEST_DATA, "finetune.objective=on_policy", "finetune.on_policy.steps=20"],
-    # the objectives at their defaults on the demo's greedy answers (the 2026-12-03 table)
+    "best_on_policy_go_on": [*BEST_DATA, "finetune.objective=on_policy", "finetune.on_policy.steps=20",
+                             "finetune.on_policy.if_base_preferred=continue"],
+    # the objectives on the demo's greedy answers (the 2026-12-03 table)
     "kd": ["finetune.objective=kd"],
-    "sft_on_policy": ["finetune.objective=on_policy", "finetune.on_policy.steps=38"],
+    "pd_greedy": ["finetune=pd"],
+    "sft_on_policy": ["finetune.objective=on_policy", "finetune.on_policy.steps=60"],
     "kd_only": ["finetune.objective=kd", "finetune.kd.weight=1.0"],
     "kd_full": ["finetune.objective=kd", "finetune.kd.top_k=0"],
 }
@@ -101,7 +106,10 @@ def arm_row(arm: str, run_dir: Path) -> tuple[dict[str, Any], Any]:
     row: dict[str, Any] = {"arm": arm, "overrides": ARMS[arm], "train_seconds": m.get("train_seconds"),
                            "teacher_logits_seconds": m.get("teacher_logits_seconds", 0.0), "steps": m.get("steps"),
                            "rows": m.get("examples"), "tokens": m.get("tokens"), "sampled_tokens": m.get("sampled_tokens"),
-                           "adapter_norm": m.get("adapter_norm"), "kl_to_base": m.get("kl_to_base")}
+                           "weight_delta_norm": m.get("weight_delta_norm"),
+                           "kl_to_base": (m.get("kl_to_base") or {}).get("per_token"), "probe": m.get("probe")}
+    if row["weight_delta_norm"] is None:  # a fine-tune cached before the drift figures existed: measured now
+        row.update(missing_drift(run_dir, summary))
     row["cost_seconds"] = round((row["train_seconds"] or 0) + (row["teacher_logits_seconds"] or 0), 1)
     for grader in ("contains", "exact"):
         tt, bb, ss = (scores(frame, a, "heldout", grader) for a in ("teacher", "baseline", "student"))
@@ -113,6 +121,22 @@ def arm_row(arm: str, run_dir: Path) -> tuple[dict[str, Any], Any]:
     ctl = scores(frame, "student", "control", "contains")
     row["control_contains"] = round(sum(ctl.values()) / len(ctl), 4) if ctl else None
     return row, frame
+
+
+def missing_drift(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """The drift figures run_finetune reports today (harness/finetune/_drift.py), for a student whose
+    fine-tune was cached before they existed: the same function on the same held-out prompts."""
+    from harness.cache import user_cache_dir
+    from harness.finetune._drift import drift
+    from harness.models import resolve_args
+    from harness.prompts import chat, render
+
+    cfg = summary["config"]
+    base = resolve_args("student", cfg["models"]["student"]["args"], user_cache_dir())["model_path"]
+    items = [json.loads(x) for x in (run_dir / "data" / "eval.jsonl").read_text().splitlines()]
+    prompts = [chat(cfg["eval"]["system"], render(cfg["eval"]["prompt"], it["question"])) for it in items if it["task"] == "heldout"]
+    d = drift(base, str(REPO / summary["paths"]["student"]), prompts)
+    return {"weight_delta_norm": d["weight_delta_norm"], "kl_to_base": d["kl_to_base"]["per_token"], "drift_measured_by_bench": True}
 
 
 def versus_sft(frames: dict[str, Any], task: str) -> dict[str, Any]:
@@ -135,6 +159,7 @@ def k_fidelity(ks: list[int], overrides: list[str]) -> dict[str, Any]:
     """The share of the whole-vocabulary forward KL(teacher || untuned student) kept by {top-k, rest},
     on the demo's greedy training answers (the run dir of the sft arm holds them)."""
     import torch
+    from omegaconf import OmegaConf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.cli import compose
@@ -145,7 +170,6 @@ def k_fidelity(ks: list[int], overrides: list[str]) -> dict[str, Any]:
     from harness.finetune._objectives import _answer_logits, _split, topk_support
     from harness.generate import GenerateInput, run_generate, teacher_prompt
     from harness.models import resolve_args
-    from omegaconf import OmegaConf
 
     plain = OmegaConf.to_container(compose(["experiment=demo", *overrides]), resolve=False)
     plain.pop("hydra", None)
@@ -161,6 +185,8 @@ def k_fidelity(ks: list[int], overrides: list[str]) -> dict[str, Any]:
     path = t_args["model_path"]
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    # at kd's temperature, as its loss softens both (finetune=pd: T = 2, a flatter teacher: less in any top k)
+    temp = cfg.finetune.kd.temperature
     full, part, n = 0.0, {k: 0.0 for k in ks}, 0
     with torch.no_grad():
         for b in range(0, len(rows), 8):
@@ -169,14 +195,14 @@ def k_fidelity(ks: list[int], overrides: list[str]) -> dict[str, Any]:
             t_ids = [tok(tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True), add_special_tokens=False).input_ids
                      for m in t_msgs]
             answers = [a for _, a in enc]
-            s = torch.log_softmax(_answer_logits(model.model, model.lm_head, [p for p, _ in enc], answers, tok.eos_token_id), -1)
-            t = torch.log_softmax(_answer_logits(model.model, model.lm_head, t_ids, answers, tok.eos_token_id), -1)
+            s = torch.log_softmax(_answer_logits(model.model, model.lm_head, [p for p, _ in enc], answers, tok.eos_token_id) / temp, -1)
+            t = torch.log_softmax(_answer_logits(model.model, model.lm_head, t_ids, answers, tok.eos_token_id) / temp, -1)
             full += float(divergence(s, t, 0.0).sum())
             for k in ks:
                 idx = t.topk(k, -1).indices
                 part[k] += float(divergence(topk_support(s, idx), topk_support(t, idx), 0.0).sum())
             n += len(s)
-    return {"tokens": n, "full_kl_per_token": round(full / n, 4), "kl_share_captured": {k: round(part[k] / full, 4) for k in ks}}
+    return {"tokens": n, "temperature": temp, "full_kl_per_token": round(full / n, 4), "kl_share_captured": {k: round(part[k] / full, 4) for k in ks}}
 
 
 def main() -> None:

@@ -214,8 +214,13 @@ class KDConfig:
     beta: float = 0.0
     temperature: float = 1.0  # both distributions are softened by it (logits / T)
     # teacher log-probs kept per position (the rest of the vocabulary is one "other" bucket): computed
-    # once and cached by content hash. 0 = the whole vocabulary, recomputed at every step (no cache)
+    # once and cached by content hash (fp16). 0 = the whole vocabulary, recomputed at every step (no cache)
     top_k: int = 64
+    # multiply the divergence by temperature^2 (Hinton et al. 2015: keeps its gradients' scale as T
+    # grows). False (the default) keeps the loss as it was; the prompt-distillation code
+    # (ziqiwangsilvia/prompt-distillation, training/loss.py) does not apply it, so neither does
+    # finetune=pd. Out of the cache key when False, so earlier kd entries keep their keys.
+    t_squared: bool = False
 
 
 @dataclass
@@ -223,7 +228,19 @@ class OnPolicyConfig:
     """`objective: on_policy`: the student samples answers to the training questions during training,
     the teacher scores every sampled token, the loss is the per-token divergence (GKD's on-policy case)."""
 
-    # the first sft_fraction of the steps are plain SFT on the teacher's answers (`sft -> on_policy`)
+    # 0: every step of the fine-tune's budget (finetune.epochs / max_steps) is on-policy, from the
+    # untuned base. > 0: `sft -> on_policy`: the whole SFT budget first (exactly the sft student), then
+    # this many on-policy steps at `lr`, with a fresh AdamW and schedule (docs/distillation.md)
+    steps: int = 0
+    # the on-policy steps' peak learning rate (warmup finetune.warmup_ratio of them, then linear decay
+    # to 0): its own, not the SFT one -- SFT's 2e-3 at the switch measured the student back to the base
+    lr: float = 1.0e-4
+    # before any on-policy step a probe scores the base's and the student's own samples under the
+    # teacher; when the teacher prefers the base's: `stop` (say so; after SFT the fine-tune ends as
+    # the SFT student, from the base it is refused) or `continue` (warn and train anyway)
+    if_base_preferred: str = "stop"
+    # retired (kept so an old config is refused in one line, not by Hydra): the share of the budget
+    # that was SFT first; use `steps` instead, which keeps the whole SFT budget
     sft_fraction: float = 0.0
     beta: float = 1.0  # 1 = reverse KL(student || teacher), as in GKD's on-policy case and Qwen3's on-policy stage
     temperature: float = 1.0  # the student's sampling temperature (and the divergence's)

@@ -19,7 +19,7 @@ from .cache import record_use, user_cache_dir, write_json
 from .config import FinetuneConfig, HarnessConfig, grader_fingerprint, model_identity, student_aliases, student_finetune
 from .data import DataOutput, build, check_answers, data_summary, run_data
 from .errors import HarnessError, redact
-from .evaluate import EvalModel, EvaluateOutput, judged, open_judge, run_evaluate, run_pairwise
+from .evaluate import EvalModel, EvaluateOutput, item_messages, judged, open_judge, run_evaluate, run_pairwise
 from .finetune import LOCAL, FinetuneOutput, Teacher, run_finetune
 from .generate import GenerateInput, run_generate, run_paraphrases, run_questions, teacher_prompt
 from .guards import run_lock
@@ -201,8 +201,18 @@ def _finetune(r: Run, gen: Any, data: DataOutput) -> tuple[dict[str, FinetuneOut
     evaluated_as: dict[str, str] = {}
     with r.stage("finetune"):
         for alias in r.students:
-            fts[alias], evaluated_as[alias] = _finetune_student(r, alias, gen.train_file, _distil_teacher(r, alias, data, gen))
+            fts[alias], evaluated_as[alias] = _finetune_student(r, alias, gen.train_file, _distil_teacher(r, alias, data, gen),
+                                                                _drift_prompts(r.cfg, data))
     return fts, evaluated_as
+
+
+def _drift_prompts(cfg: HarnessConfig, data: DataOutput) -> list[list[dict[str, str]]]:
+    """What a student is shown for the held-out items (the control items when there are none): the
+    fine-tune reports its KL to the base on its answers to the first of them (finetune/_drift.py).
+    Evaluation items, never trained on; the figure is a measurement and tunes nothing."""
+    e = cfg.eval
+    items = [it for it in data.eval if it.task == "heldout"] or list(data.eval)
+    return [item_messages(it, e.prompt, None, e.system, e.choices_prompt, e.shuffle_choices) for it in items]
 
 
 def _evaluate(r: Run, data: DataOutput, evaluated_as: dict[str, str]) -> Any:
@@ -283,7 +293,8 @@ def _distil_teacher(r: Run, alias: str, data: DataOutput, gen: Any) -> Teacher |
     return Teacher(model_identity(teacher), r.resolved["teacher"]["model_path"], prompts, r.cache_dir if cfg.cache else None)
 
 
-def _finetune_student(r: Run, alias: str, train_file: Path, teacher: Teacher | None = None) -> tuple[FinetuneOutput, str]:
+def _finetune_student(r: Run, alias: str, train_file: Path, teacher: Teacher | None = None,
+                      drift_prompts: list[list[dict[str, str]]] | None = None) -> tuple[FinetuneOutput, str]:
     """Fine-tune one student; returns its output and the inspect model string it is evaluated as
     (`r.resolved[alias]` is pointed at the trained checkpoint)."""
     student, ftc = r.cfg.models[alias], r.students[alias]
@@ -291,7 +302,7 @@ def _finetune_student(r: Run, alias: str, train_file: Path, teacher: Teacher | N
     try:
         client = r.endpoints.client(alias, max_retries=r.cfg.eval.max_retries, timeout=r.cfg.eval.timeout) if hosted else None
         ft = run_finetune(student, r.resolved[alias].get("model_path"), train_file, ftc, r.cache_dir, _student_dir(r.dir, alias),
-                          r.cfg.cache, client, teacher)
+                          r.cfg.cache, client, teacher, drift_prompts)
     except openai_errors() as e:
         raise r.endpoints.error(e, alias) from None
     print(f"[finetune] {alias}: {ftc.method}: {ft.model_path}{' (cached)' if ft.cached else ''}", flush=True)

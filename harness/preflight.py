@@ -15,7 +15,7 @@ from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases,
 from .data import EvalItem, build, data_notes
 from .errors import HarnessError
 from .evaluate import check_grader, check_tasks, is_inspect_task, item_messages, task_names
-from .finetune import LOCAL, METHODS, OBJECTIVES, check_scale, n_epochs, sharding
+from .finetune import IF_BASE_PREFERRED, LOCAL, METHODS, OBJECTIVES, RETIRED_SFT_FRACTION, check_scale, n_epochs, sharding
 from .generate import check_generate
 from .guards import check_config
 from .models import (
@@ -256,13 +256,18 @@ def _check_objective(cfg: HarnessConfig, alias: str, ft: FinetuneConfig) -> None
     kd, op = ft.kd, ft.on_policy
     for name, value, ok in (("kd.weight", kd.weight, 0 <= kd.weight <= 1), ("kd.beta", kd.beta, 0 <= kd.beta <= 1),
                             ("kd.temperature", kd.temperature, kd.temperature > 0), ("kd.top_k", kd.top_k, kd.top_k >= 0),
-                            ("on_policy.sft_fraction", op.sft_fraction, 0 <= op.sft_fraction < 1),
+                            ("on_policy.steps", op.steps, op.steps >= 0), ("on_policy.lr", op.lr, op.lr > 0),
                             ("on_policy.beta", op.beta, 0 <= op.beta <= 1),
                             ("on_policy.temperature", op.temperature, op.temperature > 0),
                             ("on_policy.max_new_tokens", op.max_new_tokens, op.max_new_tokens > 0)):
         if not ok:
-            raise HarnessError(f"finetune.{name}: {value} is out of range (weight, beta in [0, 1]; sft_fraction in [0, 1); "
-                               "temperature > 0; top_k >= 0; max_new_tokens > 0)")
+            raise HarnessError(f"finetune.{name}: {value} is out of range (weight, beta in [0, 1]; temperature, lr > 0; "
+                               "top_k, steps >= 0; max_new_tokens > 0)")
+    if op.if_base_preferred not in IF_BASE_PREFERRED:
+        raise HarnessError(f"finetune.on_policy.if_base_preferred: unknown value '{op.if_base_preferred}'; "
+                           f"available: {', '.join(IF_BASE_PREFERRED)}")
+    if op.sft_fraction != 0:
+        raise HarnessError(RETIRED_SFT_FRACTION.format(op.sft_fraction))
     if ft.objective == "sft":
         return
     why = f"{key}={ft.objective} trains on the teacher's token distributions"

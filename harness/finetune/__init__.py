@@ -12,10 +12,13 @@ from ..config import FinetuneConfig, ModelConfig, model_identity
 from ..errors import HarnessError
 from ._dist import check_scale as check_scale  # re-exported: preflight checks devices and processes
 from ._dist import sharding as sharding  # and which objectives an accelerate config allows
+from ._drift import drift
 
 # the objectives: names (preflight), the teacher handed to a kd / on_policy fine-tune (pipeline),
 # the divergences (tests, bench/distil_objectives.py)
+from ._objectives import IF_BASE_PREFERRED as IF_BASE_PREFERRED
 from ._objectives import OBJECTIVES as OBJECTIVES
+from ._objectives import RETIRED_SFT_FRACTION as RETIRED_SFT_FRACTION
 from ._objectives import Teacher as Teacher
 from ._objectives import answer_divergence as answer_divergence
 from ._objectives import divergence as divergence
@@ -72,9 +75,12 @@ def finetune_key(base: ModelConfig, cfg: FinetuneConfig, train_file: Path, teach
 def run_finetune(
     base: ModelConfig, base_path: str | None, train_file: Path, cfg: FinetuneConfig, cache_dir: Path, out_dir: Path,
     use_cache: bool = True, client: Any = None, teacher: Teacher | None = None,
+    drift_prompts: list[list[dict[str, str]]] | None = None,
 ) -> FinetuneOutput:
     """`client`: an `openai.OpenAI` client for the student's endpoint (`finetune=openai` only).
-    `teacher`: the local teacher of finetune.objective kd / on_policy (its weights, its prompts)."""
+    `teacher`: the local teacher of finetune.objective kd / on_policy (its weights, its prompts).
+    `drift_prompts`: student prompts held out from training (the evaluation questions'): a local
+    fine-tune's metrics report the student's KL to the base on its answers to them (_drift.py)."""
     if cfg.method not in METHODS:
         raise HarnessError(f"finetune.method: unknown method '{cfg.method}'; available: {', '.join(METHODS)}")
     if cfg.method == "none":
@@ -114,6 +120,7 @@ def run_finetune(
                         metrics = launch(base_path, train_file, cfg, tmp / "model", out_dir / "launch.log", teacher)
                     else:
                         metrics = train_local(base_path, train_file, cfg, tmp / "model", teacher=teacher)
+                    metrics.update(drift(base_path, str(tmp / "model"), drift_prompts))  # "back to the base", measured
                     write_json(tmp / "metrics.json", metrics)
         metrics = json.loads((entry / "metrics.json").read_text())
         out = FinetuneOutput(str(entry / "model"), key, metrics, cached)

@@ -117,6 +117,9 @@ class _Plain:
     def prepare(self, model: Any, opt: Any) -> tuple[Any, Any]:
         return model, opt
 
+    def prepare_optimizer(self, opt: Any) -> Any:  # a later optimizer (on_policy's, after SFT)
+        return opt
+
     def autocast(self) -> Any:
         import torch
 
@@ -174,6 +177,9 @@ class _Accelerate(_Plain):
     def prepare(self, model: Any, opt: Any) -> tuple[Any, Any]:
         return self.acc.prepare(model, opt)
 
+    def prepare_optimizer(self, opt: Any) -> Any:
+        return self.acc.prepare_optimizer(opt)
+
     def autocast(self) -> Any:
         return contextlib.nullcontext()  # prepare() wrapped the model's forward in autocast
 
@@ -216,6 +222,18 @@ class _Accelerate(_Plain):
     def close(self) -> None:
         self.acc.wait_for_everyone()
         self.acc.end_training()
+
+
+def _optimizer(params: list[Any], lr: float, steps: int, warmup_ratio: float) -> tuple[Any, Any]:
+    """AdamW and its schedule (linear warmup over warmup_ratio of `steps`, then linear decay to 0 at
+    the last step), stepped once per optimizer step -- on the plain optimizer: accelerate's scheduler
+    wrapper would step it once per process."""
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warmup = round(warmup_ratio * steps)
+    return opt, torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
 
 
 def _objective(cfg: FinetuneConfig, engine: _Plain, net: Any, base_path: str, model: Any, tok: Any,
@@ -304,17 +322,11 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     rows_per_step = cfg.batch_size * accum  # the global batch, whatever the number of processes
     steps_per_epoch = math.ceil(len(data) / rows_per_step)
     total = cfg.max_steps if cfg.max_steps > 0 else max(1, round(steps_per_epoch * cfg.epochs))
-    warmup = round(cfg.warmup_ratio * total)
     net = _trainable(model, cfg.method)
     if not launched():  # accelerate places the model itself
         net.to(engine.device)
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    # on the plain optimizer, stepped once per optimizer step (accelerate's scheduler wrapper would
-    # step it once per process)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
-    )
+    opt, sched = _optimizer(params, cfg.lr, total, cfg.warmup_ratio)
     net, opt = engine.prepare(net, opt)
     rng = random.Random(cfg.seed)
     world, rank = engine.world, engine.rank
@@ -326,6 +338,7 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     objective = None
     if cfg.objective != "sft":
         objective = _objective(cfg, engine, net, base_path, model, tok, data, teacher, total)
+        total = objective.total  # sft -> on_policy: the SFT budget (its schedule above) + the on-policy steps
     # --- end objective
 
     def tensors(batch: list[tuple[list[int], list[int]]]) -> tuple[Any, Any, Any]:
@@ -339,13 +352,24 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
     step, tokens, epoch_losses, log, t0 = 0, 0, [], [], time.time()
     # a bar with loss and tok/s on a terminal; plain `[finetune] step i/n ...` lines otherwise
     bar = Progress("finetune", total, "step") if engine.is_main else None
-    while step < total:
+    stopped = False  # the on-policy probe ended the fine-tune after its SFT phase
+    while step < total and not stopped:
         order = list(range(len(data)))
         rng.shuffle(order)
         losses = []
         for b in range(0, len(order), rows_per_step):
             if step >= total:
                 break
+            if objective is not None and objective.switches_at(step):  # on_policy begins: the probe first
+                if not objective.start_on_policy():
+                    stopped = True
+                    break
+                # its own lr and schedule over its own steps, and a fresh AdamW: SFT's moments would
+                # push on along SFT's last direction (beta1 0.9: ~10 steps) and scale the first
+                # on-policy steps by SFT's gradient sizes. (Every process probes the same rows with the
+                # same seeds and weights, so all of them stop or go on together.)
+                opt, sched = _optimizer(params, cfg.on_policy.lr, total - step, cfg.warmup_ratio)
+                opt = engine.prepare_optimizer(opt)
             rows = order[b : b + rows_per_step]
             n_tok = sum(labelled[i] for i in rows)
             pieces = [rows[k * len(rows) // split : (k + 1) * len(rows) // split] for k in range(split)]
@@ -378,7 +402,8 @@ def train_local(base_path: str, train_file: Path, cfg: FinetuneConfig, out_dir: 
             log.append({"step": step, "loss": round(loss, 6), "grad_norm": round(grad_norm, 6), "rows": trained})
             if bar:
                 bar.update(1, loss=f"{sum(losses) / len(losses):.3f}", **{"tok/s": f"{tokens / (time.time() - t0):.0f}"})
-        epoch_losses.append(sum(losses) / max(1, len(losses)))
+        if losses:  # (none in an epoch the probe stopped at its start)
+            epoch_losses.append(sum(losses) / len(losses))
     seconds = time.time() - t0
     if bar:
         bar.close()

@@ -150,7 +150,9 @@ SWEEP_FINETUNE_NOTE = ("Per student: how it was fine-tuned and what that cost (f
                        "cached fine-tune shows the figures of the run that trained it). Train seconds are the training "
                        "loop; teacher seconds the teacher's forward passes (kd's cached top-k log-probs are computed "
                        "before the loop, once per content hash); tokens are the tokens the loop read, "
-                       "sampled tokens those on_policy generated.")
+                       "sampled tokens those on_policy generated. How far each student moved from its base: weight "
+                       "delta = the Frobenius norm of its weights minus the base's (LoRA: the merged update), KL to base = "
+                       "KL(student || base) per token on its greedy answers to held-out prompts (docs/distillation.md).")
 
 
 def sweep_finetunes(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
@@ -165,7 +167,8 @@ def sweep_finetunes(runs: list[Run], labels: dict[str, dict[str, str]]) -> list[
             out.append({"setting": r.setting, "student": labels[r.setting].get(alias, alias), "method": m.get("method"),
                         "objective": m.get("objective", "sft"), "steps": m.get("steps"), "train_seconds": sec, "tokens": tokens,
                         "tokens_per_second": tps, "teacher_seconds": m.get("teacher_seconds", 0.0),
-                        "sampled_tokens": m.get("sampled_tokens")})
+                        "sampled_tokens": m.get("sampled_tokens"), "weight_delta_norm": m.get("weight_delta_norm"),
+                        "kl_to_base": (m.get("kl_to_base") or {}).get("per_token")})
     return out
 
 
@@ -174,7 +177,8 @@ def _finetune_rows(s: dict[str, Any]) -> list[list[str]]:
         return "—" if v is None else str(v)
 
     return [[f["student"], f["method"], f["objective"], num(f["steps"]), num(f["train_seconds"]), num(f["tokens"]),
-             num(f["tokens_per_second"]), num(f["teacher_seconds"]), num(f["sampled_tokens"])] for f in s.get("finetunes") or []]
+             num(f["tokens_per_second"]), num(f["teacher_seconds"]), num(f["sampled_tokens"]), num(f.get("weight_delta_norm")),
+             num(f.get("kl_to_base"))] for f in s.get("finetunes") or []]
 
 
 def _usage_rows(s: dict[str, Any]) -> list[list[str]]:
@@ -236,8 +240,9 @@ def render_sweep_markdown(s: dict[str, Any]) -> str:
     fts = _finetune_rows(s)
     if fts:
         lines += ["", "## Fine-tunes", "", SWEEP_FINETUNE_NOTE, "",
-                  "| student | method | objective | steps | train seconds | tokens | tokens/s | teacher seconds | sampled tokens |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| student | method | objective | steps | train seconds | tokens | tokens/s | teacher seconds | sampled tokens "
+                  "| weight delta | KL to base |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         lines += ["| " + " | ".join([md(r[0], 300), md(r[1], 100), md(r[2], 100), *r[3:]]) + " |" for r in fts]
     usage = _usage_rows(s)
     if usage:
@@ -336,7 +341,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 {% if finetune_rows %}
 <h2>Fine-tunes</h2>
 <p class="note">{{ finetune_note }}</p>
-<table id="finetunes"><tr><th>student</th><th>method</th><th>objective</th><th>steps</th><th>train seconds</th><th>tokens</th><th>tokens/s</th><th>teacher seconds</th><th>sampled tokens</th></tr>
+<table id="finetunes"><tr><th>student</th><th>method</th><th>objective</th><th>steps</th><th>train seconds</th><th>tokens</th><th>tokens/s</th><th>teacher seconds</th><th>sampled tokens</th><th>weight delta</th><th>KL to base</th></tr>
 {% for r in finetune_rows %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td><td>{{ r[2] }}</td>{% for c in r[3:] %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
 {% endif %}
