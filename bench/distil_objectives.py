@@ -22,11 +22,12 @@ measures them.
 
 Arms (--arms, default: the recipes of issue 28, in order):
   sft              the demo's student: one greedy teacher answer per training question, 5 epochs
-  sft_wordings     + generate.paraphrases=2: the teacher writes 2 more wordings of each question
-  sft_sampled      + generate.samples_per_question=4 at sample_temperature 1.0, 1.25 epochs (about sft's steps)
-  pd               finetune=pd (the published prompt distillation: pure forward KL at T=2, T^2, top-1024) on the sampled answers
-  best_on_policy   the best data recipe, then on-policy steps after its full SFT budget
-  (legacy, by name: kd, sft_on_policy, kd_only, kd_full)
+  sft_wordings     + generate.paraphrases=2: the teacher writes 2 more wordings of each question, 2.5 epochs
+  sft_sampled      + generate.samples_per_question=4 at sample_temperature 0.7, 1.25 epochs (about sft's steps)
+  pd               finetune=pd (the published prompt distillation: pure forward KL at T=2, whole vocabulary) on the sampled answers
+  sft_on_policy    sft's data and budget, then 30 on-policy steps (the probe may stop it: then it is the sft student)
+  sft_on_policy_go_on  the same past the probe (on_policy.if_base_preferred=continue)
+  (by name: kd, pd_greedy, kd_full: the objectives on the greedy answers)
 
 What k costs (--k-fidelity 64,256,1024): on the demo's greedy training answers, the share of the
 whole-vocabulary forward KL(teacher || untuned student) that the {top-k, rest} support keeps
@@ -51,23 +52,24 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# the data recipe the on-policy arm builds on (the best of the data arms on the validation split)
-BEST_DATA = ["generate.samples_per_question=4", "finetune.epochs=1.25"]
+# N = 4 sampled teacher answers per question at generate.sample_temperature (0.7), each a row, 1.25
+# epochs: about sft's 75 steps, each answer seen ~1.25 times instead of one answer seen 5 times
+SAMPLED = ["generate.samples_per_question=4", "finetune.epochs=1.25"]
 ARMS: dict[str, list[str]] = {
     "sft": [],
+    # 2 teacher-written wordings per question (~106 of 240 kept), 2.5 epochs: about sft's steps again
     "sft_wordings": ["generate.paraphrases=2", "finetune.epochs=2.5"],
-    "sft_sampled": BEST_DATA,
-    "pd": ["finetune=pd", *BEST_DATA],
-    # the whole SFT budget, then on-policy steps at on_policy.lr; the probe may stop it before any
-    # on-policy step (the arm is then its SFT student); _go_on: past the probe
-    "best_on_policy": [*BEST_DATA, "finetune.objective=on_policy", "finetune.on_policy.steps=20"],
-    "best_on_policy_go_on": [*BEST_DATA, "finetune.objective=on_policy", "finetune.on_policy.steps=20",
-                             "finetune.on_policy.if_base_preferred=continue"],
+    "sft_sampled": SAMPLED,
+    # the published recipe: its loss (finetune=pd) on sampled teacher answers
+    "pd": ["finetune=pd", *SAMPLED],
+    # the best data recipe (sft's own) with on-policy after its whole SFT budget, at on_policy.lr; the
+    # probe may stop it before any on-policy step (the arm is then its SFT student); _go_on: past the probe
+    "sft_on_policy": ["finetune.objective=on_policy", "finetune.on_policy.steps=30"],
+    "sft_on_policy_go_on": ["finetune.objective=on_policy", "finetune.on_policy.steps=30",
+                            "finetune.on_policy.if_base_preferred=continue"],
     # the objectives on the demo's greedy answers (the 2026-12-03 table)
     "kd": ["finetune.objective=kd"],
     "pd_greedy": ["finetune=pd"],
-    "sft_on_policy": ["finetune.objective=on_policy", "finetune.on_policy.steps=60"],
-    "kd_only": ["finetune.objective=kd", "finetune.kd.weight=1.0"],
     "kd_full": ["finetune.objective=kd", "finetune.kd.top_k=0"],
 }
 NO_JUDGES = ["~graders.judge", "~graders.pairwise"]
@@ -207,7 +209,7 @@ def k_fidelity(ks: list[int], overrides: list[str]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--arms", default="sft,sft_wordings,sft_sampled,pd,best_on_policy")
+    ap.add_argument("--arms", default="sft,sft_wordings,sft_sampled,pd,sft_on_policy,sft_on_policy_go_on")
     ap.add_argument("--out", default=str(REPO / "results" / "bench_distil_objectives"))
     ap.add_argument("--tag", default="sweep", help="the sweep dir's name under --out (e.g. seed0, seed1)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
