@@ -136,7 +136,7 @@ def test_help_lists_config_groups_and_options():
     groups = dict(re.findall(r"^(\w+): (.+)$", p.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0], re.M))
     assert {"demo", "tiny", "openai_distill"} <= set(groups["experiment"].split(", "))
     assert {"smollm2", "gpt-4o", "smollm2_server"} <= set(groups["model"].split(", "))
-    assert {"lora", "full", "none", "openai"} == set(groups["finetune"].split(", "))
+    assert {"lora", "full", "none", "openai", "pd"} == set(groups["finetune"].split(", "))
     assert "-cd/--config-dir DIR" in p.stdout
 
 
