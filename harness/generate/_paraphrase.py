@@ -17,8 +17,7 @@ from typing import Any
 
 from ..cache import digest, locked, read_jsonl, trusted, write_jsonl, write_manifest
 from ..config import GenerateConfig, ModelConfig
-from ..data import TrainQuestion
-from ..data._overlap import norm
+from ..data import TrainQuestion, norm
 from ..errors import HarnessError
 from ..prompts import chat
 from ._questions import parse_question
