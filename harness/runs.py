@@ -50,8 +50,9 @@ def load_frame(log_dir: Path) -> pd.DataFrame:
 @dataclass
 class Source:
     """What one path given to `harness regress` / `harness report` holds, read into the tidy frame:
-    a finished `harness run` dir (kind "run"), an inspect log or log dir ("inspect"), or an
-    lm-evaluation-harness --log_samples output ("lm-eval")."""
+    a finished `harness run` dir (kind "run"), an inspect log or log dir ("inspect"), an
+    lm-evaluation-harness --log_samples output ("lm-eval"), or another tool's results ("eee", "helm",
+    "lighteval", "promptfoo": harness.sources)."""
 
     path: Path
     kind: str
@@ -77,7 +78,8 @@ def open_source(path: Path) -> Source:
     frame = pd.DataFrame(f.rows, columns=COLUMNS)
     items = pd.DataFrame(f.items, columns=ITEM_COLUMNS)
     summary = {"experiment": path.name, "run": str(path), "models": dict(f.models), "students": [], "config": {},
-               "source": {"kind": f.kind, "path": str(path), "files": f.files, "task_args": f.task_args}}
+               "source": {"kind": f.kind, "path": str(path), "files": f.files, "task_args": f.task_args,
+                          "fingerprints": f.fingerprints}}
     return Source(path, f.kind, summary, frame, items)
 
 

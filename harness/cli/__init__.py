@@ -37,6 +37,9 @@ USAGE = """\
     harness regress --baseline RUN_DIR[:alias] --candidate RUN_DIR[:alias] [--margin M] [--alpha A] [--strict]
                        gate a candidate against the current model from finished runs
                        (exit 0 pass, 3 regression, 4 inconclusive; see docs/regress.md)
+    harness export RUN_DIR[:alias]|LOG [--out DIR] [--against BASELINE[:alias]]
+                       write a run (or two runs and their gate verdict) as Every Eval Ever files
+                       (docs/sources.md)
     harness experiments [--config-dir DIR]
                        the experiments available (packaged and yours), one line each
     harness init DIR   write a starter project: your experiments, data, a model entry, a CI workflow
@@ -55,6 +58,7 @@ COMMANDS = {
     "regress": "._regress",
     "experiments": "._experiments",
     "init": "._init",
+    "export": "._export",
 }
 
 

@@ -26,6 +26,7 @@ from ..config import EvalConfig, RegressConfig, grader_fingerprint
 from ..errors import HarnessError
 from ..report import degenerate_cells
 from ..runs import Source, open_source
+from ..sources import check_alike
 from ..stats import adjust, gate_cell
 from ._render import headline
 from ._sequential import ORDER_FILE, Status, apply, batch_items, check_sequential, read_plan, scan
@@ -186,6 +187,8 @@ def _comparable(base: _Side, cand: _Side, s: RegressConfig) -> tuple[set[tuple[s
 def _foreign_notes(base: _Side, cand: _Side) -> list[str]:
     """A foreign log records neither the harness's prompts nor its grader definitions: the two sides
     are compared by item (id, input, target) and score name. Different task arguments are said."""
+    if base.source.kind == cand.source.kind:  # another task version, prompt or target: refused (harness.sources)
+        check_alike(*((side.summary.get("source") or {}).get("fingerprints") or {} for side in (base, cand)), base.where, cand.where)
     notes = []
     for task in sorted(set(base.frame["task"]) & set(cand.frame["task"])):
         ab = ((base.summary.get("source") or {}).get("task_args") or {}).get(task)

@@ -1,8 +1,10 @@
 """Scores as every later stage reads them, from whatever wrote them: the one reader of inspect logs
-(a harness run's, or any `inspect eval`'s) and of lm-evaluation-harness `--log_samples` output.
+(a harness run's, or any `inspect eval`'s), lm-evaluation-harness `--log_samples` output (0.4, and 0.5's
+`--repeats` as epochs), Every Eval Ever files (_eee), HELM run dirs, lighteval details parquet and
+promptfoo JSON v3 (_others).
 
 A ground floor (imports nothing of the harness but errors): `harness.runs.load_frame` builds a run's
-frame with `log_rows`, and `read_foreign` turns a log file, a log dir or an lm-eval output dir into
+frame with `log_rows`, and `read_foreign` turns a log file, a log dir or another tool's output into
 the same tidy frame (one row per model x task x grader x item x epoch, `COLUMNS`), so the report, the
 comparisons and the gate read a foreign evaluation exactly as they read a harness run.
 
@@ -11,6 +13,10 @@ CORRECT/INCORRECT/PARTIAL/NOANSWER ("C"/"I"/"P"/"N") -> 1/0/0.5/0, booleans -> 1
 are, "yes"/"true" and "no"/"false", numeric strings; a dict-valued score is one grader per key
 (`<scorer>.<key>`). What inspect would turn into 0 with a warning (a list, an unknown string) is NaN
 here: unscorable, so the pair is dropped and counted rather than scored as wrong.
+
+What each tool records about how an item was asked (a task version, a hash of the prompt the model
+saw, a hash of the target) is kept in `Foreign.fingerprints`; `check_alike` refuses two sources that
+differ in any of them (they measured different things, so a gate would measure the difference).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import HarnessError
+from ..errors import HarnessError
 
 COLUMNS = ["alias", "model", "task", "grader", "id", "epoch", "value", "group", "answer", "extracted", "target", "cluster", "judge"]
 ITEM_COLUMNS = ["task", "id", "question", "answer"]
@@ -99,29 +105,48 @@ def log_items(log: Any) -> list[tuple[str, str, str, str]]:
 class Foreign:
     """What a log file, a log dir or an lm-eval output holds."""
 
-    kind: str  # "inspect" | "lm-eval"
+    kind: str  # "inspect" | "lm-eval" | "eee" | "helm" | "lighteval" | "promptfoo"
     rows: list[tuple] = field(default_factory=list)
     items: list[tuple[str, str, str, str]] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)  # alias -> model
     files: list[str] = field(default_factory=list)
     task_args: dict[str, Any] = field(default_factory=dict)  # task -> its arguments (inspect) / config (lm-eval)
+    # "version": task -> its version; "prompt" / "target": task -> item id -> hash (what the tool recorded)
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def kind_of(path: Path) -> str | None:
     """"inspect" (a .eval/.json log, or a dir holding some), "lm-eval" (a samples_*.jsonl, or a dir
-    holding some), or None."""
+    holding some), "eee", "helm", "lighteval", "promptfoo" (see their readers), or None."""
+    from ._eee import is_aggregate, is_instances
+    from ._others import is_promptfoo
+
     if path.is_file():
-        if path.suffix == ".eval" or (path.suffix == ".json" and not path.name.startswith("results_")):
+        if path.suffix == ".eval":
             return "inspect"
-        if path.suffix == ".jsonl" and path.name.startswith("samples_"):
-            return "lm-eval"
+        if path.suffix == ".parquet":
+            return "lighteval"
+        if path.suffix == ".jsonl":
+            return "lm-eval" if path.name.startswith("samples_") else "eee" if is_instances(path) else None
+        if path.suffix == ".json" and not path.name.startswith("results_"):
+            if path.name in ("per_instance_stats.json", "scenario_state.json"):
+                return "helm"
+            return "eee" if is_aggregate(path) else "promptfoo" if is_promptfoo(path) else "inspect"
         return None
     if not path.is_dir():
         return None
     if next(path.rglob("samples_*.jsonl"), None) is not None or next(path.rglob("results_*.json"), None) is not None:
         return "lm-eval"
+    if next(path.rglob("per_instance_stats.json"), None) is not None:
+        return "helm"
+    if next(path.rglob("details_*.parquet"), None) is not None:
+        return "lighteval"
     if next(path.rglob("*.eval"), None) is not None or any(_is_log_json(p) for p in path.rglob("*.json")):
         return "inspect"
+    if any(is_aggregate(p) for p in path.rglob("*.json")) or any(is_instances(p) for p in path.rglob("*.jsonl")):
+        return "eee"
+    if any(is_promptfoo(p) for p in path.rglob("*.json")):
+        return "promptfoo"
     return None
 
 
@@ -136,12 +161,41 @@ def read_foreign(path: Path) -> Foreign:
         return read_inspect(path)
     if kind == "lm-eval":
         return read_lm_eval(path)
+    if kind is not None:
+        from . import _eee, _others
+
+        out = Foreign(kind)
+        {"eee": _eee.read_eee, "helm": _others.read_helm, "lighteval": _others.read_lighteval,
+         "promptfoo": _others.read_promptfoo}[kind](path, out)
+        return out
     if path.is_dir():
-        raise HarnessError(f"{path}: no inspect log (.eval/.json) and no lm-eval output (samples_*.jsonl) in it; pass an "
-                           "inspect log or log dir, an lm-eval --output_path written with --log_samples, or a `harness run` dir")
+        raise HarnessError(f"{path}: no inspect log (.eval/.json) and no lm-eval output (samples_*.jsonl) in it, nor Every Eval "
+                           "Ever, HELM, lighteval or promptfoo results; pass an inspect log or log dir, an lm-eval --output_path "
+                           "written with --log_samples, one of those tools' outputs, or a `harness run` dir")
     if not path.exists():
         raise HarnessError(f"{path}: no such file or directory")
-    raise HarnessError(f"{path}: not an inspect log (.eval/.json) or an lm-eval samples_*.jsonl file")
+    raise HarnessError(f"{path}: not an inspect log (.eval/.json), an lm-eval samples_*.jsonl file, an Every Eval Ever "
+                       ".json/.jsonl, a HELM per_instance_stats.json, a lighteval details .parquet or a promptfoo .json")
+
+
+def check_alike(a: dict[str, Any], b: dict[str, Any], where_a: Any, where_b: Any) -> None:
+    """Refuse (one line) two sources that asked their items differently: another task version, or
+    on a shared item another prompt hash or target hash (what the tools themselves recorded; `a`/`b`:
+    Foreign.fingerprints). Compared where both sides recorded the same kind of fingerprint."""
+    va, vb = a.get("version") or {}, b.get("version") or {}
+    for task in sorted(set(va) & set(vb)):
+        if str(va[task]) != str(vb[task]):
+            raise HarnessError(f"{where_b}: task '{task}' is version {vb[task]!r}, but {va[task]!r} in {where_a}; two versions "
+                               "of a task are different evaluations — gate runs of the same version")
+    for kind, what in (("prompt", "was shown another prompt"), ("target", "has another target")):
+        ha, hb = a.get(kind) or {}, b.get(kind) or {}
+        for task in sorted(set(ha) & set(hb)):
+            shared = sorted(set(ha[task]) & set(hb[task]))
+            differ = [i for i in shared if ha[task][i] != hb[task][i]]
+            if differ:
+                raise HarnessError(f"{where_b}: {len(differ)} of the {len(shared)} shared items of task '{task}' {what} than in "
+                                   f"{where_a} ({kind}_hash of item {differ[0]!r} differs); the gate would measure the "
+                                   f"{kind}, not the model — evaluate both with the same {kind}s")
 
 
 def _unreadable(path: str, e: Exception) -> HarnessError:
@@ -196,6 +250,7 @@ def read_inspect(path: Path) -> Foreign:
         out.models[rows[0][0]] = log.eval.model
         out.files.append(name)
         out.task_args[log.eval.task] = dict(log.eval.task_args or {})
+        out.fingerprints.setdefault("version", {})[log.eval.task] = log.eval.task_version
     return out
 
 
@@ -229,6 +284,9 @@ def read_lm_eval(path: Path) -> Foreign:
         m = _SAMPLES.match(f.name)
         task = m.group(1) if m else f.stem.removeprefix("samples_")
         model = _lm_eval_model(f, m.group(2) if m else None)
+        version = _lm_eval_version(f, m.group(2) if m else None, task)
+        if version is not None:
+            out.fingerprints.setdefault("version", {})[task] = version
         n_before = len(out.rows)
         for rec in _jsonl(f):
             doc_id = str(rec.get("doc_id"))
@@ -236,12 +294,19 @@ def read_lm_eval(path: Path) -> Foreign:
             resp = rec.get("filtered_resps")
             answer = resp[0] if isinstance(resp, list) and resp and isinstance(resp[0], str) else str(resp if resp is not None else "")
             target = str(rec.get("target", ""))
+            repeats = rec.get("scores_per_repeat") or {}  # lm-eval 0.5 --repeats: {metric: [one score per repeat]}
             for metric in rec.get("metrics") or []:
                 value = to_float(rec.get(metric))
                 if math.isnan(value):  # a corpus metric's per-item part (bleu's (ref, pred)): no item score
                     continue
                 grader = metric if filt in ("none", None) else f"{metric},{filt}"
-                out.rows.append((model, model, task, grader, doc_id, 1, value, "", answer, answer, target, doc_id, ""))
+                per_repeat = repeats.get(metric)
+                values = [to_float(v) for v in per_repeat] if isinstance(per_repeat, list) and per_repeat else [value]
+                for epoch, v in enumerate(values, 1):  # repeats are epochs: averaged within the item by the gate
+                    out.rows.append((model, model, task, grader, doc_id, epoch, v, "", answer, answer, target, doc_id, ""))
+            for kind in ("prompt", "target"):
+                if rec.get(f"{kind}_hash"):
+                    out.fingerprints.setdefault(kind, {}).setdefault(task, {})[doc_id] = str(rec[f"{kind}_hash"])
             out.items.append((task, doc_id, str(rec.get("doc_hash") or json.dumps(rec.get("doc"), sort_keys=True, default=str)), target))
         if len(out.rows) == n_before:
             raise HarnessError(f"{f}: no per-item metric values in it (only corpus-level metrics?); the gate needs a score per "
@@ -286,3 +351,14 @@ def _lm_eval_model(samples: Path, stamp: str | None) -> str:
         if name:
             return str(name)
     return samples.parent.name
+
+
+def _lm_eval_version(samples: Path, stamp: str | None, task: str) -> Any:
+    """The task's version from the results_<time>.json beside the samples (`versions`), else None."""
+    for r in sorted(samples.parent.glob(f"results_{stamp}.json" if stamp else "results_*.json"))[-1:]:
+        try:
+            doc = json.loads(r.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        return (doc.get("versions") or {}).get(task)
+    return None
