@@ -8,10 +8,14 @@ numeric, `shape`: a dict of a C/I letter and a boolean), the candidate's answers
 
 - gate: what `harness regress --baseline a.eval --candidate b.eval` does in-process (read both logs
   through harness.sources into the tidy frame, pair, gate every cell, write regress.json / regress.md);
-- baseline: inspect's own `read_eval_log` of the same two logs (what any reader of them pays).
+- baseline: inspect's own `read_eval_log` of the same two logs (what any reader of them pays);
+- eee: the same gate over the two logs written as Every Eval Ever files (`harness export`: an
+  aggregate JSON and a per-sample JSONL each; written once, before the clocks), read through
+  harness.sources' EEE reader.
 
 Imports are loaded before either clock. Run: .venv/bin/python bench/foreign_gate.py [--samples 10000]
-Last line: one JSON object, ratio = gate seconds / read_eval_log seconds (goal <= 1.5).
+Last line: one JSON object, ratio = gate seconds / read_eval_log seconds and eee_ratio = EEE gate
+seconds / read_eval_log seconds (goal <= 1.5 for both).
 """
 
 from __future__ import annotations
@@ -89,31 +93,51 @@ def main() -> None:
         write(log, a.samples, cand, flip)
         mb = (base.stat().st_size + cand.stat().st_size) / 2**20
         settings = RegressConfig(enabled=True, margin=0.05)
+        from harness.cli._export import export
+
+        eee = [next(f for f in export(log_file, None, tmp / f"eee_{log_file.stem}") if f.suffix == ".json") for log_file in (base, cand)]
+        eee_mb = sum(f.stat().st_size + f.with_name(f.stem + "_samples.jsonl").stat().st_size for f in eee) / 2 / 2**20
 
         def run_gate() -> dict:
             result = gate(parse_ref(str(base), "current", "--baseline"), parse_ref(str(cand), "candidate", "--candidate"), settings)
             write_gate(result, tmp / "out")
             return result
 
+        def run_eee_gate() -> dict:
+            result = gate(parse_ref(str(eee[0]), "current", "--baseline"), parse_ref(str(eee[1]), "candidate", "--candidate"), settings)
+            write_gate(result, tmp / "out_eee")
+            return result
+
         def read_both() -> None:
             for f in (base, cand):
                 assert len(read_eval_log(str(f)).samples) == a.samples
 
-        gate_s, read_s, result = [], [], None
-        for _ in range(a.reps):  # alternating arms: a busy machine's load falls on both
+        gate_s, read_s, eee_s, result, eee_result = [], [], [], None, None
+        for _ in range(a.reps):  # alternating arms: a busy machine's load falls on all three
             t0 = time.perf_counter()
             read_both()
             read_s.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             result = run_gate()
             gate_s.append(time.perf_counter() - t0)
-        assert result is not None
-        g, r = min(gate_s), min(read_s)
+            t0 = time.perf_counter()
+            eee_result = run_eee_gate()
+            eee_s.append(time.perf_counter() - t0)
+        assert result is not None and eee_result is not None
+        same = [(c["n"], c["diff"], c["lower"], c["upper"]) for c in result["cells"]] == \
+            [(c["n"], c["diff"], c["lower"], c["upper"]) for c in eee_result["cells"]]
+        g, r, e = min(gate_s), min(read_s), min(eee_s)
         cells = {f"{c['task']} · {c['grader']}": (c["verdict"], c["n"], c["diff"]) for c in result["cells"]}
-        print(f"2 logs x {a.samples} samples ({mb:.1f} MB): gate {g:.2f} s (all: {', '.join(f'{x:.2f}' for x in gate_s)}), "
-              f"read_eval_log {r:.2f} s (all: {', '.join(f'{x:.2f}' for x in read_s)}); verdict {result['verdict']}, cells {cells}")
-        print(json.dumps({"samples": a.samples, "log_mb": round(mb, 1), "gate_seconds": round(g, 3), "read_eval_log_seconds": round(r, 3),
-                          "verdict": result["verdict"], "ratio": round(g / r, 3)}))
+
+        def all_(xs: list[float]) -> str:
+            return ", ".join(f"{x:.2f}" for x in xs)
+
+        print(f"2 logs x {a.samples} samples ({mb:.1f} MB; as EEE {eee_mb:.1f} MB): gate {g:.2f} s (all: {all_(gate_s)}), "
+              f"EEE gate {e:.2f} s (all: {all_(eee_s)}), read_eval_log {r:.2f} s (all: {all_(read_s)}); verdict {result['verdict']}, "
+              f"cells {cells}; EEE cells identical: {same}")
+        print(json.dumps({"samples": a.samples, "log_mb": round(mb, 1), "eee_mb": round(eee_mb, 1), "gate_seconds": round(g, 3),
+                          "eee_gate_seconds": round(e, 3), "read_eval_log_seconds": round(r, 3), "verdict": result["verdict"],
+                          "eee_same_cells": same, "ratio": round(g / r, 3), "eee_ratio": round(e / r, 3)}))
 
 
 if __name__ == "__main__":

@@ -256,13 +256,15 @@ metric_list:
 
 @pytest.fixture(scope="module")
 def lm_outputs(tmp_path_factory):
-    """Two real `lm_eval --log_samples` runs of a local JSON task on the embedded checkpoint: with its
-    chat template (`base`) and without (`cand`)."""
+    """Three real `lm_eval --log_samples` runs of a local JSON task on the embedded checkpoint: with its
+    chat template (`base`), the same prompts sampled hot (`samp`: other answers, the gated candidate),
+    and without the chat template (`cand`: other prompts, which the gate refuses to compare)."""
     root = tmp_path_factory.mktemp("lm")
     (root / "data.jsonl").write_text("".join(json.dumps({"id": i, "question": q, "answer": a}) + "\n" for i, q, a in ITEMS))
     (root / "tasks").mkdir()
     (root / "tasks" / "capitals_lm.yaml").write_text(LM_TASK.format(data=root / "data.jsonl"))
-    for name, extra in (("base", ["--apply_chat_template"]), ("cand", [])):
+    for name, extra in (("base", ["--apply_chat_template"]), ("cand", []),
+                        ("samp", ["--apply_chat_template", "--gen_kwargs", "do_sample=True,temperature=2.0"])):
         subprocess.run([LM_EVAL, "--model", "hf", "--model_args", f"pretrained={_embedded()}", "--device", "cpu", "--batch_size", "8",
                         "--tasks", "capitals_lm", "--include_path", str(root / "tasks"), "--log_samples", "--output_path",
                         str(root / name), *extra], check=True, cwd=root, env=ENV, timeout=900, capture_output=True)
@@ -277,11 +279,11 @@ def _samples(out: Path) -> dict[str, float]:
 @pytest.mark.slow
 def test_gate_and_report_over_lm_eval_outputs(lm_outputs, tmp_path):
     """Items pair by doc_id; d is the mean per-doc difference of lm-eval's own exact_match."""
-    r = cli("regress", "--baseline", str(lm_outputs / "base"), "--candidate", str(lm_outputs / "cand"), cwd=tmp_path)
+    r = cli("regress", "--baseline", str(lm_outputs / "base"), "--candidate", str(lm_outputs / "samp"), cwd=tmp_path)
     doc = json.loads((tmp_path / "regress.json").read_text())
     assert r.returncode == doc["exit_code"] and r.returncode in (0, 3, 4), r.stderr
     (c,) = doc["cells"]
-    base, cand = _samples(lm_outputs / "base"), _samples(lm_outputs / "cand")
+    base, cand = _samples(lm_outputs / "base"), _samples(lm_outputs / "samp")
     assert (c["task"], c["grader"], c["n"]) == ("capitals_lm", "exact_match", len(ITEMS))
     assert math.isclose(c["diff"], sum(cand[k] - base[k] for k in base) / len(base), abs_tol=1e-6)
     assert doc["baseline"]["source"] == "lm-eval" and doc["baseline"]["model"].endswith(Path(_embedded()).name)
@@ -308,9 +310,12 @@ def test_bad_lm_eval_outputs_are_one_line_and_write_nothing(lm_outputs, tmp_path
     f.write_text(f.read_text()[:-40])
     msg = _gate_error(base, cut)
     assert f"{f}:{len(ITEMS)}" in msg and "not valid JSON" in msg
+    # the same documents shown without the chat template: lm-eval's own prompt_hash differs, never compared
+    msg = _gate_error(base, lm_outputs / "cand", allow_subset=True)
+    assert str(lm_outputs / "cand") in msg and f"{len(ITEMS)} of the {len(ITEMS)} shared items" in msg and "another prompt" in msg
     # another item set: one document fewer
     less = tmp_path / "less"
-    shutil.copytree(lm_outputs / "cand", less)
+    shutil.copytree(lm_outputs / "samp", less)
     (f,) = less.rglob("samples_*.jsonl")
     f.write_text("".join(f.read_text().splitlines(keepends=True)[1:]))
     assert "evaluation items differ" in _gate_error(base, less)

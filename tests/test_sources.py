@@ -209,7 +209,7 @@ def test_sources_that_asked_their_items_differently_are_refused_in_one_line(tmp_
             rec["target_hash"] = "1" * 64
 
     msg = refusal(base, _lm_copy(tmp_path / "prompt", prompt), allow_subset=True)  # never compared, not even a subset
-    assert "1 of the 10 shared items of task 'math_perturbed_full' was shown another prompt" in msg and "'3'" in msg
+    assert "on 1 of the 10 shared items of task 'math_perturbed_full' the model was shown another prompt" in msg and "'3'" in msg
     assert "has another target" in refusal(base, _lm_copy(tmp_path / "target", target))
     version = _lm_copy(tmp_path / "version", results_edit=lambda r: r["versions"].update(math_perturbed_full=2.0))
     assert "task 'math_perturbed_full' is version 2.0, but 1.0" in refusal(base, version)

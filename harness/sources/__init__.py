@@ -187,13 +187,13 @@ def check_alike(a: dict[str, Any], b: dict[str, Any], where_a: Any, where_b: Any
         if str(va[task]) != str(vb[task]):
             raise HarnessError(f"{where_b}: task '{task}' is version {vb[task]!r}, but {va[task]!r} in {where_a}; two versions "
                                "of a task are different evaluations — gate runs of the same version")
-    for kind, what in (("prompt", "was shown another prompt"), ("target", "has another target")):
+    for kind, what in (("prompt", "the model was shown another prompt"), ("target", "the item has another target")):
         ha, hb = a.get(kind) or {}, b.get(kind) or {}
         for task in sorted(set(ha) & set(hb)):
             shared = sorted(set(ha[task]) & set(hb[task]))
             differ = [i for i in shared if ha[task][i] != hb[task][i]]
             if differ:
-                raise HarnessError(f"{where_b}: {len(differ)} of the {len(shared)} shared items of task '{task}' {what} than in "
+                raise HarnessError(f"{where_b}: on {len(differ)} of the {len(shared)} shared items of task '{task}' {what} than in "
                                    f"{where_a} ({kind}_hash of item {differ[0]!r} differs); the gate would measure the "
                                    f"{kind}, not the model — evaluate both with the same {kind}s")
 

@@ -271,8 +271,8 @@ def _result(rid: str, task: str, grader: str, per_item: Any, binary: bool, score
     if score and score.get("ci_low") is not None:  # the report's own interval: one method per kind of score
         mean = float(score.get("accuracy", mean))
         uncertainty["confidence_interval"] = {"lower": float(score["ci_low"]), "upper": float(score["ci_high"]),
-                                              "confidence_level": float(score.get("confidence", 0.95)),
-                                              "method": str(score.get("ci_method", "harness report"))}
+                                              "confidence_level": 0.95,
+                                              "method": "wilson (harness report)"}
     details = {"epochs_averaged_per_item": "true", **(extra or {})}
     return {"evaluation_result_id": rid, "evaluation_name": task,
             "source_data": {"dataset_name": task, "source_type": "other"},

@@ -167,7 +167,7 @@ def is_promptfoo(path: Path) -> bool:
             head = fh.read(8192).decode("utf-8", "replace")
     except OSError:
         return False
-    return '"evalId"' in head or ('"results"' in head and '"version"' in head and '"prompts"' in head)
+    return '"evalId"' in head  # promptfoo's OutputFile starts with it (inspect's logs say "eval_id")
 
 
 def read_promptfoo(path: Path, out: Any) -> None:
