@@ -75,7 +75,7 @@ def _items(src: Any) -> dict[tuple[str, str], tuple[str, list[str]]]:
 
 def _write_model(src: Any, alias: str, out: Path, extra: dict | None = None, about: dict[str, str] | None = None) -> list[Path]:
     from ..report import score_table
-    from ..sources._eee import eee_files, write_json, write_jsonl
+    from ..sources import eee_files, write_eee
 
     frame = src.frame[src.frame["alias"] == alias]
     model = str((src.summary.get("models") or {}).get(alias) or alias)
@@ -83,13 +83,7 @@ def _write_model(src: Any, alias: str, out: Path, extra: dict | None = None, abo
     name = src.path.resolve().name
     aggregate, records = eee_files(name, alias, model, frame, _items(src), scores, _library(), extra,
                                    {"harness_source": str(src.path), "harness_source_kind": src.kind, **(about or {})})
-    samples = out / aggregate["detailed_evaluation_results"]["file_path"]
-    samples.parent.mkdir(parents=True, exist_ok=True)
-    base = samples.with_name(samples.name.removesuffix("_samples.jsonl"))
-    aggregate["detailed_evaluation_results"]["checksum"] = write_jsonl(samples, records)
-    agg = base.with_name(base.name + ".json")
-    write_json(agg, aggregate)  # written last: an aggregate always has its samples file beside it
-    return [agg, samples]
+    return write_eee(out, aggregate, records)
 
 
 def export(path: Path, alias: str | None, out: Path | None) -> list[Path]:

@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import HarnessError
+from ._eee import eee_files, write_eee
+
+__all__ = ["COLUMNS", "ITEM_COLUMNS", "Foreign", "check_alike", "eee_files", "kind_of", "log_items", "log_rows", "read_foreign",
+           "read_inspect", "read_lm_eval", "score_values", "to_float", "write_eee"]
 
 COLUMNS = ["alias", "model", "task", "grader", "id", "epoch", "value", "group", "answer", "extracted", "target", "cluster", "judge"]
 ITEM_COLUMNS = ["task", "id", "question", "answer"]

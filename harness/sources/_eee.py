@@ -314,3 +314,14 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> str:
     tmp.write_bytes(data)
     tmp.replace(path)
     return hashlib.sha256(data).hexdigest()
+
+
+def write_eee(out: Path, aggregate: dict[str, Any], records: list[dict[str, Any]]) -> list[Path]:
+    """Write one model's aggregate and samples under `out` in the datastore layout (the aggregate
+    last, with the samples' checksum: an aggregate always has its samples file beside it)."""
+    samples = out / aggregate["detailed_evaluation_results"]["file_path"]
+    samples.parent.mkdir(parents=True, exist_ok=True)
+    aggregate["detailed_evaluation_results"]["checksum"] = write_jsonl(samples, records)
+    agg = samples.with_name(samples.name.removesuffix("_samples.jsonl") + ".json")
+    write_json(agg, aggregate)
+    return [agg, samples]
