@@ -1,6 +1,7 @@
 """`harness export RUN_DIR[:alias] [--out DIR] [--against BASELINE[:alias]]`: write a finished run (or
-any source the gate reads) as Every Eval Ever files: per model, an aggregate `<name>__<alias>.json`
-and its per-sample `<name>__<alias>_samples.jsonl` (EEE schema 0.3.0, docs/sources.md).
+any source the gate reads) as Every Eval Ever files (EEE schema 0.3.0, docs/sources.md): per model,
+an aggregate `<uuid>.json` and its per-sample `<uuid>_samples.jsonl`, in EEE's datastore layout
+(`data/<run>/<developer>/<model>/`; the uuid is derived from the run and the alias).
 
 With --against, the run's model (alias default: candidate) is gated against BASELINE (alias default:
 current) exactly as `harness regress` would, and both models are written with the verdict in the

@@ -128,7 +128,7 @@ def read_lighteval(path: Path, out: Any) -> None:
         for k, r in enumerate(rows):
             doc = r.get("doc") if isinstance(r.get("doc"), dict) else {}
             query = str(doc.get("query") or r.get("example") or "")
-            iid = str(doc.get("id") or "") or sha256(query)[:16]
+            iid = str(doc["id"]) if doc.get("id") not in (None, "") else sha256(query)[:16]
             seen[iid] += 1
             metrics = r.get("metric") if isinstance(r.get("metric"), dict) else r.get("metrics")
             if isinstance(metrics, str):  # lighteval casts nested values to str when a column will not type
@@ -145,7 +145,7 @@ def read_lighteval(path: Path, out: Any) -> None:
             preds = resp.get("text") or r.get("predictions") or []
             answer = str(preds[0]) if isinstance(preds, list) and preds else str(preds or "")
             for name, v in metrics.items():
-                value = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float(v) if isinstance(v, bool) else math.nan
+                value = float(v) if isinstance(v, (int, float)) else math.nan  # booleans are 1/0
                 out.rows.append((model, model, task, str(name), iid, seen[iid], value, "", answer, answer, str(target), iid, ""))
             out.items.append((task, iid, sha256(query), str(target)))
             full = r.get("full_prompt") or doc.get("full_prompt")
