@@ -41,3 +41,47 @@ def answers(wrong: set[int] | range = frozenset(), n: int = 40, say: dict[int, s
     """Right on every item but those in `wrong` (answered `say[i]`, or "wrong")."""
     say = say or {}
     return [say.get(i, "wrong") if i in wrong else TARGETS[i] for i in range(n)]
+
+
+FAKE_KEY = "sk-live-Zq81xVt0pLmN4rTy"  # made up, shaped like an OpenAI key: must never reach a report or GitHub
+HOSTILE = {0: "![x](http://evil.example/p.png)", 1: '<img src=x onerror="alert(document.domain)">', 2: "@team please merge",
+           3: "[link](javascript:alert(document.cookie))", 4: f"the key is {FAKE_KEY}", 5: "see #12 and www.evil.example/x",
+           6: "<script>alert(document.cookie)</script>", 7: "**bold** `code` | cell |"}
+
+
+def subset(log_path: Path, out: Path, keep: int | None = None, swap: dict[str, Path] | None = None,
+           status: str | None = None) -> Path:
+    """A copy of a log rewritten by inspect itself: its first `keep` samples, with the samples of ids in
+    `swap` taken from another log (same item, another answer), and another `status` ("started": a
+    log still being written)."""
+    from inspect_ai.log import read_eval_log, write_eval_log
+
+    log = read_eval_log(str(log_path))
+    samples = log.samples[:keep] if keep is not None else log.samples
+    others = {i: {s.id: s for s in read_eval_log(str(p)).samples}[i] for i, p in (swap or {}).items()}
+    log.samples = [others.get(s.id, s) for s in samples]
+    if status:
+        log.status = status
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_eval_log(log, str(out))
+    return out
+
+
+def build(d: Path) -> dict[str, str]:
+    """The logs the quick gate tests share (tests/conftest.py `canned_logs`):
+    current: right on all 40 items; bad: wrong on the first 24 (the first 8 with HOSTILE answers);
+    same: a copy of current (another file, the same answers); current6 / slip6: the first 6 items of
+    current, and of current with q000 and q001 from bad (2 of 6 wrong: too few items to tell);
+    v1..v4: the same 40 items, a model drifting down over four versions (0, 2, 4, 12 wrong)."""
+    import shutil
+
+    cur = write_log(d / "current", answers())
+    bad = write_log(d / "bad", answers(wrong=range(24), say=HOSTILE))
+    (d / "same").mkdir()
+    same = Path(shutil.copy(cur, d / "same" / cur.name))
+    six = subset(cur, d / "current6" / "six.eval", keep=6)
+    slip = subset(cur, d / "slip6" / "slip.eval", keep=6, swap={"q000": bad, "q001": bad})
+    out = {"current": cur, "bad": bad, "same": same, "current6": six, "slip6": slip}
+    for v, wrong in (("v1", set()), ("v2", {3, 17}), ("v3", {3, 17, 25, 31}), ("v4", {3, 17, 25, 31, 1, 5, 8, 11, 20, 22, 28, 35})):
+        out[v] = write_log(d / v, answers(wrong=wrong), task="quiz")
+    return {k: str(v) for k, v in out.items()}

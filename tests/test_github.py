@@ -16,14 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.canned_logs import answers, write_log
+from tests.canned_logs import FAKE_KEY, HOSTILE
 from tests.conftest import HARNESS
 
 REPO = Path(__file__).resolve().parents[1]
-FAKE_KEY = "sk-live-Zq81xVt0pLmN4rTy"  # made up, shaped like an OpenAI key: must never reach GitHub
-HOSTILE = {0: "![x](http://evil.example/p.png)", 1: '<img src=x onerror="alert(document.domain)">', 2: "@team please merge",
-           3: "[link](javascript:alert(1))", 4: f"the key is {FAKE_KEY}", 5: "see #12 and www.evil.example/x",
-           6: "<script>alert(document.cookie)</script>", 7: "**bold** `code` | cell |"}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -36,14 +32,11 @@ def harness(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([HARNESS, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=_env(**env))
 
 
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory):
+@pytest.fixture
+def logs(canned_logs):
     """current: right on all 40 items; bad: wrong on 24 of them (the first 8 with hostile answers);
-    same: the current's answers again."""
-    d = tmp_path_factory.mktemp("logs")
-    return {"current": write_log(d / "current", answers()),
-            "bad": write_log(d / "bad", answers(wrong=range(24), say=HOSTILE)),
-            "same": write_log(d / "same", answers())}
+    same: the current's answers again (tests/canned_logs.py)."""
+    return canned_logs
 
 
 def _outputs(text: str) -> dict[str, str]:
