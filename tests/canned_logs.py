@@ -19,7 +19,7 @@ def write_log(log_dir: Path, answers: list[str], targets: list[str] | None = Non
     from inspect_ai.scorer import match
     from inspect_ai.solver import solver
 
-    targets = targets or TARGETS[: len(answers)]
+    targets = targets or [str(i) for i in range(len(answers))]
 
     @solver
     def canned():
@@ -40,7 +40,7 @@ def write_log(log_dir: Path, answers: list[str], targets: list[str] | None = Non
 def answers(wrong: set[int] | range = frozenset(), n: int = 40, say: dict[int, str] | None = None) -> list[str]:
     """Right on every item but those in `wrong` (answered `say[i]`, or "wrong")."""
     say = say or {}
-    return [say.get(i, "wrong") if i in wrong else TARGETS[i] for i in range(n)]
+    return [say.get(i, "wrong") if i in wrong else str(i) for i in range(n)]
 
 
 FAKE_KEY = "sk-live-Zq81xVt0pLmN4rTy"  # made up, shaped like an OpenAI key: must never reach a report or GitHub
@@ -50,14 +50,16 @@ HOSTILE = {0: "![x](http://evil.example/p.png)", 1: '<img src=x onerror="alert(d
 
 
 def subset(log_path: Path, out: Path, keep: int | None = None, swap: dict[str, Path] | None = None,
-           status: str | None = None) -> Path:
-    """A copy of a log rewritten by inspect itself: its first `keep` samples, with the samples of ids in
-    `swap` taken from another log (same item, another answer), and another `status` ("started": a
-    log still being written)."""
+           status: str | None = None, ids: set[str] | None = None) -> Path:
+    """A copy of a log rewritten by inspect itself: its first `keep` samples (or those of `ids`), with
+    the samples of ids in `swap` taken from another log (same item, another answer), and another
+    `status` ("started": a log still being written, its header listing every item it will hold)."""
     from inspect_ai.log import read_eval_log, write_eval_log
 
     log = read_eval_log(str(log_path))
     samples = log.samples[:keep] if keep is not None else log.samples
+    if ids is not None:
+        samples = [x for x in samples if str(x.id) in ids]
     others = {i: {s.id: s for s in read_eval_log(str(p)).samples}[i] for i, p in (swap or {}).items()}
     log.samples = [others.get(s.id, s) for s in samples]
     if status:

@@ -25,8 +25,9 @@ from ..cache import read_jsonl
 from ..config import EvalConfig, RegressConfig, grader_fingerprint
 from ..errors import HarnessError
 from ..report import degenerate_cells
-from ..runs import Source, open_source
+from ..runs import Source, is_run_dir, open_source
 from ..stats import adjust, gate_cell
+from ._growing import log_plan, open_growing
 from ._render import headline
 from ._sequential import ORDER_FILE, Status, apply, batch_items, check_sequential, read_plan, scan
 
@@ -93,10 +94,11 @@ class _Side:
         return self.ref.dir if self.source.foreign else self.ref.dir / "data" / "eval.jsonl"
 
 
-def _load(ref: RunRef, flag: str, sources: dict[Path, Source]) -> _Side:
+def _load(ref: RunRef, flag: str, sources: dict[Path, Source], growing: bool = False) -> _Side:
     key = ref.dir.resolve()
     if key not in sources:
-        sources[key] = open_source(ref.dir)
+        # --sequential: an inspect log may still be being written (read as it is now)
+        sources[key] = (growing and open_growing(ref.dir)) or open_source(ref.dir)
     src = sources[key]
     models = src.summary.get("models") or {}
     if src.foreign and not ref.explicit and len(models) == 1:
@@ -245,9 +247,14 @@ def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10)
     if baseline.dir.resolve() == candidate.dir.resolve() and baseline.alias == candidate.alias:
         raise HarnessError(f"--baseline and --candidate are the same model ({baseline}); name two models")
     sources: dict[Path, Source] = {}
-    base = _load(baseline, "--baseline", sources)
-    cand = _load(candidate, "--candidate", sources)
-    shared, dropped, warnings = _comparable(base, cand, s)
+    base = _load(baseline, "--baseline", sources, s.sequential)
+    cand = _load(candidate, "--candidate", sources, s.sequential)
+    on_logs = s.sequential and (base.source.foreign or cand.source.foreign)
+    # over logs still being written the item sets differ until both finish: the plan checks the items
+    shared, dropped, warnings = _comparable(base, cand, replace(s, allow_subset=True) if on_logs else s)
+    if on_logs and not s.allow_subset:
+        warnings = [w for w in warnings if not w.startswith("--allow-subset")]
+        dropped = {"baseline": 0, "candidate": 0}
     seq = _sequential(base, cand, s, warnings)
     if seq:  # only the batches up to the stop: the verdict is read there
         shared &= batch_items(seq[1]["batches"], seq[0].done)
@@ -294,7 +301,9 @@ def _sequential(base: _Side, cand: _Side, s: RegressConfig, warnings: list[str])
     """A run evaluated sequentially (regress.sequential) is gated with its confidence sequences, read
     at the batch where it stopped: after optional stopping a fixed-n interval no longer holds."""
     same_run = base.ref.dir.resolve() == cand.ref.dir.resolve()
-    doc = read_plan(base.ref.dir) if same_run else None
+    doc = read_plan(base.ref.dir) if same_run and is_run_dir(base.ref.dir) else None
+    if s.sequential and doc is None and (base.source.foreign or cand.source.foreign):
+        return _sequential_logs(base, cand, s)
     if not same_run:
         for side in (base, cand):
             if (side.ref.dir / ORDER_FILE).is_file():
@@ -317,6 +326,19 @@ def _sequential(base: _Side, cand: _Side, s: RegressConfig, warnings: list[str])
 
     frame = pd.concat([base.frame, cand.frame], ignore_index=True)
     return scan(frame, doc["batches"], replace(s, baseline=base.ref.alias, candidate=cand.ref.alias), gated), doc
+
+
+def _sequential_logs(base: _Side, cand: _Side, s: RegressConfig) -> tuple[Status, dict[str, Any]]:
+    """--sequential over logs (harness.regress._growing): the in-run gate's plan over the items the
+    candidate's log will hold, read up to the batches both logs hold whole, with the same rule."""
+    sl = replace(s, baseline="__baseline__", candidate="__candidate__")  # the two logs may name the same model
+    doc, frame = log_plan(base.source, base.frame, cand.source, cand.frame, sl, str(cand.ref.dir))
+    degenerate = _degenerate(base, cand, set(zip(frame["task"], frame["id"])))
+
+    def gated(task: str, grader: str) -> bool:
+        return (not s.tasks or task in s.tasks) and (not s.graders or grader in s.graders) and (task, grader) not in degenerate
+
+    return scan(frame, doc["batches"], sl, gated), doc
 
 
 def _cell(task: str, grader: str, b: pd.DataFrame, c: pd.DataFrame, base: _Side, cand: _Side, s: RegressConfig,
