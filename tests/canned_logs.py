@@ -69,12 +69,16 @@ def subset(log_path: Path, out: Path, keep: int | None = None, swap: dict[str, P
     return out
 
 
+# a slow drift: each version wrong on 3 more of the 40 items than the one before
+DRIFT = {"v1": set(), "v2": {3, 17, 25}, "v3": {3, 17, 25, 31, 1, 5}, "v4": {3, 17, 25, 31, 1, 5, 8, 11, 20}}
+
+
 def build(d: Path) -> dict[str, str]:
     """The logs the quick gate tests share (tests/conftest.py `canned_logs`):
     current: right on all 40 items; bad: wrong on the first 24 (the first 8 with HOSTILE answers);
     same: a copy of current (another file, the same answers); current6 / slip6: the first 6 items of
     current, and of current with q000 and q001 from bad (2 of 6 wrong: too few items to tell);
-    v1..v4: the same 40 items, a model drifting down over four versions (0, 2, 4, 12 wrong)."""
+    v1..v4: the same 40 items, a model drifting down over four versions (DRIFT: 0, 3, 6, 9 wrong)."""
     import shutil
 
     cur = write_log(d / "current", answers())
@@ -84,6 +88,6 @@ def build(d: Path) -> dict[str, str]:
     six = subset(cur, d / "current6" / "six.eval", keep=6)
     slip = subset(cur, d / "slip6" / "slip.eval", keep=6, swap={"q000": bad, "q001": bad})
     out = {"current": cur, "bad": bad, "same": same, "current6": six, "slip6": slip}
-    for v, wrong in (("v1", set()), ("v2", {3, 17}), ("v3", {3, 17, 25, 31}), ("v4", {3, 17, 25, 31, 1, 5, 8, 11, 20, 22, 28, 35})):
+    for v, wrong in DRIFT.items():
         out[v] = write_log(d / v, answers(wrong=wrong), task="quiz")
     return {k: str(v) for k, v in out.items()}
