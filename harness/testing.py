@@ -17,7 +17,9 @@ lm-eval outputs), same verdicts, same report:
   semantics as the CLI's: fail = exit 4, and there is no "pass" for an undecided gate here.
 
 Bad input (a missing log, different items, different graders) raises harness.errors.HarnessError
-with the CLI's one-line message. `out=DIR` also writes regress.json / regress.md there.
+with the CLI's one-line message. `out=DIR` also writes regress.json / regress.md there. On GitHub
+Actions ($GITHUB_STEP_SUMMARY / $GITHUB_OUTPUT set) it appends the same step summary and outputs as
+`harness regress` (`github=False`: not).
 
 Registered as a pytest plugin (entry point `harness`): the fixture `harness_gate` is this function,
 for suites that prefer fixtures. This module imports nothing heavy until a gate runs.
@@ -53,12 +55,13 @@ class Inconclusive(GateFailure):
 
 def assert_non_inferior(baseline: str | Path, candidate: str | Path, margin: float = 0.05, *, alpha: float = 0.05,
                         strict: bool = False, inconclusive: str = "fail", tasks: Sequence[str] = (),
-                        graders: Sequence[str] = (), allow_subset: bool = False, out: str | Path | None = None) -> dict[str, Any]:
+                        graders: Sequence[str] = (), allow_subset: bool = False, out: str | Path | None = None,
+                        github: bool = True) -> dict[str, Any]:
     """Gate `candidate` against `baseline` (each `PATH[:alias]`, as `harness regress --baseline/--candidate`).
     Returns the result on pass; raises Regression, or Inconclusive / xfail / skip per `inconclusive`."""
     from .config import RegressConfig
     from .errors import HarnessError
-    from .regress import gate, parse_ref, render_table, write_gate
+    from .regress import gate, parse_ref, render_table, write_gate, write_github
 
     if inconclusive not in INCONCLUSIVE:
         raise HarnessError(f"assert_non_inferior: inconclusive='{inconclusive}' is not one of {', '.join(INCONCLUSIVE)} "
@@ -71,6 +74,8 @@ def assert_non_inferior(baseline: str | Path, candidate: str | Path, margin: flo
     result = gate(base, cand, s)
     if out is not None:
         write_gate(result, Path(out))
+    if github:  # on GitHub Actions: the same step summary and outputs as `harness regress`
+        write_github(result, Path(out) / "regress.md" if out is not None else None)
     message = f"harness regression gate: {result['verdict'].upper()}\n{render_table(result)}"
     if result["verdict"] == "regression":
         raise Regression(message, result)

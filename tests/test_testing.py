@@ -12,6 +12,13 @@ import pytest
 pytest_plugins = ["pytester"]
 
 
+@pytest.fixture(autouse=True)
+def _not_on_github(monkeypatch):
+    """This suite itself may run on GitHub Actions: its gates must not write to the real step summary."""
+    for var in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture
 def logs(canned_logs):
     """current: right on all 40 items; worse: wrong on 24 of them; same: the current's answers again;
@@ -19,8 +26,10 @@ def logs(canned_logs):
     return {**canned_logs, "worse": canned_logs["bad"]}
 
 
-def test_regression_fails_non_inferior_passes_inconclusive_is_distinct(logs, tmp_path):
+def test_regression_fails_non_inferior_passes_inconclusive_is_distinct(logs, tmp_path, monkeypatch):
     from harness.testing import GateFailure, Inconclusive, Regression, assert_non_inferior
+
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))  # on GitHub Actions: the same step summary
 
     with pytest.raises(Regression) as e:
         assert_non_inferior(logs["current"], logs["worse"], margin=0.05)
@@ -35,6 +44,9 @@ def test_regression_fails_non_inferior_passes_inconclusive_is_distinct(logs, tmp
         assert_non_inferior(logs["current6"], logs["slip6"], margin=0.05)
     assert not isinstance(e.value, Regression) and isinstance(e.value, GateFailure)
     assert "INCONCLUSIVE" in str(e.value) and "required n" in str(e.value)
+    summary = (tmp_path / "summary.md").read_text()
+    assert [x for x in ("REGRESSION (exit 3)", "PASS (exit 0)", "INCONCLUSIVE (exit 4)") if x in summary] == [
+        "REGRESSION (exit 3)", "PASS (exit 0)", "INCONCLUSIVE (exit 4)"]
     # the same verdict and numbers as the CLI's gate on the same logs
     from harness.config import RegressConfig
     from harness.regress import gate, parse_ref

@@ -48,11 +48,12 @@ def parser() -> ArgParser:
                     help="also write a short pull-request comment (markdown: verdict, deciding cells, where the report is)")
     seq = ap.add_argument_group("sequential gate over logs still being written (docs/regress.md)")
     seq.add_argument("--sequential", action="store_true",
-                     help="anytime-valid gate: read what the logs hold now, in batches in the candidate's order; "
-                          "re-run as samples arrive, stop once decided")
+                     help="anytime-valid gate over inspect logs still being written: the in-run gate's seeded batches, "
+                          "read as far as both logs hold them; re-run as samples arrive")
     seq.add_argument("--batch", type=int, default=d.batch, help=f"items per look (default {d.batch})")
     seq.add_argument("--max-items", type=int, default=d.max_items,
-                     help=f"the most items the evaluation will have, fixed in advance (default {d.max_items})")
+                     help=f"the most items the gate will read, fixed in advance (default {d.max_items})")
+    seq.add_argument("--seed", type=int, default=d.seed, help=f"the seed of the items' order (default {d.seed}, as regress.seed)")
     return ap
 
 
@@ -66,7 +67,8 @@ def command(argv: list[str]) -> None:
     cand = parse_ref(a.candidate, d.candidate, "--candidate")
     s = RegressConfig(enabled=True, baseline=base.alias, candidate=cand.alias, margin=a.margin, alpha=a.alpha,
                       strict=a.strict, inconclusive=a.inconclusive, tasks=a.tasks, graders=a.graders,
-                      allow_subset=a.allow_subset, sequential=a.sequential, batch=a.batch, max_items=a.max_items)
+                      allow_subset=a.allow_subset, sequential=a.sequential, batch=a.batch, max_items=a.max_items,
+                      seed=a.seed)
     result = gate(base, cand, s)
     from ..runs import is_run_dir
 
