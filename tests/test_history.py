@@ -39,7 +39,7 @@ def test_history_table_plot_and_verdicts(canned_logs, tmp_path, capsys):
     png = (tmp_path / "h" / "history.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     md = (tmp_path / "h" / "history.md").read_text()
-    assert "| v4 " in md and "first → last" in md and "![accuracy per version](history.png)" in md
+    assert "| v4 · " in md and "first → last" in md and "![accuracy per version](history.png)" in md
     assert not list(tmp_path.glob("h/.*"))  # no temp file left
 
 

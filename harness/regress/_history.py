@@ -8,6 +8,7 @@ single gate between neighbours catches it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,12 @@ CSV_COLUMNS = ["version", "label", "path", "model", "task", "grader", "n", "accu
 
 
 def _label(ref: RunRef, i: int) -> str:
-    """v<i> and the run dir's name, or the folder a log file sits in (logs/v1.2/x.eval -> v1.2)."""
-    name = ref.dir.name if ref.dir.is_dir() else ref.dir.parent.name
-    return f"v{i + 1} {name}" + (f":{ref.alias}" if ref.explicit else "")
+    """The run dir's name, or a log file's (logs/v1.2.eval -> v1.2), or the folder of a log
+    named by inspect (logs/v1.2/2026-01-05T10-00-00_task_id.eval -> v1.2)."""
+    name = ref.dir.name if ref.dir.is_dir() else ref.dir.stem
+    if ref.dir.is_file() and re.match(r"^\d{4}-\d{2}-\d{2}T", name):
+        name = ref.dir.parent.name
+    return name + (f":{ref.alias}" if ref.explicit else "")
 
 
 def history(refs: list[RunRef], s: RegressConfig) -> dict[str, Any]:
@@ -85,7 +89,7 @@ def markdown(doc: dict[str, Any], plot: str | None) -> str:
                   "| version | model | n | accuracy % [95 % CI] | vs previous: d (pp) [one-sided bounds] | verdict |", "|---|---|---|---|---|---|"]
         for r in rows.itertuples(index=False):
             vs = "—" if not r.vs_previous else f"{_pp(r.diff)} [{_pp(r.diff_lower)}, {_pp(r.diff_upper)}]"
-            lines.append(f"| {untrusted(r.label, 60)} | {untrusted(r.model, 60)} | {r.n} | {_pp(r.accuracy, False)} "
+            lines.append(f"| v{r.version} · {untrusted(r.label, 60)} | {untrusted(r.model, 60)} | {r.n} | {_pp(r.accuracy, False)} "
                          f"[{_pp(r.ci_low, False)}, {_pp(r.ci_high, False)}] | {vs} | {r.vs_previous or '—'} |")
         lines.append("")
     lines += ["## Gates", "", "| from → to | kind | n | verdict |", "|---|---|---|---|"]
