@@ -215,6 +215,6 @@ def test_init_workflow_gates_with_the_action(tmp_path):
     proj = tmp_path / "proj"
     assert harness("init", str(proj), cwd=tmp_path).returncode == 0
     words = shlex.split(run)
-    assert words[:2] == ["harness", "run"]
-    r = harness(*words[1:], "--cfg", "job", cwd=proj, HARNESS_CONFIG_DIR="conf")
+    assert " ".join(words[:2]) == "harness run"
+    r = harness("run", *words[2:], "--cfg", "job", cwd=proj, HARNESS_CONFIG_DIR="conf")  # composed, nothing run
     assert r.returncode == 0 and "experiment: eval_mine" in r.stdout, r.stderr
