@@ -80,38 +80,8 @@ def _inert(md: str) -> None:
     assert FAKE_KEY not in md and FAKE_KEY[:12] not in md
 
 
-@pytest.mark.slow  # a `harness regress` subprocess: ~15 s on a loaded 2-core machine
-def test_regression_writes_summary_outputs_and_a_safe_comment(logs, tmp_path):
-    summary, output, comment = tmp_path / "summary.md", tmp_path / "output.txt", tmp_path / "c" / "comment.md"
-    summary.write_text("earlier step\n")  # appended to, never replaced
-    gh = {"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output), "GITHUB_SERVER_URL": "https://github.example",
-          "GITHUB_REPOSITORY": "team/models", "GITHUB_RUN_ID": "42"}
-    r = harness("regress", "--baseline", str(logs["current"]), "--candidate", str(logs["bad"]), "--comment", str(comment),
-                "--out", str(tmp_path / "out"), cwd=tmp_path, **gh)
-    assert r.returncode == 3, r.stdout + r.stderr
-    out = _outputs(output.read_text())
-    assert out["verdict"] == "regression" and out["exit_code"] == "3"
-    assert out["worst_cell"] == "quiz · match" and out["worst_bound_side"] == "upper"
-    import json
-
-    doc = json.loads((tmp_path / "out" / "regress.json").read_text())
-    (cell,) = doc["cells"]
-    assert float(out["worst_bound"]) == pytest.approx(cell["upper"], abs=1e-6) and cell["upper"] < -0.05
-    assert out["headline"] == doc["headline"] and out["headline"].startswith("REGRESSION")
-    s = summary.read_text()
-    assert s.startswith("earlier step\n") and "Regression gate: REGRESSION (exit 3)" in s
-    c = comment.read_text()
-    assert c.startswith("## ❌ Regression gate: REGRESSION") and "Deciding cells" in c
-    html, _, _ = _render(c)
-    assert f"Full report: {tmp_path / 'out' / 'regress.md'}" in html and "(https://github.example/team/models/actions/runs/42)" in c
-    # the hostile answers reached the summary (the flip list) but nothing in them is live, and the key is gone
-    assert "onerror" in s and "please merge" in s and "redacted" in s
-    for md in (s, c, (tmp_path / "out" / "regress.md").read_text()):
-        _inert(md)
-
-
 def _gate(baseline: Path, candidate: Path, **settings) -> dict:
-    """The gate in-process (the CLI's own path is proven above and by the action's step below)."""
+    """The gate in-process (the CLI's own path is proven by the action's step below)."""
     from harness.config import RegressConfig
     from harness.regress import gate, parse_ref
 
@@ -175,22 +145,42 @@ def test_action_parses_and_its_steps_name_real_commands_and_flags():
     assert "python -m pip install" in install["run"] and install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
 
 
-@pytest.mark.slow  # a `harness regress` subprocess
-def test_the_actions_gate_step_runs_and_sets_its_outputs(logs, tmp_path):
-    """The gate step's script, run by bash as the runner would (its env from the action's inputs)."""
+@pytest.mark.slow  # a `harness regress` subprocess: ~20 s on a loaded 2-core machine
+def test_the_actions_gate_step_writes_a_safe_summary_outputs_and_comment(logs, tmp_path):
+    """The action's gate step, run by bash as the runner runs it (its env from the action's inputs,
+    the runner's GITHUB_* variables set): the real `harness regress` on a regression whose flipped
+    answers are hostile (tests/canned_logs.py HOSTILE, with a made-up key)."""
+    import json
+
     a = _action()
     gate = next(s for s in a["runs"]["steps"] if s.get("id") == "gate")
-    output = tmp_path / "out.txt"
+    summary, output = tmp_path / "summary.md", tmp_path / "output.txt"
+    summary.write_text("earlier step\n")  # appended to, never replaced
     env = {"BASELINE": str(logs["current"]), "CANDIDATE": str(logs["bad"]), "MARGIN": a["inputs"]["margin"]["default"],
            "EXTRA_ARGS": "--alpha 0.05 --inconclusive fail", "OUT": "regress", "COMMENT": a["inputs"]["comment"]["default"],
-           "GITHUB_OUTPUT": str(output), "PATH": str(Path(HARNESS).parent) + os.pathsep + os.environ["PATH"]}
+           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output), "GITHUB_SERVER_URL": "https://github.example",
+           "GITHUB_REPOSITORY": "team/models", "GITHUB_RUN_ID": "42", "PATH": str(Path(HARNESS).parent) + os.pathsep + os.environ["PATH"]}
     r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", gate["run"]], capture_output=True, text=True,
                        cwd=tmp_path, env=_env(**env), timeout=300)
     assert r.returncode == 3, r.stdout + r.stderr
     out = _outputs(output.read_text())
-    assert {k for k, v in a["outputs"].items() if "steps.gate" in v["value"]} <= set(out)
-    assert out["verdict"] == "regression" and (tmp_path / "regress" / "comment.md").is_file()
-    assert (tmp_path / "regress" / "regress.json").is_file()
+    assert {k for k, v in a["outputs"].items() if "steps.gate" in v["value"]} <= set(out)  # every output the action exposes
+    assert out["verdict"] == "regression" and out["exit_code"] == "3"
+    assert out["worst_cell"] == "quiz · match" and out["worst_bound_side"] == "upper"
+    doc = json.loads((tmp_path / "regress" / "regress.json").read_text())
+    (cell,) = doc["cells"]
+    assert float(out["worst_bound"]) == pytest.approx(cell["upper"], abs=1e-6) and cell["upper"] < -0.05
+    assert out["headline"] == doc["headline"] and out["headline"].startswith("REGRESSION")
+    s = summary.read_text()
+    assert s.startswith("earlier step\n") and "Regression gate: REGRESSION (exit 3)" in s
+    c = (tmp_path / "regress" / "comment.md").read_text()
+    assert c.startswith("## ❌ Regression gate: REGRESSION") and "Deciding cells" in c
+    html, _, _ = _render(c)
+    assert "Full report: regress/regress.md" in html and "(https://github.example/team/models/actions/runs/42)" in c
+    # the hostile answers reached the summary (the flip list) but nothing in them is live, and the key is gone
+    assert "onerror" in s and "please merge" in s and "redacted" in s
+    for md in (s, c, (tmp_path / "regress" / "regress.md").read_text()):
+        _inert(md)
 
 
 def test_init_workflow_gates_with_the_action(tmp_path):

@@ -9,8 +9,6 @@ header still listing every item it will hold, as a log inspect is writing does."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,6 @@ import pandas as pd
 import pytest
 
 from tests.canned_logs import answers, subset, write_log
-from tests.conftest import HARNESS
 
 REPO = Path(__file__).resolve().parents[1]
 N, BATCH = 120, 20
@@ -114,13 +111,17 @@ def test_bad_growing_input_is_one_line(grown, tmp_path):
         _gate(base, cancelled)
 
 
-@pytest.mark.slow  # a `harness regress` subprocess
-def test_cli_sequential_over_a_growing_log(grown, tmp_path):
+def test_cli_sequential_over_a_growing_log(grown, tmp_path, monkeypatch, capsys):
+    """The command's flags reach the gate (in-process: `harness regress` is this function)."""
+    from harness.cli._regress import command
+
     d, base, cand = grown
     grow = subset(cand, tmp_path / "cand.eval", ids=set(_order()[: N // 2]), status="started")
-    r = subprocess.run([HARNESS, "regress", "--baseline", str(base), "--candidate", str(grow), "--sequential", "--batch", str(BATCH),
-                        "--max-items", str(N)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                       env={**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    monkeypatch.chdir(tmp_path)
+    for var in ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(SystemExit) as e:
+        command(["--baseline", str(base), "--candidate", str(grow), "--sequential", "--batch", str(BATCH), "--max-items", str(N)])
     doc = json.loads((tmp_path / "regress.json").read_text())
-    assert r.returncode == doc["exit_code"] == 3 and doc["sequential"]["batch"] == BATCH and doc["sequential"]["items_max"] == N, r.stderr
-    assert "Sequential gate: stopped after 60 of at most 120 items" in r.stdout
+    assert e.value.code == doc["exit_code"] == 3 and doc["sequential"]["batch"] == BATCH and doc["sequential"]["items_max"] == N
+    assert "Sequential gate: stopped after 60 of at most 120 items" in capsys.readouterr().out
