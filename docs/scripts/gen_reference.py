@@ -19,7 +19,6 @@ import ast
 import dataclasses
 import io
 import json
-import re
 import sys
 import tokenize
 import typing
@@ -173,8 +172,12 @@ def _schema_rows(cls, prefix: str, comments: dict[str, dict[str, str]], defaults
         if sub is not None and origin is dict:  # models / graders: one entry per alias
             rows.append((key, "`{}`", text or comments.get(sub.__name__, {}).get("", "")))
             inner = ALIASED.get(f.name, "<key>")
+            rows.append((f"{key}.{inner}", "", f"one entry per {inner[1:-1]}, any name: the keys below"))
             rows += _schema_rows(sub, f"{key}.{inner}.", comments, _defaults_of(sub))
-        elif sub is not None and origin is None:
+        elif sub is not None and origin is not None:  # Optional[X]: null by default, X's keys when set
+            rows.append((key, _value(value), text or comments.get(sub.__name__, {}).get("", "")))
+            rows += _schema_rows(sub, f"{key}.", comments, _defaults_of(sub))
+        elif sub is not None:
             rows.append((key, "", text or comments.get(sub.__name__, {}).get("", "")))
             rows += _schema_rows(sub, f"{key}.", comments, value if isinstance(value, dict) else _defaults_of(sub))
         else:

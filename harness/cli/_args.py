@@ -34,9 +34,13 @@ class ArgParser(argparse.ArgumentParser):
     whose help ends with the command's documentation link (`command`: a key of PAGES)."""
 
     def __init__(self, *args, command: str | None = None, **kwargs):
-        if command is not None:
-            kwargs.setdefault("epilog", docs_link(command))
         super().__init__(*args, **kwargs)
+        self.docs = docs_link(command) if command is not None else None
+
+    def format_help(self) -> str:
+        # the link is added here, not as an argparse epilog, which would wrap the URL at the terminal's width
+        text = super().format_help()
+        return f"{text.rstrip()}\n\n{self.docs}\n" if self.docs else text
 
     def error(self, message: str) -> NoReturn:
         usage = " ".join((self.usage or self.format_usage()).split())
