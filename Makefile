@@ -85,8 +85,15 @@ test-quick: install
 # missing from the nav, a bad API reference fail), as CI does. The reference pages are generated at build time.
 NO_MKDOCS_2_WARNING ?= 1
 export NO_MKDOCS_2_WARNING
-docs: install
+# only the base package and the [docs] extra: serving the docs compiles no llama.cpp ([dev], which `make test`
+# installs, includes [docs], so after `make test` this installs nothing)
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(BASE)
+	$(BIN)/pip install -q --no-compile -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
 	$(BIN)/mkdocs serve
 
-docs-build: install
+docs-build: $(DOCS_STAMP)
 	$(BIN)/mkdocs build --strict
