@@ -423,3 +423,12 @@ def test_the_tutorial_commands_marked_run_run(where, body, mark, tmp_path):
                        timeout=600)
     assert p.returncode == 0, f"{where}: exit {p.returncode}\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}"
     assert "Traceback" not in p.stderr
+
+
+def test_the_exit_code_page_lists_the_codes_the_cli_states():
+    """reference/exit-codes.md is hand-written: its table must hold exactly the codes `harness --help` names."""
+    stated = {int(c) for c in re.findall(r"\b([0-9]) (?:success|usage|internal|regression|inconclusive)",
+                                         USAGE.split("Exit codes:")[1])}
+    page = (DOCS / "reference" / "exit-codes.md").read_text()
+    listed = {int(c) for c in re.findall(r"^\| `([0-9])` \|", page, re.M)}
+    assert stated == listed == {0, 1, 2, 3, 4}
