@@ -337,7 +337,7 @@ def cli_page() -> str:
            "## harness report\n", "```text\n" + p["report"].format_usage().strip() + "\n```\n",
            " ".join((p["report"].description or "").split()) + "\n", *_flag_rows(p["report"]), "",
            "## harness cache\n",
-           "```text\n" + cache_doc.split("\n\n")[1].strip() + "\n```\n",
+           "```text\n" + "\n".join(ln.strip() for ln in cache_doc.split("\n\n")[1].splitlines()) + "\n```\n",
            " ".join(cache_doc.split("\n\n")[2].split()) + "\n",
            "`harness cache ls [overrides]` takes no flags; `harness cache prune`:\n",
            *_flag_rows(p["cache prune"]), "",
