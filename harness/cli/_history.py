@@ -21,7 +21,8 @@ def parser() -> ArgParser:
     from ..config import RegressConfig
 
     d = RegressConfig()
-    ap = ArgParser(prog="harness history", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgParser(prog="harness history", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                   command="history")
     ap.add_argument("paths", nargs="+", metavar="PATH[:alias]", help="one run dir or log per version, oldest first")
     ap.add_argument("--margin", type=float, default=d.margin, help=f"largest acceptable drop per step, 0-1 (default {d.margin})")
     ap.add_argument("--alpha", type=float, default=d.alpha, help=f"one-sided error rate (default {d.alpha})")

@@ -30,7 +30,8 @@ def parser() -> ArgParser:
     from ..config import RegressConfig
 
     d = RegressConfig()
-    ap = ArgParser(prog="harness regress", description=REGRESS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgParser(prog="harness regress", description=REGRESS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                   command="regress")
     ap.add_argument("--baseline", required=True, metavar="RUN_DIR[:alias]|LOG", help=f"the current model (alias default: {d.baseline})")
     ap.add_argument("--candidate", required=True, metavar="RUN_DIR[:alias]|LOG",
                     help=f"the model that would replace it (alias default: {d.candidate})")
