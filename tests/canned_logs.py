@@ -10,7 +10,7 @@ from pathlib import Path
 TARGETS = [str(i) for i in range(40)]
 
 
-def write_log(log_dir: Path, answers: list[str], targets: list[str] | None = None, task: str = "quiz") -> Path:
+def write_log(log_dir: Path, answers: list[str], targets: list[str] | None = None, task: str = "quiz", epochs: int = 1) -> Path:
     """One finished .eval log in `log_dir` of `task`: item q<i> with target targets[i], answered answers[i]."""
     from inspect_ai import Task
     from inspect_ai import eval as inspect_eval
@@ -32,7 +32,7 @@ def write_log(log_dir: Path, answers: list[str], targets: list[str] | None = Non
     dataset = [Sample(id=f"q{i:03d}", input=f"What is {t} + 0?", target=t, metadata={"say": a})
                for i, (t, a) in enumerate(zip(targets, answers))]
     (log,) = inspect_eval(Task(dataset=dataset, solver=canned(), scorer=match(), name=task), model="mockllm/model",
-                          log_dir=str(log_dir), display="none", log_level="warning")
+                          log_dir=str(log_dir), display="none", log_level="warning", epochs=epochs)
     assert log.status == "success", log.status
     return Path(log.location)
 
@@ -50,7 +50,7 @@ HOSTILE = {0: "![x](http://evil.example/p.png)", 1: '<img src=x onerror="alert(d
 
 
 def subset(log_path: Path, out: Path, keep: int | None = None, swap: dict[str, Path] | None = None,
-           status: str | None = None, ids: set[str] | None = None) -> Path:
+           status: str | None = None, ids: set[str] | None = None, drop: set[tuple[str, int]] | None = None) -> Path:
     """A copy of a log rewritten by inspect itself: its first `keep` samples (or those of `ids`), with
     the samples of ids in `swap` taken from another log (same item, another answer), and another
     `status` ("started": a log still being written, its header listing every item it will hold)."""
@@ -60,6 +60,8 @@ def subset(log_path: Path, out: Path, keep: int | None = None, swap: dict[str, P
     samples = log.samples[:keep] if keep is not None else log.samples
     if ids is not None:
         samples = [x for x in samples if str(x.id) in ids]
+    if drop:  # (id, epoch) pairs not written yet
+        samples = [x for x in samples if (str(x.id), x.epoch) not in drop]
     others = {i: {s.id: s for s in read_eval_log(str(p)).samples}[i] for i, p in (swap or {}).items()}
     log.samples = [others.get(s.id, s) for s in samples]
     if status:

@@ -125,3 +125,15 @@ def test_cli_sequential_over_a_growing_log(grown, tmp_path, monkeypatch, capsys)
     doc = json.loads((tmp_path / "regress.json").read_text())
     assert e.value.code == doc["exit_code"] == 3 and doc["sequential"]["batch"] == BATCH and doc["sequential"]["items_max"] == N
     assert "Sequential gate: stopped after 60 of at most 120 items" in capsys.readouterr().out
+
+
+def test_an_item_counts_once_all_its_epochs_are_in(tmp_path):
+    """In a log still being written, an item with one of its two epochs is not yet in (its mean would
+    change at the next look); in the finished log it is."""
+    from harness.regress._growing import open_growing
+
+    full = write_log(tmp_path / "two", answers(n=6), epochs=2)
+    part = subset(full, tmp_path / "part.eval", status="started", drop={("q001", 2), ("q004", 2)})
+    ids = set(open_growing(part).frame["id"])
+    assert ids == {"q000", "q002", "q003", "q005"}
+    assert set(open_growing(full).frame["id"]) == {f"q{i:03d}" for i in range(6)}

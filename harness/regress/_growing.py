@@ -9,8 +9,9 @@ after each batch). A batch counts once both logs hold every one of its items; a 
 only adds batches. Looking again is therefore safe: the confidence sequences hold at every batch at
 once, and the stop found is the one the in-run gate finds on the same paired scores.
 
-The unit is an item (its epochs averaged): a log's own `cluster` metadata is not known for items not
-yet evaluated, so it cannot shape a plan made before them.
+The unit is an item (its epochs averaged; in a log still being written an item counts once all its
+epochs are in, so its mean never changes at a later look): a log's own `cluster` metadata is not
+known for items not yet evaluated, so it cannot shape a plan made before them.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def open_growing(path: Path) -> Source | None:
         raise HarnessError(f"{path}: the log does not list its items (eval.dataset.sample_ids); the sequential gate plans "
                            "its order from them — gate it without --sequential once it has finished")
     frame = pd.DataFrame(log_rows(log), columns=COLUMNS)
+    if log.status != "success":  # an item counts once all its epochs are in: its mean must not change at a later look
+        epochs = int(log.eval.config.epochs or 1)
+        done = frame.groupby(["task", "id"])["epoch"].transform("nunique") >= epochs
+        frame = frame[done]
     summary = {"experiment": path.name, "run": str(path), "models": {log.eval.model: log.eval.model}, "students": [], "config": {},
                "source": {"kind": "inspect", "path": str(path), "files": [str(path)], "task_args": {log.eval.task: dict(log.eval.task_args or {})},
                           "status": log.status, "planned": planned, "task": log.eval.task}}
