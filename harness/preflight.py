@@ -38,7 +38,7 @@ from .text import as_number, kept_articles, normalise
 def validate(cfg: HarnessConfig) -> None:
     """Everything that can be checked before any work starts (and before anything is written)."""
     if not cfg.models:
-        raise HarnessError("models is empty: add the models to evaluate, e.g. model@models.current=smollm2")
+        raise HarnessError("models is empty: add the models to evaluate, e.g. +model@models.current=smollm2")
     students = student_aliases(cfg)
     # no student = an evaluation-only experiment (generate and finetune are skipped); with students,
     # the teacher writes their training answers
@@ -48,7 +48,7 @@ def validate(cfg: HarnessConfig) -> None:
                            "otherwise, e.g. experiment=upgrade)")
     if students and "teacher" not in cfg.models:
         raise HarnessError(f"models.teacher is missing: the teacher writes the training answers of the student(s) "
-                           f"{', '.join(students)}; add one (model@models.teacher=...) or drop student: true")
+                           f"{', '.join(students)}; add one (model@models.teacher=smollm2) or drop student: true")
     for alias in ("teacher", "baseline"):
         if alias in students:
             raise HarnessError(f"models.{alias}.student: the {alias} is a reference model and cannot be fine-tuned; "
@@ -72,7 +72,7 @@ def validate(cfg: HarnessConfig) -> None:
     check_config(cfg)  # names that become paths, results/cache dir placement, model files (harness/guards.py)
     check_tasks(cfg.eval)  # before any stage: a typo here would otherwise cost a whole fine-tune
     if not cfg.graders:
-        raise HarnessError("graders is empty: add at least one, e.g. +grader@graders.exact=exact")
+        raise HarnessError("graders is empty: add at least one, e.g. grader@graders.exact=exact")
     for name, g in cfg.graders.items():
         check_grader(name, g)
     check_judges(cfg)
