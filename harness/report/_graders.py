@@ -58,7 +58,7 @@ def degenerate_cells(frame: pd.DataFrame, kinds: dict[str, str] | None = None) -
         verdicts = g.groupby(labels)["value"].agg(["min", "max", "mean", "size"])
         if (verdicts["min"] != verdicts["max"]).any() or verdicts["mean"].nunique() < 2:
             continue  # the verdict varies within a label, or is the same everywhere
-        column = "extracted" if kinds.get(str(grader)) == "choice" else "answer"
+        column = "extracted" if reads_choices(str(grader), kinds) else "answer"
         readings = g.groupby(labels)[column].agg(lambda s: s.map(_reading).nunique())
         if (readings <= 1).all():
             continue  # every label's answers read alike: the answers explain the verdicts
