@@ -213,8 +213,9 @@ def _degenerate(base: _Side, cand: _Side, keep: set[tuple[str, str]], s: Regress
     out: dict[tuple[str, str], str] = {}
     for side in (base, cand):
         for c in side.summary.get("grader_checks") or []:
-            if c.get("excluded"):
-                out.setdefault((c["task"], c["grader"]), f"{excluded_reason(c)} in {side.ref.dir}'s report")
+            if c.get("excluded"):  # a contrast is a rule, not a finding of that run: said without the run
+                why = excluded_reason(c)
+                out.setdefault((c["task"], c["grader"]), why if why.startswith("contrast") else f"{why} in {side.ref.dir}'s report")
     both = pd.concat([base.frame.assign(alias="baseline"), cand.frame.assign(alias="candidate")], ignore_index=True)
     both = both[[k in keep for k in zip(both["task"], both["id"])]]
     kinds = {n: g.get("kind", "match") for side in (base, cand) for n, g in ((side.summary.get("config") or {}).get("graders") or {}).items()}
