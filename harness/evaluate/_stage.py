@@ -113,7 +113,9 @@ def run_evaluate(
         raise HarnessError("graders: a judge grader needs a judge model; call open_judge() first")
     for m in models:
         log_dir = log_root / m.alias
-        claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context, "eval": asdict(cfg),
+        # eval.auto_choice acts through `graders` only (the grader it adds): not part of what was evaluated
+        claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context,
+                                "eval": {k: v for k, v in asdict(cfg).items() if k != "auto_choice"},
                                 "graders": {k: asdict(g) for k, g in graders.items()},
                                 "items": [asdict(i) for i in items],
                                 **({"inspect_tasks": {n: d for n, (_, d) in foreign.items()}} if foreign else {})}))
