@@ -282,10 +282,11 @@ def parsers() -> dict[str, object]:
     """command -> its argparse parser (`run`: Hydra's own, which `harness run` uses to read its flags)."""
     from hydra._internal.utils import get_args_parser
 
-    from harness.cli import _cache, _experiments, _history, _init, _regress, _report
+    from harness.cli import _cache, _experiments, _export, _history, _init, _regress, _report
 
     return {"run": get_args_parser(), "report": _report.parser(), "cache prune": _cache.prune_parser(),
-            "regress": _regress.parser(), "history": _history.parser(), "experiments": _experiments.parser(), "init": _init.parser()}
+            "regress": _regress.parser(), "history": _history.parser(), "export": _export.parser(),
+            "experiments": _experiments.parser(), "init": _init.parser()}
 
 
 def cli_flags() -> dict[str, set[str]]:
@@ -345,6 +346,8 @@ def cli_page() -> str:
            "```text\n" + (p["regress"].description or "") + "\n```\n", *_flag_rows(p["regress"]), "",
            "## harness history\n", "```text\n" + p["history"].format_usage().strip() + "\n```\n",
            "```text\n" + (p["history"].description or "") + "\n```\n", *_flag_rows(p["history"]), "",
+           "## harness export\n", "```text\n" + p["export"].format_usage().strip() + "\n```\n",
+           " ".join((p["export"].description or "").split()) + "\n", *_flag_rows(p["export"]), "",
            "## harness experiments\n", "```text\n" + p["experiments"].format_usage().strip() + "\n```\n",
            " ".join((p["experiments"].description or "").split()) + "\n", *_flag_rows(p["experiments"]), "",
            "## harness init\n", "```text\n" + p["init"].format_usage().strip() + "\n```\n",

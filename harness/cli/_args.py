@@ -22,6 +22,7 @@ PAGES = {
     "experiments": "reference/cli/#harness-experiments",
     "init": "reference/cli/#harness-init",
     "history": "reference/cli/#harness-history",
+    "export": "reference/cli/#harness-export",
 }
 
 

@@ -20,17 +20,22 @@ from ._args import ArgParser
 USAGE = "harness export RUN_DIR[:alias]|LOG [--out DIR] [--against BASELINE_RUN[:alias]|LOG]"
 
 
+def parser() -> ArgParser:
+    from ..config import RegressConfig
+
+    ap = ArgParser(prog="harness export", usage=USAGE, description=__doc__, command="export")
+    ap.add_argument("run", metavar="RUN_DIR[:alias]|LOG")
+    ap.add_argument("--out", type=Path, metavar="DIR", help="where the files go (default: RUN_DIR/eee for a run dir, ./eee for a log)")
+    ap.add_argument("--against", metavar="BASELINE[:alias]", help="gate the run's model against this baseline and write both")
+    ap.add_argument("--margin", type=float, default=RegressConfig.margin, help="the gate's margin (with --against)")
+    return ap
+
+
 def command(argv: list[str]) -> None:
     from ..config import RegressConfig
     from ..regress import parse_ref
 
-    parser = ArgParser(prog="harness export", usage=USAGE, description=__doc__)
-    parser.add_argument("run", metavar="RUN_DIR[:alias]|LOG")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="where the files go (default: RUN_DIR/eee for a run dir, ./eee for a log)")
-    parser.add_argument("--against", metavar="BASELINE[:alias]", help="gate the run's model against this baseline and write both")
-    parser.add_argument("--margin", type=float, default=RegressConfig.margin, help="the gate's margin (with --against)")
-    a = parser.parse_args(argv)
+    a = parser().parse_args(argv)
     d = RegressConfig()
     ref = parse_ref(a.run, d.candidate, "RUN_DIR")
     if a.against:
