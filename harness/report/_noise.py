@@ -62,18 +62,22 @@ def _epochs(f: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _identical(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Pairs of models whose answers are the same on every item and epoch they share (all tasks)."""
-    if "answer" not in frame.columns:
+    """Pairs of models whose answers are the same on every item and epoch they share (all tasks).
+    Answers and (task, id, epoch) keys become integer codes first: a million rows cost two
+    factorisations and a dense code matrix, not a string pivot."""
+    if "answer" not in frame.columns or frame.empty:
         return []
-    f = frame.drop_duplicates(["alias", "task", "id", "epoch"])
-    wide = f.set_index(["task", "id", "epoch", "alias"])["answer"].unstack("alias")
-    aliases = list(wide.columns)
+    answer = pd.factorize(frame["answer"].astype(str))[0]
+    key = frame.groupby(["task", "id", "epoch"], sort=False, observed=True).ngroup().to_numpy()
+    alias_code, aliases = pd.factorize(frame["alias"].astype(str), sort=True)
+    m = np.full((int(key.max()) + 1, len(aliases)), -1)
+    m[key, alias_code] = answer
     out = []
     for i, a in enumerate(aliases):
-        for b in aliases[i + 1:]:
-            both = wide[[a, b]].dropna()
-            if len(both) and (both[a].astype(str) == both[b].astype(str)).all():
-                out.append({"a": str(a), "b": str(b), "n": int(len(both))})
+        for j in range(i + 1, len(aliases)):
+            both = (m[:, i] >= 0) & (m[:, j] >= 0)
+            if both.any() and (m[both, i] == m[both, j]).all():
+                out.append({"a": str(a), "b": str(aliases[j]), "n": int(both.sum())})
     return out
 
 
@@ -130,9 +134,12 @@ def noise_sentences(noise: dict[str, Any]) -> list[str]:
         if c["floor"]:
             bits.append("floor: " + ", ".join(c["floor"]))
         out.append(f"- {c['task']} · {c['grader']}: " + "; ".join(bits) + ".")
-    for p in noise.get("identical_outputs") or []:
+    same = noise.get("identical_outputs") or []
+    for p in same[:5]:
         out.append(f"- {p['a']} and {p['b']}: identical outputs on all {p['n']} items × epochs — a true null "
                    "(difference exactly 0), not an error.")
+    if len(same) > 5:
+        out.append(f"- … and {len(same) - 5} more pairs with identical outputs (summary.json `noise.identical_outputs`).")
     for e in noise.get("epochs") or []:
         pk = (f"pass@{e['epochs']} {100 * e['pass_at_k']:.1f} %, pass^{e['epochs']} {100 * e['pass_hat_k']:.1f} %; "
               if "pass_at_k" in e else "")
