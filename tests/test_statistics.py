@@ -13,7 +13,7 @@ from harness.report import analyse
 from harness.report._markdown import verdict_lines
 from harness.report._noise import noise_table, pass_at_k, pass_hat_k
 from harness.report._sweep import sweep_tables, sweep_verdict
-from harness.stats import OUTCOMES, gate_cell, gate_required_n, outcome, paired_interval, winner_test
+from harness.stats import OUTCOMES, gate_cell, gate_outcome, gate_required_n, outcome, paired_interval, winner_test
 
 COLUMNS = ["alias", "model", "task", "grader", "id", "epoch", "value", "group", "answer", "extracted", "target", "cluster", "judge"]
 
@@ -134,6 +134,21 @@ def test_every_outcome_is_reachable_and_documented():
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "statistics.md").read_text()
     assert all(f"**{o}**" in doc for o in OUTCOMES)
+
+
+def test_gate_cells_speak_the_same_vocabulary():
+    """A gated cell's outcome follows its verdict (pass / regression / inconclusive never contradicted)."""
+    assert gate_outcome("regression", -0.4, -0.1, 0.05, 40, 0.2) == "worse"
+    assert gate_outcome("pass", 0.02, 0.3, 0.05, 40, 0.2) == "better"
+    assert gate_outcome("pass", -0.03, 0.04, 0.05, 400, 0.02) == "equivalent"
+    assert gate_outcome("pass", -0.03, 0.2, 0.05, 400, 0.02) == "non-inferior"
+    assert gate_outcome("inconclusive", -0.53, -0.04, 0.05, 20, 0.38) == "not ruled out"
+    assert gate_outcome("inconclusive", -0.9, 0.9, 0.05, 2, math.inf) == "too few items"
+    # the demo's control drop, as the gate decides it: inconclusive -> not ruled out, like the report
+    g = gate_cell(CTRL_S, CTRL_B, 0.05, 0.05)
+    assert g.verdict == "inconclusive" and gate_outcome(g.verdict, g.lower, g.upper, 0.05, g.n, g.mde) == "not ruled out"
+    assert set(OUTCOMES) >= {gate_outcome(v, lo, hi, 0.05, 40, 0.2) for v in ("pass", "regression", "inconclusive", "not gated")
+                             for lo, hi in ((-0.3, -0.1), (-0.02, 0.02), (0.01, 0.2), (-0.3, 0.3))}
 
 
 def test_winner_test_single_arm_is_the_paired_permutation_test():

@@ -89,3 +89,18 @@ def outcome(diff: float, ci_low: float, ci_high: float, significant: bool, margi
     if ci_low > -margin:
         return "non-inferior"
     return "not ruled out"
+
+
+def gate_outcome(verdict: str, lower: float, upper: float, margin: float, n: int, mde: float) -> str:
+    """The same vocabulary for a cell of the regression gate, read from its own decision and its
+    one-sided (1 - alpha) bounds: regression -> worse; pass -> better (lower bound above 0),
+    equivalent (upper bound below +margin too) or non-inferior; inconclusive -> too few items (no
+    result at this n could decide) or not ruled out. A cell that is not gated is read the same way
+    from its bounds (pass/regression as the gate would have decided it, unadjusted)."""
+    if verdict == "regression":
+        return "worse"
+    if verdict == "pass" or (verdict == "not gated" and lower > -margin):
+        return "better" if lower > 0 else "equivalent" if upper < margin else "non-inferior"
+    if verdict == "not gated" and upper < -margin:
+        return "worse"
+    return "too few items" if n == 0 or math.isinf(mde) else "not ruled out"
