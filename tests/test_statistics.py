@@ -108,6 +108,20 @@ def test_demo_control_drop_is_in_the_verdict_block_with_its_interval_and_require
     assert firsts[0] == drop[0]
 
 
+
+def test_a_significant_drop_off_the_held_out_task_is_in_the_verdict_block():
+    """Forgetting that is significant (60 control items, 1 vs 20 discordant) is named too, not only
+    the held-out task's top results."""
+    s_, b_ = _pairs01(60, 1, 20, 30)
+    extra = pd.DataFrame([(alias, "m", "control2", "contains", f"c{i}", 1, v, "", "x", "", "g", "", "")
+                          for alias, vals in (("student", s_), ("baseline", b_), ("teacher", b_)) for i, v in enumerate(vals)],
+                         columns=COLUMNS)
+    s = analyse(pd.concat([_demo_frame(), extra], ignore_index=True), ReportConfig())
+    lines = verdict_lines({**s, "gap_closed": []})
+    worse = [v for v in lines if v.startswith("Worse: student − baseline on control2")]
+    assert len(worse) == 1 and "p adj." in worse[0] and "[-44.8, -19.0]" in worse[0]
+
+
 def test_required_n_agrees_with_statsmodels_power():
     """The gate's planning formula (Nam 1997's score-test sample size) against statsmodels' normal
     power for a one-sample test of the per-item differences (SD sqrt(psi - d^2)): the two differ

@@ -80,11 +80,27 @@ def verdict(c: dict[str, Any]) -> str:
     return f"no significant difference (MDE {100 * c['mde']:.0f} pp)"
 
 
-def not_ruled_out(comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Cells whose interval includes a drop larger than the margin, not decided: forgetting first
-    (a task other than the held-out one, a candidate that is not the teacher), then by the drop."""
-    cells = [c for c in comps if c.get("outcome") == "not ruled out" and not c.get("excluded")]
+def drops(comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cells whose interval includes a drop larger than the margin: undecided ones (not ruled out)
+    and significant drops (worse): forgetting first (a task other than the held-out one, a
+    candidate that is not the teacher), then by the size of the drop."""
+    cells = [c for c in comps if not c.get("excluded") and (c.get("outcome") == "not ruled out" or (
+        c.get("outcome") == "worse" and c["ci_low"] < -c.get("margin", 0.05)))]
     return sorted(cells, key=lambda c: (c["task"] == "heldout", c["a"].split("[")[0] == "teacher", c["diff"]))
+
+
+def not_ruled_out(comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The undecided cells among `drops`."""
+    return [c for c in drops(comps) if c["outcome"] == "not ruled out"]
+
+
+def drop_line(c: dict[str, Any]) -> str:
+    """A verdict line for one of `drops`."""
+    if c["outcome"] == "worse":
+        return (f"Worse: {c['a']} − {c['b']} on {c['task']} ({c['grader']}): {100 * c['diff']:+.1f} pp "
+                f"[{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] ({c['test']}, n = {c['n_pairs']}), "
+                f"p adj. = {c['p_adjusted']:.2g} ({c['correction']}).")
+    return not_ruled_out_line(c)
 
 
 def not_ruled_out_line(c: dict[str, Any]) -> str:
@@ -186,7 +202,8 @@ def verdict_lines(s: dict[str, Any]) -> list[str]:
         out.append(f"No pair of models differs significantly ({comps[0]['correction']}, α = {s.get('alpha', ALPHA)}); "
                    f"with n = {n} items only differences of about {100 * max(c['mde'] for c in comps):.0f} pp or more "
                    "would have been detected.")
-    out += [not_ruled_out_line(c) for c in not_ruled_out(comps)]
+    quoted = sorted(sig, key=lambda c: c["p_adjusted"])[:3]
+    out += [drop_line(c) for c in drops(comps) if not any(c is q for q in quoted)]
     excluded = sorted({(c["task"], c["grader"], c["excluded"]) for c in s.get("comparisons") or [] if "excluded" in c})
     if excluded:
         out.append("Left out of the tested family: " + ", ".join(f"{t} · {g} ({why.split(' (')[0]})" for t, g, why in excluded) + ".")
