@@ -391,10 +391,10 @@ class RegressConfig:
 
 @dataclass
 class HarnessConfig:
-    experiment: str = "default"
-    results_dir: str = "results"
-    cache_dir: str = "${oc.env:HARNESS_CACHE,.cache/harness}"
-    cache: bool = True
+    experiment: str = "default"  # the overlay's name (experiment=NAME sets it); the run dir is results_dir/experiment/...
+    results_dir: str = "results"  # where run dirs go: results_dir/<experiment>/<run name from the overrides>
+    cache_dir: str = "${oc.env:HARNESS_CACHE,.cache/harness}"  # the stage cache (teacher answers, fine-tunes, ...)
+    cache: bool = True  # false (or `harness run --no-cache`): recompute every stage
     models: dict[str, ModelConfig] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)

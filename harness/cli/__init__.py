@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 
+from ._args import docs_link
 from ._callbacks import SweepReport
 from ._config import CONF_DIR, EXPERIMENTS_DIR, compose, experiments
 from ._errors import fail, guarded
@@ -45,7 +46,9 @@ USAGE = """\
 Exit codes: 0 success (or gate passed), 2 usage or input error, 1 internal error, 3 regression,
 4 inconclusive (a run with regress.enabled, or `harness regress`); errors are one line on stderr
 (`harness: error: ...` / `harness: internal error: ... (full traceback in <file>)`); HARNESS_DEBUG=1
-prints the traceback too."""
+prints the traceback too.
+
+""" + docs_link("harness")
 
 # command -> module (each has `command(argv)`); a new command is one module and one line here
 COMMANDS = {

@@ -22,12 +22,12 @@ exit codes: 0 pass (non-inferior within the margin on every gated cell), 3 regre
             4 inconclusive (0 with --inconclusive=pass), 2 bad input, 1 internal error"""
 
 
-def command(argv: list[str]) -> None:
+def parser() -> ArgParser:
     from ..config import RegressConfig
-    from ..regress import gate, parse_ref, write_gate
 
     d = RegressConfig()
-    ap = ArgParser(prog="harness regress", description=REGRESS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgParser(prog="harness regress", description=REGRESS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                   command="regress")
     ap.add_argument("--baseline", required=True, metavar="RUN_DIR[:alias]|LOG", help=f"the current model (alias default: {d.baseline})")
     ap.add_argument("--candidate", required=True, metavar="RUN_DIR[:alias]|LOG",
                     help=f"the model that would replace it (alias default: {d.candidate})")
@@ -41,7 +41,15 @@ def command(argv: list[str]) -> None:
                     help="gated graders (default: all; a judge only where it passed its validation)")
     ap.add_argument("--allow-subset", action="store_true", help="runs on different items: compare the items both share")
     ap.add_argument("--out", type=Path, help="where regress.json / regress.md go (default: the candidate's run dir; the current dir for a log)")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def command(argv: list[str]) -> None:
+    from ..config import RegressConfig
+    from ..regress import gate, parse_ref, write_gate
+
+    d = RegressConfig()
+    a = parser().parse_args(argv)
     base = parse_ref(a.baseline, d.baseline, "--baseline")
     cand = parse_ref(a.candidate, d.candidate, "--candidate")
     s = RegressConfig(enabled=True, baseline=base.alias, candidate=cand.alias, margin=a.margin, alpha=a.alpha,
