@@ -82,14 +82,16 @@ class EvaluateOutput:
     log_dir: Path
     logs: dict[str, list[str]] = field(default_factory=dict)  # alias -> log files
     calls: dict[str, int] = field(default_factory=dict)  # alias -> samples generated in this run
+    gates: dict[str, dict[str, Any]] = field(default_factory=dict)  # judge grader -> its gate.json record
 
 
 def run_evaluate(
     models: list[EvalModel], items: list[EvalItem], cfg: EvalConfig, graders: dict[str, GraderConfig], log_root: Path,
-    judge: Any = None,
+    judge: Any = None, judge_root: Path | None = None,
 ) -> EvaluateOutput:
-    """`judge`: from open_judge(), bound to inspect's `grader` role for judge graders (opened only
-    if some model's evaluation has to run)."""
+    """`judge`: from open_judge(), for judge graders: they grade after every model's evaluation
+    (_judge.run_judge; opened only if some verdict is missing), their requests logged under
+    `judge_root`/<grader>/ (default: `log_root`'s sibling `judge/`)."""
     from inspect_ai import eval_set
     from inspect_ai.model import GenerateConfig, get_model
 
@@ -104,7 +106,8 @@ def run_evaluate(
     out = EvaluateOutput(log_root)
     display = None if sys.stdout.isatty() else "plain"
     # pairwise graders compare two models' answers after evaluation (see _pairwise.py)
-    scorers = {name: build_scorer(name, g) for name, g in graders.items() if g.kind != "pairwise"}
+    # and judge graders grade once every model is evaluated (see _judge.run_judge)
+    scorers = {name: build_scorer(name, g) for name, g in graders.items() if g.kind not in ("pairwise", "judge")}
     # a choice grader grades multiple-choice tasks only (the pre-flight refuses a task that mixes them)
     task_scorers = {t: [sc for name, sc in scorers.items() if graders[name].kind != "choice" or any(it.choices for it in its)]
                     for t, its in by_task.items()}
@@ -114,7 +117,8 @@ def run_evaluate(
     for m in models:
         log_dir = log_root / m.alias
         claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context, "eval": asdict(cfg),
-                                "graders": {k: asdict(g) for k, g in graders.items()},
+                                # a judge's calibration settings change which samples it judges, not the answers
+                                "graders": {k: {f: v for f, v in asdict(g).items() if f != "calibrate"} for k, g in graders.items()},
                                 "items": [asdict(i) for i in items],
                                 **({"inspect_tasks": {n: d for n, (_, d) in foreign.items()}} if foreign else {})}))
         done = finished(log_dir, list(by_task) + list(foreign))
@@ -158,11 +162,15 @@ def run_evaluate(
             log_level="warning",
             tags=[m.alias],
             metadata={"alias": m.alias},
-            model_roles={"grader": judge.model} if judge is not None and judging else None,
         )
         if not ok:
             raise RuntimeError(f"evaluation of '{m.alias}' did not complete; logs in {log_dir}, re-run to resume")
         out.logs[m.alias] = sorted(log.location for log in logs)
         drop_interrupted(log_dir)
         out.calls[m.alias] = completed(log_dir, since=started)
+    from ._judge import run_judge
+
+    for name, g in graders.items():
+        if g.kind == "judge" and by_task:
+            out.gates[name] = run_judge(name, g, judge, out.logs, list(by_task), cfg, (judge_root or log_root.parent / "judge") / name)
     return out

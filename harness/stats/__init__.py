@@ -2,9 +2,10 @@
 
 from ._ci import proportion_ci
 from ._gate import CellGate, gate_cell, gate_mde, gate_required_n, gate_table
+from ._judge_gate import Look, kappa_ci, kappa_look, rate_ci, rate_look
 from ._paired import GapClosed, PairedResult, adjust, clustered_mean, gap_closed, mde, paired_binary, paired_continuous, required_n
 from ._sequential import SequentialState, confidence_sequence, sequential_gate, sequential_verdicts
 
-__all__ = ["CellGate", "GapClosed", "PairedResult", "SequentialState", "adjust", "clustered_mean", "confidence_sequence",
-           "gap_closed", "gate_cell", "gate_mde", "gate_required_n", "gate_table", "mde", "paired_binary", "paired_continuous",
-           "proportion_ci", "required_n", "sequential_gate", "sequential_verdicts"]
+__all__ = ["CellGate", "GapClosed", "Look", "PairedResult", "SequentialState", "adjust", "clustered_mean", "confidence_sequence",
+           "gap_closed", "gate_cell", "gate_mde", "gate_required_n", "gate_table", "kappa_ci", "kappa_look", "mde", "paired_binary",
+           "paired_continuous", "proportion_ci", "rate_ci", "rate_look", "required_n", "sequential_gate", "sequential_verdicts"]
