@@ -99,14 +99,16 @@ class Gate:
     decision: str = "judged all"  # stopped | reliable | undecided | judged all (off, or a sample covering every unit)
     judged: int = 0  # units sent to the judge (this run or an earlier one of the same config)
     looks: list[dict[str, Any]] = field(default_factory=list)
-    calls_made: int = 0  # judge requests sent by this invocation (0 on a warm re-run)
+    calls_made: int = 0  # judge requests sent by this invocation (0 on a warm re-run): not in gate.json
 
     @property
     def calls_saved(self) -> int:
         return (self.units - self.judged) * self.calls_per_unit
 
     def record(self) -> dict[str, Any]:
-        return {**asdict(self), "calls": self.judged * self.calls_per_unit, "calls_saved": self.calls_saved}
+        """gate.json: the same on a warm re-run (what this invocation sent is in stage_calls)."""
+        rec = {k: v for k, v in asdict(self).items() if k != "calls_made"}
+        return {**rec, "calls": self.judged * self.calls_per_unit, "calls_saved": self.calls_saved}
 
     def line(self) -> str:
         last = self.looks[-1] if self.looks else None
@@ -115,8 +117,8 @@ class Gate:
         what = {"stopped": "unreliable, stopped", "reliable": "reliable", "undecided": "undecided after every look, judged all",
                 "judged all": "judged every item"}[self.decision]
         return (f"judge '{self.grader}': {what}: {self.statistic} {ci} vs threshold {self.threshold} "
-                f"(CI at 1-{self.alpha}/{self.max_looks}); {self.judged * self.calls_per_unit} calls, "
-                f"{self.calls_saved} saved").replace(":  ", ": ")
+                f"(one-sided bounds at 1-{self.alpha}/{self.max_looks}); {self.judged * self.calls_per_unit} calls "
+                f"({self.calls_made} sent now), {self.calls_saved} saved")
 
 
 def run_looks(gate: Gate, batches: list[list[int]], c: CalibrateConfig, send: Callable[[str, list[int]], int],
@@ -190,9 +192,10 @@ def send_batch(tasks: list[Any], log_dir: Path, key: dict[str, Any], judge: Any,
 
 
 def finish(gate: Gate, grader_dir: Path) -> dict[str, Any]:
-    """Write gate.json (atomically) and say the decision in one line (stderr when it stopped)."""
+    """Write gate.json (atomically) and say the decision in one line (stderr when it stopped).
+    Returns the record with `calls_made`, the requests this invocation sent."""
     rec = gate.record()
     write_json(grader_dir / GATE_FILE, rec)
     stream = sys.stderr if gate.decision == "stopped" else sys.stdout
     print(f"[judge] {gate.line()}", file=stream, flush=True)
-    return rec
+    return {**rec, "calls_made": gate.calls_made}

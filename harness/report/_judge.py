@@ -147,9 +147,25 @@ def gate_sentence(g: dict[str, Any]) -> str:
     last = g["looks"][-1] if g.get("looks") else {}
     est = "" if last.get("estimate") is None else f"{last['estimate']:.2f}, "
     return (f"judge '{g['grader']}' stopped after {g['judged']} of {g['units']} {'items' if g['kind'] == 'pairwise' else 'samples'}: "
-            f"{g['statistic']} {est}{100 * (1 - g['alpha'] / g['max_looks']):.2f} % CI [{last.get('low', 0):.2f}, "
-            f"{last.get('high', 0):.2f}] lies below {g['threshold']} — its verdicts are on the calibration sample only; "
-            f"{g['calls_saved']} judge calls saved")
+            f"{g['statistic']} {est}one-sided {100 * (1 - g['alpha'] / g['max_looks']):.2f} % upper bound {last.get('high', 0):.2f} "
+            f"is below {g['threshold']} — unreliable, its verdicts cover the judged {'items' if g['kind'] == 'pairwise' else 'samples'} "
+            f"only; {g['calls_saved']} judge calls saved")
+
+
+def gate_text(g: dict[str, Any]) -> str:
+    """One sentence per judge on its calibration (summary.json's judge_gate row)."""
+    if g["decision"] == "stopped":
+        return gate_sentence(g)
+    what = "items" if g["kind"] == "pairwise" else "samples"
+    if not g.get("looks"):
+        why = "calibration off" if not g.get("enabled") else "the calibration sample covers every one"
+        return f"judge '{g['grader']}' judged all {g['units']} {what} ({why}); {g['calls']} calls"
+    last = g["looks"][-1]
+    est = "—" if last.get("estimate") is None else f"{last['estimate']:.2f}"
+    return (f"judge '{g['grader']}' checked on {last['judged']} {what} first: {g['statistic']} {est}, one-sided "
+            f"{100 * (1 - g['alpha'] / g['max_looks']):.2f} % bounds [{last['low']:.2f}, {last['high']:.2f}] vs {g['threshold']} — "
+            f"{'reliable' if g['decision'] == 'reliable' else 'undecided after ' + str(len(g['looks'])) + ' looks'}; "
+            f"judged all {g['units']} {what} ({g['calls']} calls)")
 
 
 LABEL_COLUMNS = ("task", "id", "model", "label")
