@@ -172,3 +172,37 @@ def test_a_random_judge_stops_after_the_calibration_sample(tmp_path, capfd):
     assert "[judge] judge 'judge': unreliable, stopped" in err and len([ln for ln in err.splitlines() if "[judge]" in ln]) == 1
     saved = json.loads((tmp_path / "judge" / "judge" / "gate.json").read_text())
     assert saved["decision"] == "stopped" and saved["calls_saved"] == 60
+
+
+@pytest.mark.parametrize("key, value, expect", [
+    ("sample", 0, "graders.j.calibrate: sample, batch and looks must be >= 1"),
+    ("alpha", 1.5, "graders.j.calibrate.alpha must be in (0, 1)"),
+    ("threshold", 2.0, "graders.j.calibrate.threshold must be in (-1, 1]"),
+])
+def test_bad_calibrate_keys_are_one_line_naming_the_key(key, value, expect):
+    from harness.errors import HarnessError
+    from harness.evaluate import check_grader
+
+    for kind, rubric in (("judge", "{answer} vs {target}?"), ("pairwise", "{first} or {second}?")):
+        g = GraderConfig(kind=kind, judge=ModelConfig(model="openai/x"), rubric=rubric, pairs=[["a", "b"]],
+                         calibrate=CalibrateConfig(**{key: value}))
+        with pytest.raises(HarnessError, match=re.escape(expect)):
+            check_grader("j", g)
+
+
+def test_the_report_says_a_stopped_judge_in_one_line(tmp_path):
+    """gate.json -> summary.json's judge_gate -> the report's Judge calibration section."""
+    from harness.evaluate._calibrate import Gate, finish
+    from harness.report._judge import read_gates
+    from harness.report._markdown import gate_markdown
+
+    g = Gate("judge", "judge", "kappa", "exact", True, 0.6, 0.05, 4, 180, 1, decision="stopped", judged=30,
+             looks=[{"look": 1, "judged": 30, "n": 30, "estimate": 0.0, "low": -0.3, "high": 0.3, "decision": "unreliable"}])
+    finish(g, tmp_path / "judge" / "judge")
+    (tmp_path / "judge" / ".superseded" / "judge").mkdir(parents=True)
+    (tmp_path / "judge" / ".superseded" / "judge" / "gate.json").write_text("{}")  # an earlier config's: not read
+    gates = read_gates(tmp_path / "judge")
+    assert len(gates) == 1 and gates[0]["calls"] == 30 and gates[0]["calls_saved"] == 150 and "calls_made" not in gates[0]
+    lines = gate_markdown({"judge_gate": gates})
+    stopped = [ln for ln in lines if ln.startswith("- ⚠")]
+    assert len(stopped) == 1 and "stopped after 30 of 180 samples" in stopped[0] and "150 judge calls saved" in stopped[0]

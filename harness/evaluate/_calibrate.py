@@ -111,14 +111,15 @@ class Gate:
         return {**rec, "calls": self.judged * self.calls_per_unit, "calls_saved": self.calls_saved}
 
     def line(self) -> str:
-        last = self.looks[-1] if self.looks else None
-        est = "" if last is None or last["estimate"] is None else f"{last['estimate']:.2f} "
-        ci = "" if last is None else f"{est}[{last['low']:.2f}, {last['high']:.2f}] on {last['n']}"
-        what = {"stopped": "unreliable, stopped", "reliable": "reliable", "undecided": "undecided after every look, judged all",
-                "judged all": "judged every item"}[self.decision]
-        return (f"judge '{self.grader}': {what}: {self.statistic} {ci} vs threshold {self.threshold} "
-                f"(one-sided bounds at 1-{self.alpha}/{self.max_looks}); {self.judged * self.calls_per_unit} calls "
-                f"({self.calls_made} sent now), {self.calls_saved} saved")
+        calls = f"{self.judged * self.calls_per_unit} calls ({self.calls_made} sent now), {self.calls_saved} saved"
+        if not self.looks:
+            return f"judge '{self.grader}': judged all {self.units} without a look ({'off' if not self.enabled else 'one batch'}); {calls}"
+        last = self.looks[-1]
+        est = "undefined" if last["estimate"] is None else f"{last['estimate']:.2f}"
+        what = {"stopped": "unreliable, stopped", "reliable": "reliable, judged all", "undecided": "undecided after every look, judged all",
+                "judged all": "judged all"}[self.decision]
+        return (f"judge '{self.grader}': {what}: {self.statistic} {est} [{last['low']:.2f}, {last['high']:.2f}] on {last['n']} "
+                f"vs threshold {self.threshold} (one-sided bounds at 1-{self.alpha}/{self.max_looks}); {calls}")
 
 
 def run_looks(gate: Gate, batches: list[list[int]], c: CalibrateConfig, send: Callable[[str, list[int]], int],
