@@ -125,11 +125,17 @@ _register_scripted()
 N = 60  # items per model; 2 models: 120 judged samples without the check
 
 
-def _evaluate(tmp_path, mode: str, **calibrate):
+def _evaluate(tmp_path, mode: str, answered=None, **calibrate):
+    """run_evaluate with the scripted models and judge; `answered`: a logs dir whose models' answers
+    are copied first (finished logs: only the judge runs, as on a re-run with another judge)."""
+    import shutil
+
     from harness.data import EvalItem
     from harness.evaluate import EvalModel, Judge, run_evaluate
     from harness.runs import load_frame
 
+    if answered is not None:
+        shutil.copytree(answered, tmp_path / "logs")
     items = [EvalItem(f"h{i}", "heldout", f"What is question {i}?", f"gold{i}", "", "g") for i in range(N)]
     models = [EvalModel("strong", "scripted/answers", {}), EvalModel("weak", "scripted/answers", {"skill": "low"})]
     cfg = EvalConfig(tasks=["heldout"], system=None, batch_size=32)
@@ -141,33 +147,49 @@ def _evaluate(tmp_path, mode: str, **calibrate):
     judge = Judge("judge", graders["judge"], {"mode": mode}, cfg)
     ev = run_evaluate(models, items, cfg, graders, tmp_path / "logs", judge)
     frame = load_frame(tmp_path / "logs")
-    return ev.gates["judge"], frame[frame["grader"] == "judge"], frame[frame["grader"] == "exact"]
+    return ev.gates["judge"], frame[frame["grader"] == "judge"], frame[frame["grader"] == "exact"], ev
 
 
-def test_a_reliable_judge_judges_every_item_with_the_verdicts_of_an_unchecked_run(tmp_path):
-    gate, verdicts, exact = _evaluate(tmp_path / "checked", "perfect", sample=30)
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """Two models answer 60 items each (the only time in this module), a perfect judge checks in."""
+    d = tmp_path_factory.mktemp("checked")
+    return d, _evaluate(d, "perfect", sample=30)
+
+
+def test_a_reliable_judge_judges_every_item_with_the_verdicts_of_an_unchecked_run(checked, tmp_path):
+    d, (gate, verdicts, exact, ev) = checked
+    assert sum(ev.calls.values()) == 2 * N  # the models answered in this run
     assert gate["decision"] == "reliable" and gate["judged"] == gate["units"] == 2 * N and gate["calls_saved"] == 0
     assert gate["calls_made"] == 2 * N and gate["looks"][0]["judged"] == 30 and gate["looks"][0]["estimate"] == 1.0
     assert len(verdicts) == 2 * N
-    _, plain, _ = _evaluate(tmp_path / "unchecked", "perfect", enabled=False)
+    # the same answers judged without the check: the same verdicts, and no model answered again
+    _, plain, _, ev2 = _evaluate(tmp_path, "perfect", answered=d / "logs", enabled=False)
+    assert sum(ev2.calls.values()) == 0
     key = ["alias", "id", "epoch"]
     both = verdicts[key + ["value", "answer"]].merge(plain[key + ["value", "answer"]], on=key, suffixes=("", "_plain"))
     assert len(both) == 2 * N and (both["value"] == both["value_plain"]).all() and (both["answer"] == both["answer_plain"]).all()
     # the judge agrees with the reference: its scores are exact match's
     assert (verdicts.set_index(key)["value"].sort_index() == exact.set_index(key)["value"].sort_index()).all()
-    # a warm re-run: every batch is in the logs, no call, the same decision and the same scores
-    again, v2, _ = _evaluate(tmp_path / "checked", "perfect", sample=30)
-    assert again["calls_made"] == 0 and again["decision"] == "reliable" and len(v2) == 2 * N
 
 
-def test_a_random_judge_stops_after_the_calibration_sample(tmp_path, capfd):
+def test_a_warm_rerun_reuses_the_calibration(checked):
+    d, _ = checked
+    again, v2, _, ev = _evaluate(d, "perfect", sample=30)
+    assert again["calls_made"] == 0 and sum(ev.calls.values()) == 0
+    assert again["decision"] == "reliable" and len(again["looks"]) == 1 and len(v2) == 2 * N
+
+
+def test_a_random_judge_stops_after_the_calibration_sample(checked, tmp_path, capfd):
     # at random, kappa on 60 samples is about 0 +- 0.13: its bound is below 0.6 unless kappa-hat > 0.3
     # (p ~ 1 %; bench/judge_calibration.py has the rate); the scripted judge is deterministic
-    gate, verdicts, _ = _evaluate(tmp_path, "random", sample=60)
+    d, _ = checked
+    gate, verdicts, _, _ = _evaluate(tmp_path, "random", answered=d / "logs", sample=60)
     assert gate["decision"] == "stopped" and len(gate["looks"]) == 1
     assert gate["judged"] == gate["calls_made"] == 60 and gate["calls_saved"] == 2 * N - 60
     assert gate["looks"][0]["high"] < 0.6
-    assert len(verdicts) == 60  # only the calibration sample has the judge's scores; the rest none
+    # only the calibration sample has the judge's scores (the perfect judge's verdicts are replaced)
+    assert len(verdicts) == 60
     err = capfd.readouterr().err
     assert "[judge] judge 'judge': unreliable, stopped" in err and len([ln for ln in err.splitlines() if "[judge]" in ln]) == 1
     saved = json.loads((tmp_path / "judge" / "judge" / "gate.json").read_text())

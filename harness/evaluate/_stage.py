@@ -117,8 +117,10 @@ def run_evaluate(
     for m in models:
         log_dir = log_root / m.alias
         claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context, "eval": asdict(cfg),
-                                # a judge's calibration settings change which samples it judges, not the answers
-                                "graders": {k: {f: v for f, v in asdict(g).items() if f != "calibrate"} for k, g in graders.items()},
+                                # judges grade after the evaluation, into these logs (_judge.record_scores
+                                # replaces another judge's verdicts): a new judge keeps the answers
+                                "graders": {k: {f: v for f, v in asdict(g).items() if f != "calibrate"} for k, g in graders.items()
+                                            if g.kind not in ("judge", "pairwise")},
                                 "items": [asdict(i) for i in items],
                                 **({"inspect_tasks": {n: d for n, (_, d) in foreign.items()}} if foreign else {})}))
         done = finished(log_dir, list(by_task) + list(foreign))
