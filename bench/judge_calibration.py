@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,6 +34,7 @@ from harness.evaluate._calibrate import Gate, plan, run_looks  # noqa: E402
 from harness.stats import kappa_look  # noqa: E402
 
 RIGHT = (0.2, 0.35, 0.5)  # the reference's accuracy on each model's items
+SCRATCH = Path(tempfile.mkdtemp(prefix="judge-calibration-"))  # run_looks' grader dir (no batch is written)
 
 
 def accuracy_for(kappa: float, prevalence: float) -> float:
@@ -63,7 +65,7 @@ def one_run(rng: np.random.Generator, items: int, judge: str, kappa: float, c: C
         return kappa_look(verdict[done], ref[done], c.threshold, c.alpha, looks)
 
     gate = Gate("j", "judge", "kappa", "exact", True, c.threshold, c.alpha, c.looks, ref.size, 1)
-    run_looks(gate, plan(strata, c), c, lambda where, batch: len(batch), look, Path("/nonexistent-bench-dir"))
+    run_looks(gate, plan(strata, c), c, lambda where, batch: len(batch), look, SCRATCH)
     return gate.decision == "stopped", gate.judged
 
 

@@ -27,6 +27,7 @@ from ..config import CalibrateConfig, EvalConfig, GraderConfig
 from ..stats import Look
 from ._logs import claim, completed, drop_interrupted, finished
 
+LAYOUT = "judge batches v1"
 GATE_FILE = "gate.json"  # read by harness.report._judge.read_gates
 
 
@@ -127,6 +128,9 @@ def run_looks(gate: Gate, batches: list[list[int]], c: CalibrateConfig, send: Ca
     """Send the batches in order, looking after each one before the last; `send(dir name, units)`
     returns the requests it sent, `look(units judged so far)` the interval and decision. Batch dirs
     of an earlier decision that this one does not use are moved aside (they would count as verdicts)."""
+    # the grader's dir holds batch dirs (earlier versions: one eval_set's logs directly); a dir of the
+    # earlier layout is moved aside whole, so its verdicts are never read twice
+    claim(grader_dir, LAYOUT)
     used: list[str] = []
 
     def sent(where: str, batch: list[int]) -> int:
