@@ -16,7 +16,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 STAMP  := $(VENV)/.installed
 
-.PHONY: install install-base demo test test-quick
+.PHONY: install install-base demo test test-quick docs docs-build
 install: $(STAMP)
 install-base: $(BASE)
 
@@ -79,3 +79,21 @@ test: install
 # `make test`, which CI runs, runs all of them.
 test-quick: install
 	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
+
+# The documentation site (mkdocs.yml, pages in docs/; the [docs] extra, part of [dev]). `make docs` serves it at
+# http://127.0.0.1:8000 with live reload; `make docs-build` builds it into site/ with --strict (a broken link, a page
+# missing from the nav, a bad API reference fail), as CI does. The reference pages are generated at build time.
+NO_MKDOCS_2_WARNING ?= 1
+export NO_MKDOCS_2_WARNING
+# only the base package and the [docs] extra: serving the docs compiles no llama.cpp ([dev], which `make test`
+# installs, includes [docs], so after `make test` this installs nothing)
+DOCS_STAMP := $(VENV)/.installed-docs
+$(DOCS_STAMP): $(BASE)
+	$(BIN)/pip install -q --no-compile -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs serve
+
+docs-build: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict

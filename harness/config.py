@@ -350,6 +350,11 @@ class EvalConfig:
     # null: choices in file order; an int: each item's choices in a seeded random order (per item
     # id, so the same seed gives the same order in every run), the gold letter moved with them
     shuffle_choices: Optional[int] = None
+    # multiple choice scored as multiple choice: a task whose evaluated items all carry choices gets
+    # the `choice` grader when no grader reads choices (harness.preflight.with_choice_grader); false:
+    # only the graders configured. Either way, on a task a choice grader scores, the other graders
+    # are contrasts, left out of the comparisons and the gate (harness.report.choice_contrasts).
+    auto_choice: bool = True
     tasks: list[str] = field(default_factory=lambda: ["heldout", "control"])
     max_tokens: int = 48
     temperature: float = 0.0
@@ -409,10 +414,10 @@ class RegressConfig:
 
 @dataclass
 class HarnessConfig:
-    experiment: str = "default"
-    results_dir: str = "results"
-    cache_dir: str = "${oc.env:HARNESS_CACHE,.cache/harness}"
-    cache: bool = True
+    experiment: str = "default"  # the overlay's name (experiment=NAME sets it); the run dir is results_dir/experiment/...
+    results_dir: str = "results"  # where run dirs go: results_dir/<experiment>/<run name from the overrides>
+    cache_dir: str = "${oc.env:HARNESS_CACHE,.cache/harness}"  # the stage cache (teacher answers, fine-tunes, ...)
+    cache: bool = True  # false (or `harness run --no-cache`): recompute every stage
     models: dict[str, ModelConfig] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)

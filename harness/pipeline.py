@@ -24,7 +24,7 @@ from .finetune import LOCAL, FinetuneOutput, Teacher, run_finetune
 from .generate import GenerateInput, run_generate, run_paraphrases, run_questions, teacher_prompt
 from .guards import run_lock
 from .models import Endpoints, api_model_name, eval_device_args, is_vllm, remote_connect, resolve_args, vllm_served, vllm_student
-from .preflight import check_judges, check_writable, notes, validate
+from .preflight import check_judges, check_writable, notes, validate, with_choice_grader
 from .regress import RunRef, gate, sequential_plan, sequential_status, write_gate
 from .report import build_summary
 from .runs import load_frame
@@ -62,16 +62,19 @@ class Run:
 
 
 def run(cfg: HarnessConfig, run_dir: Path) -> dict[str, Any]:
+    # multiple choice scored as multiple choice (eval.auto_choice): the grader joins the config, so
+    # summary.json, the fingerprints and the gate see it like any configured one
+    cfg, added = with_choice_grader(cfg)
     validate(cfg)
     cache_dir = Path(cfg.cache_dir)
     check_writable(run_dir)
     check_writable(cache_dir, "cache_dir")
     check_writable(user_cache_dir(), "HARNESS_MODEL_CACHE")  # the per-user cache (converted models, embeddings)
     with run_lock(run_dir):  # one run per run dir at a time: a second one refuses in one line
-        return _run(cfg, run_dir, cache_dir)
+        return _run(cfg, run_dir, cache_dir, added)
 
 
-def _run(cfg: HarnessConfig, run_dir: Path, cache_dir: Path) -> dict[str, Any]:
+def _run(cfg: HarnessConfig, run_dir: Path, cache_dir: Path, added: str | None = None) -> dict[str, Any]:
     # resolve model paths first: a missing model file fails before any stage runs
     # the embedded model's conversion is the same for every project: the per-user cache, not cache_dir
     # (local hf/ models run on finetune.device: an explicit one is passed to inspect as args.device)
@@ -83,7 +86,7 @@ def _run(cfg: HarnessConfig, run_dir: Path, cache_dir: Path) -> dict[str, Any]:
     judge_notes = check_judges(cfg)
     for note in judge_notes:
         print(f"[judge] warning: {note}", flush=True)
-    data_notes = notes(cfg)  # said before any stage: unused fields, golds a grader cannot tell apart
+    data_notes = notes(cfg, added)  # said before any stage: unused fields, golds a grader cannot tell apart
     for note in data_notes:
         print(f"[data] note: {note}", flush=True)
     judge = open_judge(cfg.graders, judge_args, cfg.eval, pending=not judged(run_dir, cfg))  # finished: opened lazily

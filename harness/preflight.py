@@ -8,10 +8,11 @@ fails in one line, before anything is written or a minute of compute is spent.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from .cache import user_cache_dir
-from .config import FinetuneConfig, HarnessConfig, ModelConfig, student_aliases, student_finetune
+from .config import FinetuneConfig, GraderConfig, HarnessConfig, ModelConfig, student_aliases, student_finetune
 from .data import EvalItem, build, data_notes
 from .errors import HarnessError
 from .evaluate import check_grader, check_tasks, is_inspect_task, item_messages, task_names
@@ -37,7 +38,7 @@ from .text import as_number, kept_articles, normalise
 def validate(cfg: HarnessConfig) -> None:
     """Everything that can be checked before any work starts (and before anything is written)."""
     if not cfg.models:
-        raise HarnessError("models is empty: add the models to evaluate, e.g. model@models.current=smollm2")
+        raise HarnessError("models is empty: add the models to evaluate, e.g. +model@models.current=smollm2")
     students = student_aliases(cfg)
     # no student = an evaluation-only experiment (generate and finetune are skipped); with students,
     # the teacher writes their training answers
@@ -47,7 +48,7 @@ def validate(cfg: HarnessConfig) -> None:
                            "otherwise, e.g. experiment=upgrade)")
     if students and "teacher" not in cfg.models:
         raise HarnessError(f"models.teacher is missing: the teacher writes the training answers of the student(s) "
-                           f"{', '.join(students)}; add one (model@models.teacher=...) or drop student: true")
+                           f"{', '.join(students)}; add one (model@models.teacher=smollm2) or drop student: true")
     for alias in ("teacher", "baseline"):
         if alias in students:
             raise HarnessError(f"models.{alias}.student: the {alias} is a reference model and cannot be fine-tuned; "
@@ -118,6 +119,30 @@ def _mc_tasks(cfg: HarnessConfig, evals: list[EvalItem]) -> dict[str, tuple[list
     return out
 
 
+AUTO_CHOICE = "choice"  # the name of the grader eval.auto_choice adds
+
+
+def with_choice_grader(cfg: HarnessConfig) -> tuple[HarnessConfig, str | None]:
+    """Multiple choice scored as multiple choice by default (eval.auto_choice): when a task's items
+    all carry choices and no grader reads choices, the config with a `choice` grader added, and its
+    name (None: nothing added). Decided per task, not per item: a task that mixes items with and
+    without choices gets nothing (the pre-flight note says why). The graders already configured stay,
+    as contrasts on that task (harness.report.choice_contrasts). Call before `validate`, which then
+    checks the completed config (a `regress.graders: [choice]` included)."""
+    if (not cfg.eval.auto_choice or cfg.data.name not in ("jsonl", "csv") or not cfg.data.eval_path
+            or any(g.kind == "choice" for g in cfg.graders.values())):
+        return cfg, None
+    try:
+        _, evals, _, _ = build(cfg.data, training=bool(student_aliases(cfg)))
+    except HarnessError:
+        return cfg, None  # validate says what is wrong with the data, in its own order
+    split = _mc_tasks(cfg, evals).values()
+    if not any(mc and not open_ for mc, open_ in split) or any(mc and open_ for mc, open_ in split):
+        return cfg, None
+    name = AUTO_CHOICE if AUTO_CHOICE not in cfg.graders else f"{AUTO_CHOICE}_auto"
+    return replace(cfg, graders={**cfg.graders, name: GraderConfig(kind="choice")}), name
+
+
 def check_golds(cfg: HarnessConfig, evals: list[EvalItem]) -> None:
     """A gold a match grader can never match is refused, naming the item: one with no letter or
     digit left after normalisation ("?", "—"), articles kept (harness.text.kept_articles). A choice
@@ -137,17 +162,21 @@ def check_golds(cfg: HarnessConfig, evals: list[EvalItem]) -> None:
                            f"data.eval_path a '{cfg.data.columns.choices}' list (CSV: columns A, B, ...), or drop the grader")
 
 
-def notes(cfg: HarnessConfig) -> list[str]:
+def notes(cfg: HarnessConfig, added: str | None = None) -> list[str]:
     """What the pre-flight says before any stage without refusing: fields of the data files the
     harness does not read, golds that all normalise to one value, one-letter golds without
-    choices, multiple-choice items without a choice grader, and numeric golds graded by a
-    `contains` grader (it credits an intermediate number of a worked answer). Call after `validate`."""
+    choices, multiple-choice tasks (the choice grader, `added` by eval.auto_choice or not, and the
+    contrasts beside it), and numeric golds graded by a `contains` grader (it credits an
+    intermediate number of a worked answer). Call after `validate`. Every override a note suggests
+    composes as printed (tests/test_suggestions.py runs them)."""
     students = student_aliases(cfg)
     _, evals, _, _ = build(cfg.data, training=bool(students))
     out = list(data_notes(cfg.data, training=bool(students)))
     matchers = {n: g for n, g in cfg.graders.items() if g.kind == "match"}
     choosers = [n for n, g in cfg.graders.items() if g.kind == "choice"]
+    finals = [n for n, g in matchers.items() if g.extract == "final_answer"]
     for task, (mc, open_) in _mc_tasks(cfg, evals).items():
+        out += _mc_notes(task, mc, open_, cfg, choosers, added)
         if matchers and len(open_) >= 2:
             golds = {" ".join(normalise(e.answer, kept_articles([e.answer]))) for e in open_}
             if len(golds) == 1:
@@ -157,17 +186,36 @@ def notes(cfg: HarnessConfig) -> list[str]:
             if letters and len(letters) >= len(open_) / 2:
                 out.append(f"{task}: {len(letters)} of {len(open_)} golds are one letter ({_where(cfg, letters[0])}: {letters[0].answer!r}) "
                            "and the items have no choices; exact/contains compare the letter as written, but a reply's letter is "
-                           "read reliably only from choices: give the items a 'choices' list and use grader@graders.choice=choice")
-        if mc and not choosers:
-            out.append(f"{task}: {len(mc)} multiple-choice items and no choice grader; exact/contains compare letters as written "
-                       "-- add grader@graders.choice=choice")
+                           f"read reliably only from choices: give the items a '{cfg.data.columns.choices}' list (the choice "
+                           "grader is then added by itself)")
         numeric = [e for e in open_ if as_number(e.answer) is not None]
         for name, g in matchers.items():
             if g.mode == "contains" and g.extract != "final_answer" and numeric and len(numeric) >= len(open_) / 2:
+                fix = (f"graders.{finals[0]} reads the final answer" if finals else
+                       "for answers after reasoning add +grader@graders.final=final_answer")
                 out.append(f"graders.{name}: {len(numeric)} of {len(open_)} golds of {task} are numbers, and `contains` credits any "
-                           "number of the answer that equals the gold, intermediate steps of a worked answer too; for answers "
-                           "after reasoning use grader@graders.final=final_answer (the report counts the items it credits so)")
+                           f"number of the answer that equals the gold, intermediate steps of a worked answer too; {fix} "
+                           "(the report counts the items it credits so)")
     return out
+
+
+def _mc_notes(task: str, mc: list[EvalItem], open_: list[EvalItem], cfg: HarnessConfig, choosers: list[str],
+              added: str | None) -> list[str]:
+    """What a multiple-choice task is scored with, in one line (nothing for a task without choices)."""
+    if not mc:
+        return []
+    others = [n for n, g in cfg.graders.items() if g.kind in ("match", "judge")]
+    if open_:
+        return [f"{task}: {len(mc)} of {len(mc) + len(open_)} items have choices, the others not ({_where(cfg, open_[0])}); "
+                "the choice grader scores a task whose items all have choices, so none reads these letters: give every item "
+                f"of the task a '{cfg.data.columns.choices}' list, or none"]
+    if not choosers:
+        off = " (eval.auto_choice=false)" if not cfg.eval.auto_choice else ""
+        return [f"{task}: {len(mc)} multiple-choice items and no choice grader{off}; "
+                f"{', '.join(others) or 'the graders'} compare the letter as written -- add +grader@graders.choice=choice"]
+    how = ", added because the items carry choices (eval.auto_choice=false turns this off)" if added else ""
+    contrast = (f"; {', '.join(others)} stay as contrasts: shown, left out of the comparisons and the gate" if others else "")
+    return [f"{task}: {len(mc)} multiple-choice items, scored by the choice grader `{choosers[0]}`{how}{contrast}"]
 
 
 # tokens a chat template adds around the messages (role markers, a default system prompt): the

@@ -195,6 +195,15 @@ def tiny_sweep(tmp_path_factory) -> SharedRun:
 
 
 @pytest.fixture(scope="session")
+def canned_logs(tmp_path_factory) -> dict[str, Path]:
+    """Small real inspect logs with chosen answers, for the quick gate tests (tests/canned_logs.py
+    `build`: current, bad, same, current6, slip6, v1..v4); seconds, no model."""
+    from tests.canned_logs import build
+
+    return {k: Path(v) for k, v in build_once(tmp_path_factory, "canned_logs", build).items()}
+
+
+@pytest.fixture(scope="session")
 def llama_upstream(tmp_path_factory):
     """The embedded GGUF behind a real llama.cpp server on 127.0.0.1, one per worker, for the tests
     that talk to a server the harness did not start (fault proxy, OpenAI stand-in)."""

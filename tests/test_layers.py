@@ -31,6 +31,7 @@ ALLOWED = {
     "report": FLOORS,  # a report reads finished runs: no stage
     "regress": FLOORS | {"report"},
     "preflight": FLOORS | {"data", "models", "generate", "finetune", "evaluate", "report", "regress"},
+    "testing": FLOORS | {"regress"},  # the gate as a pytest assertion / plugin (harness.testing)
     "pipeline": FLOORS | {"data", "models", "generate", "finetune", "evaluate", "report", "regress", "preflight"},
 }
 

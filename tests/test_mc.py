@@ -11,7 +11,7 @@ from harness.config import ColumnsConfig, EvalConfig, GraderConfig, ReportConfig
 from harness.data import EvalItem
 from harness.data._byo import load_rows
 from harness.evaluate import match, shown
-from harness.report import analyse, degenerate_cells
+from harness.report import analyse, choice_contrasts, degenerate_cells
 from harness.report._graders import intermediate_credit
 from harness.text import LETTERS, final_answer, read_choice
 
@@ -188,3 +188,87 @@ def test_eval_file_round_trips_choices(tmp_path):
     f = tmp_path / "eval.jsonl"
     f.write_text("\n".join(json.dumps(asdict(it)) for it in items))
     assert load_eval(f) == items
+
+
+def test_contains_credit_for_a_reply_that_lists_the_choices_decides_nothing():
+    """Issue 29: `contains` credits a reply that merely lists "A) ... B) ..." whatever the gold. On a task
+    a choice grader scores, every other grader is a contrast: shown, out of the tested family (and of
+    the gate: harness.regress reads the same checks); a foreign log's `choice` scorer counts as one."""
+    items = _items()
+    rows = []
+    for it in items:
+        wrong = next(x for x in LETTERS[:4] if x != it.answer)
+        listing = " ".join(f"{LETTERS[k]}) {c}" for k, c in enumerate(it.choices))
+        for alias, reply in (("current", wrong), ("candidate", listing)):
+            pick, _ = read_choice(reply, list(it.choices))
+            for grader, mode in (("exact", "exact"), ("contains", "contains")):
+                v = match(reply, [it.answer], mode, "auto" if mode == "exact" else "whole", it.question)
+                rows.append(dict(alias=alias, id=it.id, grader=grader, value=float(v.correct), answer=reply, extracted=v.extracted,
+                                 target=it.answer))
+            rows.append(dict(alias=alias, id=it.id, grader="choice", value=float(pick is not None and LETTERS[pick] == it.answer),
+                             answer=reply, extracted=LETTERS[pick] if pick is not None else "", target=it.answer))
+    frame = _frame(rows)
+    contains = frame[frame.grader == "contains"].groupby("alias")["value"].mean()
+    assert contains["candidate"] == 1.0 and contains["current"] == 0.0  # the listing "wins" every item under contains
+    graders = {"exact": {"kind": "match", "mode": "exact"}, "contains": {"kind": "match", "mode": "contains"}, "choice": {"kind": "choice"}}
+    s = analyse(frame, ReportConfig(), students=[], aliases=["current", "candidate"], graders=graders)
+    comps = {c["grader"]: c for c in s["comparisons"] if c["task"] == "heldout"}
+    for g in ("exact", "contains"):
+        assert comps[g]["excluded"] == "contrast: multiple-choice task, scored by choice" and comps[g]["p_adjusted"] is None
+        assert not comps[g]["significant"]
+    assert "excluded" not in comps["choice"] and comps["choice"]["correction"] == "holm over 1 comparisons"
+    contrasts = [c for c in s["grader_checks"] if c["check"] == "multiple-choice contrast"]
+    assert {(c["grader"], c["reader"], c["excluded"]) for c in contrasts} == {("exact", "choice", True), ("contains", "choice", True)}
+    # kept in on request, where `contains` would call the listing a significant gain
+    kept = analyse(frame, ReportConfig(include_unreliable=True), students=[], aliases=["current", "candidate"], graders=graders)
+    assert next(c for c in kept["comparisons"] if c["grader"] == "contains")["significant"]
+    # the same rule without a config: a foreign inspect log's `choice` scorer (inspect_ai.scorer.choice)
+    assert [(c["task"], c["grader"]) for c in choice_contrasts(frame)] == [("heldout", "contains"), ("heldout", "exact")]
+    # a foreign log's `choice` is checked on its picks, as a configured choice grader is: a model that
+    # always picks "A" (raw replies that differ) is position bias, not a degenerate grader
+    always = _recorded()
+    always = always[always.grader == "always"].assign(grader="choice")
+    assert degenerate_cells(always, {}) == [] and len(degenerate_cells(always, {"choice": "match"})) == 1
+    # a task no choice grader scores has no contrasts
+    assert choice_contrasts(frame[frame.grader != "choice"], {"exact": "match", "contains": "match"}) == []
+
+
+def _composed(*overrides):
+    from omegaconf import OmegaConf
+
+    from harness.cli import compose
+    from harness.config import to_dataclass
+
+    d = OmegaConf.to_container(compose(["experiment=upgrade", "data=jsonl", *overrides]), resolve=False)
+    d.pop("hydra")
+    return to_dataclass(OmegaConf.create(d))
+
+
+def test_a_multiple_choice_file_gets_the_choice_grader_by_default(tmp_path):
+    """Real Hydra compose with the default graders (exact, contains): the pre-flight adds `choice` for a
+    task whose items all carry choices, and the gate may name it; eval.auto_choice=false turns it off;
+    a task that mixes items with and without choices gets none, and the note says why."""
+    from harness.errors import HarnessError
+    from harness.preflight import notes, validate, with_choice_grader
+
+    cfg = _composed(f"data.eval_path={LETTER_FILE}", "regress.graders=[choice]")
+    assert set(cfg.graders) == {"exact", "contains"}
+    with pytest.raises(HarnessError, match="regress.graders: 'choice' is not a per-item grader"):
+        validate(cfg)  # without the default, the gate could not name it
+    full, added = with_choice_grader(cfg)
+    assert added == "choice" and full.graders["choice"].kind == "choice" and set(full.graders) == {"exact", "contains", "choice"}
+    validate(full)
+    said = notes(full, added)
+    assert any("12 multiple-choice items, scored by the choice grader `choice`, added because the items carry choices" in n
+               and "exact, contains stay as contrasts" in n for n in said), said
+    assert with_choice_grader(full) == (full, None)  # a choice grader configured: nothing added
+    off, added = with_choice_grader(_composed(f"data.eval_path={LETTER_FILE}", "eval.auto_choice=false"))
+    assert added is None and "choice" not in off.graders
+    assert any("no choice grader (eval.auto_choice=false)" in n and "+grader@graders.choice=choice" in n for n in notes(off))
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(LETTER_FILE.read_text() + json.dumps({"id": "open-1", "question": "What is 2 + 2?", "answer": "4"}) + "\n")
+    cfg, added = with_choice_grader(_composed(f"data.eval_path={mixed}"))
+    assert added is None and "choice" not in cfg.graders
+    assert any("12 of 13 items have choices, the others not" in n and "item 'open-1'" in n for n in notes(cfg))
+    # open questions only: nothing added
+    assert with_choice_grader(_composed(f"data.eval_path={Path(__file__).parents[1] / 'harness' / 'examples' / 'math.jsonl'}"))[1] is None

@@ -74,15 +74,15 @@ def test_degenerate_grader_is_flagged_and_left_out_of_the_family_and_the_gate(ru
     assert comp and all(c["excluded"].startswith("grader degenerate") and c["p_adjusted"] is None for c in comp)
     assert all(str(len([c for c in summary["comparisons"] if "excluded" not in c])) in c["correction"]
                for c in summary["comparisons"] if "excluded" not in c)
-    # the run gates `choice` only (experiment=mc); `harness regress` gates every grader unless told
-    # otherwise, and still leaves this one out
+    # `harness regress` gates every grader unless told otherwise, and still leaves this one out (and
+    # the contrasts of a multiple-choice task: test_the_default_graders_...)
     p = _harness("regress", "--baseline", f"{plain}:current", "--candidate", f"{plain}:candidate", "--out", str(out / "all"))
     assert p.returncode in (0, 3, 4), p.stderr[-2000:]
     gate = json.loads((out / "all" / "regress.json").read_text())
     cell = next(c for c in gate["cells"] if c["grader"] == "first_letter")
     assert not cell["gated"] and cell["skipped"].startswith("grader degenerate") and cell["verdict"] == "not gated"
     assert any("first_letter: shown, not gated: grader degenerate" in w for w in gate["warnings"])
-    assert {c["grader"] for c in gate["cells"] if c["gated"]} >= {"choice"}
+    assert {c["grader"] for c in gate["cells"] if c["gated"]} == {"choice"}
     md, html = (plain / "report.md").read_text(), (plain / "report.html").read_text()
     assert "first\\_letter (degenerate)" in md and "first_letter (degenerate)" in html
     # the choice grader is not flagged: the model picked "A" every time (reported as position bias)
@@ -111,3 +111,37 @@ def test_a_model_against_itself_with_shuffled_choices_is_a_gate(runs):
     assert any("eval.shuffle_choices = None in the baseline's run, 1 in the candidate's" in w for w in gate["warnings"])
     choice = next(c for c in gate["cells"] if c["grader"] == "choice")
     assert choice["gated"] and choice["verdict"] in ("pass", "regression", "inconclusive") and gate["items"]["n_compared"] == 12
+
+
+def test_the_default_graders_on_a_multiple_choice_file_gate_the_choice_grader(runs):
+    """Issue 29: experiment=mc names no grader (the defaults: exact, contains); the items carry choices,
+    so the run adds `choice`, compares and gates it, and keeps exact/contains as contrasts that decide
+    nothing -- in summary.json, in the run's gate, and in `harness regress` over the bare inspect logs."""
+    plain, _, out = runs
+    summary = json.loads((plain / "summary.json").read_text())
+    assert summary["config"]["graders"]["choice"]["kind"] == "choice" and {"exact", "contains"} <= set(summary["config"]["graders"])
+    assert any("scored by the choice grader `choice`, added because the items carry choices" in n for n in summary["data"]["notes"])
+    comps = [c for c in summary["comparisons"] if c["a"] == "candidate" and c["b"] == "current"]
+    assert {c["grader"] for c in comps if "excluded" not in c} == {"choice"}
+    for g in ("exact", "contains"):
+        c = next(c for c in comps if c["grader"] == g)
+        assert c["excluded"] == "contrast: multiple-choice task, scored by choice" and c["p_adjusted"] is None
+    assert {c["grader"] for c in summary["grader_checks"] if c["check"] == "multiple-choice contrast"} == {"exact", "contains", "first_letter"}
+    assert "multiple-choice contrast" in (plain / "report.md").read_text()
+    run_gate = json.loads((plain / "regress.json").read_text())
+    assert [(c["task"], c["grader"]) for c in run_gate["cells"] if c["gated"]] == [("heldout", "choice")]
+    assert all(c["skipped"].startswith("contrast: multiple-choice task") for c in run_gate["cells"] if c["grader"] in ("exact", "contains"))
+    # the same rule on the inspect logs alone (no summary.json, no config: inspect's `choice` scorer name)
+    p = _harness("regress", "--baseline", str(plain / "logs" / "current"), "--candidate", str(plain / "logs" / "candidate"),
+                 "--out", str(out / "logs_gate"))
+    assert p.returncode in (0, 3, 4), p.stderr[-2000:]
+    gate = json.loads((out / "logs_gate" / "regress.json").read_text())
+    assert gate["baseline"]["source"] == "inspect"
+    assert [(c["task"], c["grader"]) for c in gate["cells"] if c["gated"]] == [("heldout", "choice")]
+    assert next(c for c in gate["cells"] if c["grader"] == "contains")["skipped"] == "contrast: multiple-choice task, scored by choice"
+    # named on purpose, a contrast is gated: the user asked for it
+    p = _harness("regress", "--baseline", f"{plain}:current", "--candidate", f"{plain}:candidate", "--graders", "choice", "contains",
+                 "--out", str(out / "named"))
+    assert p.returncode in (0, 3, 4), p.stderr[-2000:]
+    named = json.loads((out / "named" / "regress.json").read_text())
+    assert {c["grader"] for c in named["cells"] if c["gated"]} == {"choice", "contains"}

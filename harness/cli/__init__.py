@@ -1,7 +1,7 @@
 """The `harness` console script. Only this package knows Hydra.
 
 One module per command, each with `command(argv)`: _run (Hydra owns its argv), _report, _cache,
-_experiments, _init (argparse via _args.ArgParser). _errors is the one error path every command shares
+_experiments, _init, _history (argparse via _args.ArgParser). _errors is the one error path every command shares
 (`guarded`: one line on stderr, exit 2 for bad input, 1 for anything else); _config finds the packaged
 conf and the user's config dir and composes configs; _callbacks holds the Hydra callbacks the config
 names; _quiet sends what the libraries say during a run to its cli.log. A new command is a module
@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 
+from ._args import docs_link
 from ._callbacks import SweepReport
 from ._config import CONF_DIR, EXPERIMENTS_DIR, compose, experiments
 from ._errors import fail, guarded
@@ -36,7 +37,10 @@ USAGE = """\
                        delete cache entries (never one a running job holds locked)
     harness regress --baseline RUN_DIR[:alias] --candidate RUN_DIR[:alias] [--margin M] [--alpha A] [--strict]
                        gate a candidate against the current model from finished runs
-                       (exit 0 pass, 3 regression, 4 inconclusive; see docs/regress.md)
+                       (exit 0 pass, 3 regression, 4 inconclusive; see docs/regress.md); --comment FILE,
+                       --sequential over logs still being written; on GitHub Actions: step summary and outputs
+    harness history PATH[:alias] PATH[:alias] ... [--out DIR]
+                       accuracy per model version (oldest first) with each step's paired gate verdict
     harness experiments [--config-dir DIR]
                        the experiments available (packaged and yours), one line each
     harness init DIR   write a starter project: your experiments, data, a model entry, a CI workflow
@@ -45,7 +49,9 @@ USAGE = """\
 Exit codes: 0 success (or gate passed), 2 usage or input error, 1 internal error, 3 regression,
 4 inconclusive (a run with regress.enabled, or `harness regress`); errors are one line on stderr
 (`harness: error: ...` / `harness: internal error: ... (full traceback in <file>)`); HARNESS_DEBUG=1
-prints the traceback too."""
+prints the traceback too.
+
+""" + docs_link("harness")
 
 # command -> module (each has `command(argv)`); a new command is one module and one line here
 COMMANDS = {
@@ -55,6 +61,7 @@ COMMANDS = {
     "regress": "._regress",
     "experiments": "._experiments",
     "init": "._init",
+    "history": "._history",
 }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..cache import Entry, entries, is_locked, prune, user_cache_dir
 from ..errors import HarnessError
-from ._args import ArgParser
+from ._args import ArgParser, docs_link
 
 USAGE = ("usage: harness cache ls [cache_dir=DIR] | "
          "harness cache prune [--older-than DAYS] [--stage STAGE] [--all] [--dry-run] [cache_dir=DIR]")
@@ -76,14 +76,18 @@ def _days(v: str) -> float:
     return days
 
 
+def prune_parser() -> ArgParser:
+    p = ArgParser(prog="harness cache prune", usage=USAGE, command="cache")
+    p.add_argument("--older-than", dest="older_than_days", type=_days, metavar="DAYS", help="entries not used for DAYS days")
+    p.add_argument("--stage", help="one stage's entries (generate, finetune, models, ...)")
+    p.add_argument("--all", action="store_true", help="every entry")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    return p
+
+
 def parse_prune(args: list[str]) -> tuple[dict, list[str]]:
     """--older-than/--stage/--all/--dry-run out of `args`; the rest are config overrides."""
-    parser = ArgParser(prog="harness cache prune", usage=USAGE)
-    parser.add_argument("--older-than", dest="older_than_days", type=_days, metavar="DAYS")
-    parser.add_argument("--stage")
-    parser.add_argument("--all", action="store_true")
-    parser.add_argument("--dry-run", action="store_true")
-    ns, rest = parser.parse_known_args(args)
+    ns, rest = prune_parser().parse_known_args(args)
     for a in rest:
         if a.startswith("-"):
             raise HarnessError(f"unknown option '{a}'; {USAGE}")
@@ -137,6 +141,6 @@ def command(argv: list[str]) -> None:
         opts, rest = parse_prune(rest)
         print(run_prune([d for _, d in _caches(rest)], opts))
     elif sub in ("-h", "--help"):
-        print(__doc__.split("\n\n")[1])
+        print(__doc__.split("\n\n")[1] + "\n\n" + docs_link("cache"))
     else:
         raise HarnessError(USAGE)

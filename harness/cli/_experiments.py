@@ -7,12 +7,16 @@ from ._args import ArgParser
 from ._config import EXPERIMENTS_DIR, describe_experiments, use_config_dir
 
 
+def parser() -> ArgParser:
+    p = ArgParser(prog="harness experiments", usage="harness experiments [--config-dir DIR] [--paths]",
+                  description=__doc__, command="experiments")
+    p.add_argument("--config-dir", "-cd", metavar="DIR", help="a user config dir (default: $HARNESS_CONFIG_DIR)")
+    p.add_argument("--paths", action="store_true", help="also print each overlay's file")
+    return p
+
+
 def command(argv: list[str]) -> None:
-    parser = ArgParser(prog="harness experiments", usage="harness experiments [--config-dir DIR] [--paths]",
-                       description=__doc__)
-    parser.add_argument("--config-dir", "-cd", metavar="DIR", help="a user config dir (default: $HARNESS_CONFIG_DIR)")
-    parser.add_argument("--paths", action="store_true", help="also print each overlay's file")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     use_config_dir(args.config_dir)
     rows = describe_experiments()
     width = max((len(name) for name, _, _ in rows), default=0)

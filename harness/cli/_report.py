@@ -12,11 +12,15 @@ from ._args import ArgParser
 USAGE = "harness report RUN_DIR|LOG [RUN_DIR|LOG ...] [--out DIR]"
 
 
+def parser() -> ArgParser:
+    p = ArgParser(prog="harness report", usage=USAGE, description=__doc__, command="report")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR|LOG")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where to write the reports (default: the run dir)")
+    return p
+
+
 def command(argv: list[str]) -> None:
-    parser = ArgParser(prog="harness report", usage=USAGE, description=__doc__)
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR|LOG")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="where to write the reports (default: the run dir)")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     from ..report import report
 
     written = report(args.runs, args.out)

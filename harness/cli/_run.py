@@ -21,9 +21,10 @@ from ._quiet import summary_line, to_run_log
 
 def _preflight():  # -> (validate, check_writable)
     """The pre-flight checks of the pipeline, imported in this one place (they move to their own module)."""
-    from ..preflight import check_writable, validate
+    from ..preflight import check_writable, validate, with_choice_grader
 
-    return validate, check_writable
+    # validated as the pipeline runs it: with the choice grader eval.auto_choice adds
+    return (lambda c: validate(with_choice_grader(c)[0])), check_writable
 
 
 def _pipeline_run():  # -> pipeline.run

@@ -116,13 +116,15 @@ def run_evaluate(
         raise HarnessError("graders: a judge grader needs a judge model; call open_judge() first")
     for m in models:
         log_dir = log_root / m.alias
-        claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context, "eval": asdict(cfg),
-                                # judges grade after the evaluation, into these logs (_judge.record_scores
-                                # replaces another judge's verdicts): a new judge keeps the answers
-                                "graders": {k: {f: v for f, v in asdict(g).items() if f != "calibrate"} for k, g in graders.items()
-                                            if g.kind not in ("judge", "pairwise")},
-                                "items": [asdict(i) for i in items],
-                                **({"inspect_tasks": {n: d for n, (_, d) in foreign.items()}} if foreign else {})}))
+        # eval.auto_choice acts through `graders` only (the grader it adds): not part of what was evaluated;
+        # judges grade after the evaluation, into these logs (_judge.record_scores replaces another
+        # judge's verdicts): a new judge, or its calibration settings, keep the answers
+        claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context,
+                               "eval": {k: v for k, v in asdict(cfg).items() if k != "auto_choice"},
+                               "graders": {k: {f: v for f, v in asdict(g).items() if f != "calibrate"} for k, g in graders.items()
+                                           if g.kind not in ("judge", "pairwise")},
+                               "items": [asdict(i) for i in items],
+                               **({"inspect_tasks": {n: d for n, (_, d) in foreign.items()}} if foreign else {})}))
         done = finished(log_dir, list(by_task) + list(foreign))
         drop_interrupted(log_dir)  # a kill after eval_set finished, before it tidied up
         if done is not None:

@@ -24,9 +24,10 @@ import pandas as pd
 from ..cache import read_jsonl
 from ..config import EvalConfig, RegressConfig, grader_fingerprint
 from ..errors import HarnessError
-from ..report import degenerate_cells
-from ..runs import Source, open_source
+from ..report import choice_contrasts, degenerate_cells, excluded_reason
+from ..runs import Source, is_run_dir, open_source
 from ..stats import adjust, gate_cell
+from ._growing import log_plan, open_growing
 from ._render import headline
 from ._sequential import ORDER_FILE, Status, apply, batch_items, check_sequential, read_plan, scan
 
@@ -93,10 +94,11 @@ class _Side:
         return self.ref.dir if self.source.foreign else self.ref.dir / "data" / "eval.jsonl"
 
 
-def _load(ref: RunRef, flag: str, sources: dict[Path, Source]) -> _Side:
+def _load(ref: RunRef, flag: str, sources: dict[Path, Source], growing: bool = False) -> _Side:
     key = ref.dir.resolve()
     if key not in sources:
-        sources[key] = open_source(ref.dir)
+        # --sequential: an inspect log may still be being written (read as it is now)
+        sources[key] = (growing and open_growing(ref.dir)) or open_source(ref.dir)
     src = sources[key]
     models = src.summary.get("models") or {}
     if src.foreign and not ref.explicit and len(models) == 1:
@@ -204,20 +206,26 @@ def _fingerprints(summary: dict[str, Any]) -> dict[str, str]:
     return {n: grader_fingerprint(g, c.get("eval") or {}) for n, g in (c.get("graders") or {}).items()}
 
 
-def _degenerate(base: _Side, cand: _Side, keep: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """(task, grader) -> why: cells whose verdicts the gold alone fixes -- flagged in either run's
-    report, or on the two gated models' answers to the compared items (harness.report.degenerate_cells)."""
+def _degenerate(base: _Side, cand: _Side, keep: set[tuple[str, str]], s: RegressConfig) -> dict[tuple[str, str], str]:
+    """(task, grader) -> why it is not gated: cells whose verdicts the gold alone fixes, and the
+    contrasts of a multiple-choice task (every grader but its choice grader) -- flagged in either
+    run's report, or found on the two gated models' answers to the compared items
+    (harness.report.degenerate_cells, choice_contrasts: the same rule for a stored run and a foreign
+    log). A contrast named in regress.graders is gated: the user asked for it."""
     out: dict[tuple[str, str], str] = {}
     for side in (base, cand):
         for c in side.summary.get("grader_checks") or []:
-            if c.get("excluded"):
-                out[(c["task"], c["grader"])] = f"verdicts fixed by the gold alone in {side.ref.dir}'s report"
+            if c.get("excluded"):  # a contrast is a rule, not a finding of that run: said without the run
+                why = excluded_reason(c)
+                out.setdefault((c["task"], c["grader"]), why if why.startswith("contrast") else f"{why} in {side.ref.dir}'s report")
     both = pd.concat([base.frame.assign(alias="baseline"), cand.frame.assign(alias="candidate")], ignore_index=True)
     both = both[[k in keep for k in zip(both["task"], both["id"])]]
     kinds = {n: g.get("kind", "match") for side in (base, cand) for n, g in ((side.summary.get("config") or {}).get("graders") or {}).items()}
     for c in degenerate_cells(both, kinds):
-        out.setdefault((c["task"], c["grader"]), "verdicts fixed by the gold alone on the compared answers of both models")
-    return out
+        out.setdefault((c["task"], c["grader"]), "grader degenerate: verdicts fixed by the gold alone on the compared answers of both models")
+    for c in choice_contrasts(both, kinds):
+        out.setdefault((c["task"], c["grader"]), excluded_reason(c))
+    return {k: why for k, why in out.items() if not (why.startswith("contrast") and k[1] in s.graders)}
 
 
 def _judge_ok(summary: dict[str, Any], task: str, grader: str) -> bool | None:
@@ -245,9 +253,14 @@ def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10)
     if baseline.dir.resolve() == candidate.dir.resolve() and baseline.alias == candidate.alias:
         raise HarnessError(f"--baseline and --candidate are the same model ({baseline}); name two models")
     sources: dict[Path, Source] = {}
-    base = _load(baseline, "--baseline", sources)
-    cand = _load(candidate, "--candidate", sources)
-    shared, dropped, warnings = _comparable(base, cand, s)
+    base = _load(baseline, "--baseline", sources, s.sequential)
+    cand = _load(candidate, "--candidate", sources, s.sequential)
+    on_logs = s.sequential and (base.source.foreign or cand.source.foreign)
+    # over logs still being written the item sets differ until both finish: the plan checks the items
+    shared, dropped, warnings = _comparable(base, cand, replace(s, allow_subset=True) if on_logs else s)
+    if on_logs and not s.allow_subset:
+        warnings = [w for w in warnings if not w.startswith("--allow-subset")]
+        dropped = {"baseline": 0, "candidate": 0}
     seq = _sequential(base, cand, s, warnings)
     if seq:  # only the batches up to the stop: the verdict is read there
         shared &= batch_items(seq[1]["batches"], seq[0].done)
@@ -259,12 +272,12 @@ def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10)
         if unknown:
             raise HarnessError(f"regress.{name}: {', '.join(unknown)} not in both runs; available: {', '.join(sorted(have))}")
     cells, flip_rows = [], []
-    degenerate = _degenerate(base, cand, shared)
+    degenerate = _degenerate(base, cand, shared, s)
     for task, grader in keys:
         row, fl = _cell(task, grader, pb.loc[(task, grader)], pc.loc[(task, grader)], base, cand, s, flips)
         if row["gated"] and (task, grader) in degenerate:
-            row.update(gated=False, skipped=f"grader degenerate: {degenerate[(task, grader)]}")
-        if row["skipped"] and row["skipped"].startswith(("judge", "grader degenerate")):
+            row.update(gated=False, skipped=degenerate[(task, grader)])
+        if row["skipped"] and row["skipped"].startswith(("judge", "grader degenerate", "contrast")):
             warnings.append(f"{task} · {grader}: shown, not gated: {row['skipped']}")
         cells.append(row)
         flip_rows += fl
@@ -294,7 +307,9 @@ def _sequential(base: _Side, cand: _Side, s: RegressConfig, warnings: list[str])
     """A run evaluated sequentially (regress.sequential) is gated with its confidence sequences, read
     at the batch where it stopped: after optional stopping a fixed-n interval no longer holds."""
     same_run = base.ref.dir.resolve() == cand.ref.dir.resolve()
-    doc = read_plan(base.ref.dir) if same_run else None
+    doc = read_plan(base.ref.dir) if same_run and is_run_dir(base.ref.dir) else None
+    if s.sequential and doc is None and (base.source.foreign or cand.source.foreign):
+        return _sequential_logs(base, cand, s)
     if not same_run:
         for side in (base, cand):
             if (side.ref.dir / ORDER_FILE).is_file():
@@ -309,7 +324,7 @@ def _sequential(base: _Side, cand: _Side, s: RegressConfig, warnings: list[str])
         warnings.append(f"{base.ref.dir} was evaluated sequentially (regress.sequential): gated with its anytime-valid "
                         "confidence sequences at the batch where it stopped")
 
-    degenerate = _degenerate(base, cand, set(zip(base.frame["task"], base.frame["id"])) | set(zip(cand.frame["task"], cand.frame["id"])))
+    degenerate = _degenerate(base, cand, set(zip(base.frame["task"], base.frame["id"])) | set(zip(cand.frame["task"], cand.frame["id"])), s)
 
     def gated(task: str, grader: str) -> bool:
         return ((not s.tasks or task in s.tasks) and (not s.graders or grader in s.graders) and (task, grader) not in degenerate
@@ -317,6 +332,19 @@ def _sequential(base: _Side, cand: _Side, s: RegressConfig, warnings: list[str])
 
     frame = pd.concat([base.frame, cand.frame], ignore_index=True)
     return scan(frame, doc["batches"], replace(s, baseline=base.ref.alias, candidate=cand.ref.alias), gated), doc
+
+
+def _sequential_logs(base: _Side, cand: _Side, s: RegressConfig) -> tuple[Status, dict[str, Any]]:
+    """--sequential over logs (harness.regress._growing): the in-run gate's plan over the items the
+    candidate's log will hold, read up to the batches both logs hold whole, with the same rule."""
+    sl = replace(s, baseline="__baseline__", candidate="__candidate__")  # the two logs may name the same model
+    doc, frame = log_plan(base.source, base.frame, cand.source, cand.frame, sl, str(cand.ref.dir))
+    degenerate = _degenerate(base, cand, set(zip(frame["task"], frame["id"])))
+
+    def gated(task: str, grader: str) -> bool:
+        return (not s.tasks or task in s.tasks) and (not s.graders or grader in s.graders) and (task, grader) not in degenerate
+
+    return scan(frame, doc["batches"], sl, gated), doc
 
 
 def _cell(task: str, grader: str, b: pd.DataFrame, c: pd.DataFrame, base: _Side, cand: _Side, s: RegressConfig,
@@ -348,7 +376,7 @@ def _decide(cells: list[dict[str, Any]], s: RegressConfig) -> tuple[str, int, in
     gated = [r for r in cells if r["gated"]]
     if not gated:
         raise HarnessError("regress: no cell left to gate (every task x grader is filtered out, has an unreliable judge or a degenerate "
-                           "grader); "
+                           "grader, or is a contrast of a multiple-choice task); "
                            "check regress.tasks / regress.graders")
     for r, p in zip(gated, adjust([r["p_regression"] for r in gated], "holm")):
         r["p_regression_adjusted"] = p

@@ -3,7 +3,10 @@ short table `harness regress` prints. Model output (answers in the flip list) is
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from ..errors import redact_text
 
 NOTE = ("Per gated cell (task × grader): the paired per-item difference d = candidate − current (epochs averaged "
         "within each item first; items sharing a cluster kept together), with a one-sided (1 − α) bound from {method}. "
@@ -12,6 +15,31 @@ NOTE = ("Per gated cell (task × grader): the paired per-item difference d = can
         "`required n` is the number of items that would decide the cell at the observed difference and discordance "
         "(80 % power), MDE the smallest distance from the margin detectable now. The overall verdict passes only if "
         "every gated cell passes (intersection–union test). The flip list explains a verdict; it never decides it.")
+
+
+ZWSP = "&#8203;"
+# what GitHub would turn live even with every markdown character escaped: URL schemes and www. hosts
+# (autolinks), @-mentions and #-references
+_LIVE = re.compile(r"(?i)\b(https?|ftp|javascript|data|vbscript|file|mailto)(:)|\b(www)(\.)|([@#])")
+
+
+def _defuse(m: re.Match) -> str:
+    if m.group(5):
+        return m.group(5) + ZWSP
+    return (m.group(1) or m.group(3)) + ZWSP + (m.group(2) or m.group(4))
+
+
+def untrusted(text: Any, width: int = 90) -> str:
+    """Model output or user data for a page GitHub renders (regress.md, the step summary, a PR
+    comment): one line, secrets redacted (harness.errors.redact_text, as for logs and error messages),
+    HTML-escaped, markdown specials backslashed (harness.report.md_escape), and what GitHub would
+    still make live -- autolinked URLs, @-mentions, #-references -- broken by a zero-width-space
+    entity, as Renovate's `sanitizeMarkdown` does; it renders as nothing, so the text reads the same.
+    Not for use inside a code span (a renderer would show the escapes)."""
+    from ..report import md_escape
+
+    t = md_escape(redact_text(str(text)), width)  # HTML-escaped, markdown specials backslashed, truncated
+    return _LIVE.sub(_defuse, t)  # one pass: the entities it inserts are not themselves rewritten
 
 
 def _pp(x: float | None, sign: bool = True) -> str:
@@ -98,9 +126,9 @@ def markdown(g: dict[str, Any]) -> str:
                   "| task | grader | direction | item | current | candidate | gold | current's answer | candidate's answer |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for f in g["flips"]:
-            lines.append(f"| {f['task']} | {f['grader']} | {f['direction']} ({f['n_direction']} items) | {md_escape(f['id'], 40)} | "
-                         f"{f['baseline']} | {f['candidate']} | {md_escape(f['target'], 30)} | {md_escape(f['answer_baseline'])} | "
-                         f"{md_escape(f['answer_candidate'])} |")
+            lines.append(f"| {f['task']} | {f['grader']} | {f['direction']} ({f['n_direction']} items) | {untrusted(f['id'], 40)} | "
+                         f"{f['baseline']} | {f['candidate']} | {untrusted(f['target'], 30)} | "
+                         f"{untrusted(f['answer_baseline'])} | {untrusted(f['answer_candidate'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -119,7 +147,7 @@ HTML = """<section id="regress">
 </table>
 {% if g.flips %}<h3>Items that changed</h3>
 <table id="regress-flips"><tr><th>task</th><th>grader</th><th>direction</th><th>item</th><th>current</th><th>candidate</th><th>gold</th><th>current's answer</th><th>candidate's answer</th></tr>
-{% for f in g.flips %}<tr><td>{{ f.task }}</td><td>{{ f.grader }}</td><td>{{ f.direction }}</td><td>{{ f.id }}</td><td>{{ f.baseline }}</td><td>{{ f.candidate }}</td><td>{{ f.target }}</td><td>{{ f.answer_baseline|truncate(200) }}</td><td>{{ f.answer_candidate|truncate(200) }}</td></tr>{% endfor %}
+{% for f in g.flips %}<tr><td>{{ f.task }}</td><td>{{ f.grader }}</td><td>{{ f.direction }}</td><td>{{ f.id }}</td><td>{{ f.baseline }}</td><td>{{ f.candidate }}</td><td>{{ f.target|redact }}</td><td>{{ f.answer_baseline|redact|truncate(200) }}</td><td>{{ f.answer_candidate|redact|truncate(200) }}</td></tr>{% endfor %}
 </table>{% endif %}
 </section>
 """
@@ -142,6 +170,7 @@ def html_section(g: dict[str, Any]) -> Any:
     from ..report import prose_html
 
     env = Environment(autoescape=True)
+    env.filters["redact"] = redact_text  # model output: no key reaches the report (then autoescaped)
     env.filters["prose"] = prose_html  # the headline, note and warnings are written in markdown's inline syntax
     return Markup(env.from_string(HTML).render(g=g, note=note, header=HEADER, rows=rows, plot=plot))
 

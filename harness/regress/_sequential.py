@@ -252,7 +252,11 @@ def apply(result: dict[str, Any], st: Status, s: RegressConfig, doc: dict[str, A
     result["correction"] = (f"holm over {n_gated} anytime-valid regression p-values at the stop "
                             "(pass: intersection-union, no adjustment)")
     total = int(doc.get("n_items") or st.items_max)
-    if st.verdict is None:  # gated with other settings than the run's own, or an unfinished run
+    if st.verdict is None and doc.get("source") == "logs":  # --sequential over logs still being written
+        reason = "run ended"
+        result["warnings"].append(f"sequential: undecided after {st.done} of {st.n_batches} batches ({st.items_used} items in both "
+                                  "logs so far); re-run `harness regress --sequential` as more samples arrive")
+    elif st.verdict is None:  # gated with other settings than the run's own, or an unfinished run
         reason = "run ended"
         result["warnings"].append(f"sequential: undecided after the {st.done} of {st.n_batches} batches the run evaluated (it "
                                   "stopped there under its own gate settings, or was interrupted); `harness run` with these "

@@ -13,12 +13,13 @@ from ._analysis import (
 from ._build import build_summary, report_config
 from ._fmt import md as md_escape
 from ._fmt import prose_html
-from ._graders import degenerate_cells
+from ._graders import choice_contrasts, degenerate_cells, excluded_reason
 from ._html import render_html
 from ._judge import read_labels
 from ._markdown import render_markdown
 from ._rebuild import rebuild, report
 
-__all__ = ["SCHEMA_VERSION", "analyse", "build_summary", "category_table", "comparison_table", "degenerate_cells", "flip_table", "gap_table",
+__all__ = ["SCHEMA_VERSION", "analyse", "build_summary", "category_table", "choice_contrasts", "comparison_table", "degenerate_cells",
+           "excluded_reason", "flip_table", "gap_table",
            "md_escape", "model_order", "prose_html", "read_labels", "rebuild", "render_html", "render_markdown", "report", "report_config",
            "score_table"]

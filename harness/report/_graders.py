@@ -11,6 +11,10 @@
   gold anywhere; counted per model where the final answer (harness.text.final_answer) is another
   number.
 - **position bias**: a choice grader's picks per letter, per model, when one letter takes most picks.
+- **multiple-choice contrast**: on a task that a choice grader scores (a multiple-choice task), every
+  other grader compares the reply with the gold letter as written (`contains` credits a reply that
+  merely lists "A) ... B) ..."); shown as a contrast, left out of the comparisons family and the gate.
+  Decided per task: the evaluate stage runs a choice grader on tasks whose items all have choices.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def degenerate_cells(frame: pd.DataFrame, kinds: dict[str, str] | None = None) -
         verdicts = g.groupby(labels)["value"].agg(["min", "max", "mean", "size"])
         if (verdicts["min"] != verdicts["max"]).any() or verdicts["mean"].nunique() < 2:
             continue  # the verdict varies within a label, or is the same everywhere
-        column = "extracted" if kinds.get(str(grader)) == "choice" else "answer"
+        column = "extracted" if reads_choices(str(grader), kinds) else "answer"
         readings = g.groupby(labels)[column].agg(lambda s: s.map(_reading).nunique())
         if (readings <= 1).all():
             continue  # every label's answers read alike: the answers explain the verdicts
@@ -120,16 +124,63 @@ def position_bias(frame: pd.DataFrame, graders: dict[str, dict[str, Any]]) -> li
     return out
 
 
+# inspect's own multiple-choice scorer (inspect_ai.scorer.choice) logs its scores under this name: a
+# foreign log's grader of that name reads choices like the harness's `kind: choice`
+INSPECT_CHOICE = "choice"
+CONTRAST = "multiple-choice contrast"
+
+
+def reads_choices(grader: str, kinds: dict[str, str]) -> bool:
+    """A grader that reads a multiple-choice item's pick: `kind: choice`, or (a foreign log, no kind
+    known) inspect's choice() scorer."""
+    return kinds.get(grader) == "choice" or (grader not in kinds and grader == INSPECT_CHOICE)
+
+
+def choice_contrasts(frame: pd.DataFrame, kinds: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Cells (task, grader) of a multiple-choice task that its choice grader does not read: every other
+    grader of a task a choice grader scores. `excluded`: shown as a contrast, not compared or gated."""
+    kinds = kinds or {}
+    out: list[dict[str, Any]] = []
+    if frame.empty:
+        return out
+    for task, g in frame.groupby("task", sort=True):
+        names = sorted(map(str, g["grader"].unique()))
+        readers = [n for n in names if reads_choices(n, kinds)]
+        if not readers:
+            continue
+        for name in (n for n in names if n not in readers):
+            out.append({"task": str(task), "grader": name, "check": CONTRAST, "excluded": True, "reader": readers[0],
+                        "n": int(g.loc[g["grader"] == name, "id"].nunique()),
+                        "message": (f"a multiple-choice task, scored by {readers[0]}; {name} does not read the choices (it "
+                                    "compares the reply with the gold letter as written: `contains` credits a reply that merely "
+                                    "lists the lettered choices) -- shown as a contrast, left out of the comparisons and the gate")})
+    return out
+
+
 def grader_checks(frame: pd.DataFrame, graders: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Every check above, for summary.json `grader_checks` (degenerate cells are `excluded`)."""
+    """Every check above, for summary.json `grader_checks` (degenerate cells and multiple-choice
+    contrasts are `excluded`)."""
     graders = graders or {}
     kinds = {n: g.get("kind", "match") for n, g in graders.items()}
-    return degenerate_cells(frame, kinds) + intermediate_credit(frame, graders) + position_bias(frame, graders)
+    return (degenerate_cells(frame, kinds) + choice_contrasts(frame, kinds) + intermediate_credit(frame, graders)
+            + position_bias(frame, graders))
+
+
+def excluded_reason(check: dict[str, Any]) -> str:
+    """Why an `excluded` grader check leaves its cell out of the tested family and the gate."""
+    if check.get("check") == CONTRAST:
+        return f"contrast: multiple-choice task, scored by {check.get('reader', 'its choice grader')}"
+    return "grader degenerate: verdicts fixed by the gold alone"
 
 
 def degenerate_excluded(checks: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
-    """(task, grader) -> why its comparisons are left out of the tested family."""
-    return {(c["task"], c["grader"]): "grader degenerate: verdicts fixed by the gold alone" for c in checks if c.get("excluded")}
+    """(task, grader) -> why its comparisons are left out of the tested family (a degenerate grader,
+    a multiple-choice contrast; the first check of a cell names it)."""
+    out: dict[tuple[str, str], str] = {}
+    for c in checks:
+        if c.get("excluded"):
+            out.setdefault((c["task"], c["grader"]), excluded_reason(c))
+    return out
 
 
 def checks_markdown(s: dict[str, Any]) -> list[str]:
