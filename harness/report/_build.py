@@ -19,14 +19,14 @@ from ..config import RegressConfig, ReportConfig
 from ..runs import load_frame, run_students
 from ._analysis import SCHEMA_VERSION, analyse, model_order
 from ._html import render_html
-from ._judge import calibration_table, pairwise_table
+from ._judge import calibration_table, pairwise_table, read_gates
 from ._markdown import render_markdown
 from ._usage import run_usage
 
 # summary.json's key order (docs/summary.md): a rebuilt summary reads like the run's own
 ORDER = ("schema_version", "experiment", "run", "models", "students", "model_notes", "alpha", "scores", "comparisons",
          "gap_closed", "categories", "flips", "judge_agreement", "noise",
-         "grader_checks", "judge_notes", "grader_fingerprints", "pairwise", "judge_calibration", "data",
+         "grader_checks", "judge_notes", "grader_fingerprints", "pairwise", "judge_calibration", "judge_gate", "data",
          "finetune", "finetunes", "stage_seconds", "stage_calls", "usage", "usage_by_stage", "model_calls", "paths",
          "environment", "config", "regress")
 
@@ -56,6 +56,7 @@ def build_summary(run_dir: Path | None, facts: dict[str, Any], frame: pd.DataFra
         "schema_version": SCHEMA_VERSION,
         **analyse(frame, report_config(config), students, list(facts.get("models") or {}), graders, experiment_margin(config)),
         "pairwise": pairwise_table(run_dir / "judge") if run_dir is not None else [],
+        "judge_gate": read_gates(run_dir / "judge") if run_dir is not None else [],
         "judge_calibration": calibration_table(frame, {n: g["calibration"] for n, g in graders.items() if g.get("calibration")}),
         **(run_usage(run_dir, config) if run_dir is not None else {"usage": {}, "usage_by_stage": {}}),
     }

@@ -11,8 +11,8 @@ from ._analysis import ALPHA
 from ._datacard import data_html
 from ._fmt import prose_html
 from ._graders import checks_html
-from ._judge import unreliable_sentence
-from ._markdown import COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, family_note, power_sentence, score_rows, verdict, verdict_lines
+from ._judge import gate_text, unreliable_sentence
+from ._markdown import COMPARISON_NOTE, GATE_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, family_note, power_sentence, score_rows, verdict, verdict_lines
 from ._noise import NOISE_NOTE, noise_sentences
 from ._plots import cached_plot, plot_forest, plot_scores
 from ._usage import USAGE_NOTE, usage_rows
@@ -87,6 +87,11 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 </table>
 {% endif %}
 {% endif %}
+{% if s.judge_gate %}
+<h2>Judge calibration</h2>
+<p class="note">{{ gate_note|prose }}</p>
+{% for g in s.judge_gate %}<p{% if g.decision == "stopped" %} class="warn"{% endif %}>{{ gate_text(g) }}</p>{% endfor %}
+{% endif %}
 {% if s.pairwise %}
 <h2>Pairwise judge</h2>
 <p class="note">{{ pairwise_note|prose }}</p>
@@ -140,6 +145,7 @@ def render_html(summary: dict[str, Any], order: list[str], sections: list[Any] =
         s=summary, order=order, verdicts=verdict_lines(summary), sections=list(sections), family=family_note(summary.get("comparisons") or []), score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
         note=COMPARISON_NOTE, verdict=verdict, noise_note=NOISE_NOTE,
         noise=[line[2:] for line in noise_sentences(summary["noise"])] if summary.get("noise") else [], judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
+        gate_note=GATE_NOTE, gate_text=gate_text,
         pairwise_note=PAIRWISE_NOTE, usage_rows=usage_rows(summary), usage_note=USAGE_NOTE,
         plot_scores=cached_plot(summary, plot_scores, summary["scores"], order) if summary["scores"] else "",
         plot_forest=cached_plot(summary, plot_forest, summary["comparisons"]) if summary.get("comparisons") else "",

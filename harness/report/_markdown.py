@@ -9,7 +9,7 @@ from ._analysis import ALPHA
 from ._datacard import data_markdown, leak_warning
 from ._fmt import md, pct
 from ._graders import category_blocks, checks_markdown
-from ._judge import KAPPA_MIN, unreliable_sentence
+from ._judge import KAPPA_MIN, gate_text, unreliable_sentence
 from ._noise import noise_markdown
 from ._usage import usage_markdown
 
@@ -160,6 +160,21 @@ def judge_markdown(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+GATE_NOTE = ("Each judge first graded a seeded calibration sample (stratified by model × reference verdict; a pairwise "
+             "judge: by pair × task), then further batches while undecided; after each look its agreement (κ against the "
+             "reference; position consistency for a pairwise judge) got one-sided bounds at 1 − alpha/looks each (Bonferroni "
+             "over the looks), and a judge whose upper bound fell below the threshold was stopped (docs/judge.md).")
+
+
+def gate_markdown(s: dict[str, Any]) -> list[str]:
+    gates = s.get("judge_gate") or []
+    if not gates:
+        return []
+    lines = ["", "## Judge calibration", "", GATE_NOTE, ""]
+    return lines + [f"- {'⚠ **' + md(gate_text(g), 10**4) + '**' if g['decision'] == 'stopped' else md(gate_text(g), 10**4)}"
+                    for g in gates]
+
+
 PAIRWISE_NOTE = ("The judge saw each item's two answers in both orders; a verdict counts only when both orders agree "
                  "(position-consistent). Wins among consistent verdicts, exact sign test with ties excluded (not "
                  "corrected; a judge's preference is not a significance claim about the models).")
@@ -249,6 +264,7 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
     lines += comparison_lines(s.get("comparisons") or [], s.get("alpha", ALPHA))
     lines += noise_markdown(s.get("noise"))
     lines += judge_markdown(s)
+    lines += gate_markdown(s)
     lines += pairwise_markdown(s)
     gaps = s.get("gap_closed") or []
     if gaps:
