@@ -292,6 +292,22 @@ class FinetuneConfig:
 
 
 @dataclass
+class CalibrateConfig:
+    """A judge's calibration before it is paid for (docs/judge.md): it first judges a seeded sample
+    stratified by model x reference label (pairwise: by pair x task), then batches while undecided;
+    it stops once its agreement's interval lies wholly below `threshold`."""
+
+    enabled: bool = True  # false: judge every item, no check before (the report's check still runs)
+    sample: int = 30  # calibration sample: samples judged first (pairwise: items, each in both orders)
+    # Cohen's kappa against the reference grader (judge), position consistency (pairwise)
+    threshold: float = 0.6
+    alpha: float = 0.05  # chance, over all looks, of stopping a judge that does reach `threshold`
+    batch: int = 30  # samples (pairwise: items) per further look while undecided
+    looks: int = 4  # at most this many looks (each at level 1 - alpha/looks); then the rest in one go
+    seed: int = 0  # the sample and the order of the batches
+
+
+@dataclass
 class GraderConfig:
     kind: str = "match"  # match | choice | judge | pairwise
     # --- match
@@ -313,6 +329,8 @@ class GraderConfig:
     reference: str = "exact"
     # optional CSV of human labels (columns task,id,model,label) to validate the judge against
     calibration: Optional[str] = None
+    # check the judge on a sample before judging the rest (judge and pairwise; docs/judge.md)
+    calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
     # --- pairwise (kind: pairwise): alias pairs whose answers the judge compares, in both orders
     pairs: list[list[str]] = field(default_factory=list)
 
@@ -448,7 +466,7 @@ def grader_fingerprint(grader: dict[str, Any], eval_cfg: dict[str, Any]) -> str:
     import hashlib
     import json
 
-    g = {k: v for k, v in grader.items() if k not in ("calibration", "allow_self_judge", "pairs", "reference")}
+    g = {k: v for k, v in grader.items() if k not in ("calibration", "calibrate", "allow_self_judge", "pairs", "reference")}
     # keys added after runs were stored count only when set, so a stored run's fingerprint still
     # matches a new run with the same grader
     g = {k: v for k, v in g.items() if not (k in _LATER_DEFAULTS and v == _LATER_DEFAULTS[k])}

@@ -228,7 +228,9 @@ def _evaluate(r: Run, data: DataOutput, evaluated_as: dict[str, str]) -> Any:
                   for (alias, m), (model, args) in zip(cfg.models.items(), served)]
         ev = _evaluate_sequential(r, models, data) if cfg.regress.enabled and cfg.regress.sequential else \
             run_evaluate(models, data.eval, cfg.eval, cfg.graders, r.dir / "logs", r.judge)
-        r.stage_calls["evaluate"] = sum(ev.calls.values())
+        # judge requests count with the stage's calls (pairwise ones below); what each judge's check
+        # made and saved is in summary.json's judge_gate
+        r.stage_calls["evaluate"] = sum(ev.calls.values()) + sum(g["calls_made"] for g in ev.gates.values())
         questions = {(e.task, e.id): e.question for e in data.eval}
         # read once: pairwise judging writes to judge/, never to logs/, so this is also the summary's frame
         frame = load_frame(r.dir / "logs")
@@ -255,9 +257,12 @@ def _evaluate_sequential(r: Run, models: list[EvalModel], data: DataOutput) -> E
     out, frames = EvaluateOutput(r.dir / "logs"), []
     for i, keys in enumerate(batches):
         log_dir = r.dir / "logs" / f"batch-{i:03d}"
-        ev = run_evaluate(models, [by_key[k] for k in keys], r.cfg.eval, r.cfg.graders, log_dir, r.judge)
+        ev = run_evaluate(models, [by_key[k] for k in keys], r.cfg.eval, r.cfg.graders, log_dir, r.judge,
+                          judge_root=r.dir / "judge" / f"batch-{i:03d}")  # never under logs/: the frame reads all of it
         for alias, n in ev.calls.items():
             out.calls[alias] = out.calls.get(alias, 0) + n
+        for name, g in ev.gates.items():
+            out.gates[f"{name}/batch-{i:03d}"] = g
         frames.append(load_frame(log_dir))
         st = sequential_status(pd.concat(frames, ignore_index=True), batches, s, i + 1)
         print(f"[sequential] {st.line()}", flush=True)

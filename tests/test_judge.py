@@ -175,7 +175,10 @@ def test_judge_over_a_real_openai_compatible_server(harness_bin, llama_server, t
     assert "## Pairwise judge" in (run_dir / "report.md").read_text()
     cal = s["judge_calibration"][0]
     assert cal["judge"] == "judge" and cal["labels"] == 3 and cal["n"] + cal["parse_failures"] == 3
-    assert len(list((run_dir / "judge" / "pair").glob("*.eval"))) == 1
+    # 7 items of a pair, below the calibration sample: one batch, every item judged (docs/judge.md)
+    assert len(list((run_dir / "judge" / "pair" / "look-000").glob("*.eval"))) == 1
+    gates = {g["grader"]: g for g in s["judge_gate"]}
+    assert gates["judge"]["judged"] == gates["judge"]["units"] == 21 and gates["pair"]["judged"] == 7
 
 
 @pytest.mark.parametrize("overrides, expect", [

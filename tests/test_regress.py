@@ -57,6 +57,7 @@ def test_evaluation_only_run_skips_generate_and_finetune_and_gates(three_models)
     g = _schema_ok(run_dir / "regress.json")
     cell = next(c for c in g["cells"] if c["grader"] == "contains")
     assert cell["verdict"] == "regression" and cell["upper"] < -0.05 and cell["p_regression_adjusted"] < 0.05
+    assert cell["outcome"] == "worse"  # the outcome vocabulary every report shares (docs/statistics.md)
     assert cell["n"] == 40 and cell["n10"] is not None
     assert g["flips"] and g["flips"][0]["direction"] == "right→wrong"
     assert "REGRESSION" in g["headline"] and "Regression gate" in (run_dir / "report.html").read_text()

@@ -23,7 +23,9 @@ def test_comparisons_align_by_id_and_count_dropped():
     comps = {(c["a"], c["b"]): c for c in comparison_table(_frame())}
     sb = comps[("student", "baseline")]
     assert sb["n_pairs"] == 29 and sb["n_dropped"] == 1 and sb["significant"]
-    assert sb["test"] == "McNemar exact" and sb["correction"] == "holm over 3 comparisons"
+    # the gate's interval for 0/1 scores (issue 29: one method everywhere; was McNemar exact + a paired t CI)
+    assert sb["test"].startswith("score interval for paired proportions") and sb["correction"] == "holm over 3 comparisons"
+    assert sb["outcome"] == "better" and sb["ci_low"] > 0
     assert sb["p_value"] <= sb["p_adjusted"]
 
 

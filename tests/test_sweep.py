@@ -35,6 +35,18 @@ def test_sweep_report_compares_every_setting(tiny_sweep):
     assert 'id="plot-sweep"' in html and "student[finetune.max_steps=3]" in html
     # the jobs' own reports are there too
     assert all((sweep_dir / j / "report.html").is_file() for j in jobs)
+    # one interval method everywhere (issue 29): a job's own student - baseline is the sweep's, same numbers and method
+    own = json.loads((sweep_dir / jobs[1] / "summary.json").read_text())["comparisons"]
+    mine = {(c["task"], c["grader"]): c for c in own if (c["a"], c["b"]) == ("student", "baseline")}
+    theirs = [c for c in s["comparisons"] if (c["a"], c["b"]) == (students[1], "baseline")]
+    assert theirs and all((c["ci_low"], c["ci_high"], c["test"]) == (mine[(c["task"], c["grader"])]["ci_low"],
+                          mine[(c["task"], c["grader"])]["ci_high"], mine[(c["task"], c["grader"])]["test"]) for c in theirs)
+    assert all(c["ci_high"] > c["ci_low"] and c["outcome"] for c in s["comparisons"])
+    # the best of the two students, naive and with the selection accounted for, side by side
+    w = s["winner"]
+    assert w["model"] in students and w["n_arms"] == 2 and 0 < w["adjusted_p"] <= 1 and w["naive_test"].startswith("score interval")
+    md = (sweep_dir / "report.md").read_text()
+    assert "Best of 2 students" in md and "Selection accounted for" in md and "## Noise diagnostics" in md
 
 
 def _one_line_error(args):

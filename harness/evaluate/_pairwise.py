@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import re
 import string
-import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..cache import digest
 from ..config import EvalConfig, GraderConfig
 from ..errors import HarnessError
+from ._logs import finished
 
 if TYPE_CHECKING:  # pandas loads with the frame, not with the pre-flight
     import pandas as pd
 
 PLACEHOLDERS = {"question", "target", "first", "second"}
 REQUIRED = {"first", "second"}
+CONSISTENT = {("A", "B"), ("B", "A"), ("tie", "tie")}  # (order ab, order ba) verdicts naming one winner
 _CHOICE = re.compile(r"\b(A|B)\b|\b(tie|equal|same|both)\b", re.IGNORECASE)
 
 
@@ -44,6 +45,10 @@ def check_pairwise(name: str, cfg: GraderConfig) -> None:
         raise HarnessError(f"graders.{name}.pairs: list the model pairs to judge, e.g. [[teacher, student]]")
     if cfg.judge is None or not cfg.judge.model:
         raise HarnessError(f"graders.{name}.judge: no judge model configured")
+    from ._calibrate import check_calibrate
+
+    if (bad := check_calibrate(name, cfg.calibrate)) is not None:
+        raise HarnessError(bad)
 
 
 def parse_choice(text: str) -> str | None:
@@ -60,16 +65,18 @@ def parse_choice(text: str) -> str | None:
 
 def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, questions: dict[tuple[str, str], str],
                  eval_cfg: EvalConfig, log_dir: Path) -> int:
-    """Judge every pair of `cfg.pairs` on every item both answered, in both orders. Returns the
-    number of judge requests sent (0 when the logs are complete: eval_set resumes)."""
-    from inspect_ai import Task, eval_set
+    """Judge every pair of `cfg.pairs` on every item both answered, in both orders -- a calibration
+    sample of items first (stratified by pair x task), the rest only while the judge's position
+    consistency is not clearly below graders.<name>.calibrate.threshold (_calibrate.py). Returns the
+    number of judge requests sent (0 when the logs are complete)."""
+    from inspect_ai import Task
     from inspect_ai.dataset import MemoryDataset, Sample
+    from inspect_ai.log import read_eval_log
     from inspect_ai.scorer import Score, Target, scorer
     from inspect_ai.solver import TaskState, generate
 
-    from ..cache import digest
-    from ..models import temperature_for
-    from ._logs import claim, completed, drop_interrupted, finished
+    from ..stats import rate_look
+    from ._calibrate import Gate, finish, plan, run_looks, send_batch
 
     @scorer(metrics=[])
     def choice():  # noqa: ANN202
@@ -81,31 +88,51 @@ def run_pairwise(name: str, cfg: GraderConfig, judge: Any, frame: pd.DataFrame, 
 
     first = frame[frame["epoch"] == frame["epoch"].min()]
     answers = first.drop_duplicates(["task", "id", "alias"]).set_index(["task", "id", "alias"])
-    tasks = []
+    units: list[tuple[str, str, str, str]] = []  # (a, b, task, item): judged in both orders
     for a, b in cfg.pairs:
-        samples = []
         for task, item in sorted({(t, i) for t, i, _ in answers.index}):
-            if (task, item, a) not in answers.index or (task, item, b) not in answers.index:
-                continue
-            ans = {a: str(answers.loc[(task, item, a), "answer"]), b: str(answers.loc[(task, item, b), "answer"])}
-            question = questions.get((task, item), "")
-            for order, (x, y) in (("ab", (a, b)), ("ba", (b, a))):
-                prompt = cfg.rubric.format(question=question, target=answers.loc[(task, item, a), "target"],  # type: ignore[union-attr]
-                                           first=ans[x], second=ans[y])
-                samples.append(Sample(id=f"{task}:{item}:{order}", input=prompt,
-                                      metadata={"task": task, "item": item, "order": order, "a": a, "b": b}))
-        tasks.append(Task(name=f"{name}_{a}_vs_{b}", dataset=MemoryDataset(samples), solver=generate(), scorer=choice()))
-    claim(log_dir, digest({"grader": cfg.rubric, "pairs": cfg.pairs, "judge": cfg.judge.model if cfg.judge else "",
-                            "n": [len(t.dataset) for t in tasks], "answers": digest(answers["answer"].astype(str).tolist())}))
-    drop_interrupted(log_dir)  # a kill after eval_set finished, before it tidied up
-    if finished(log_dir, [t.name for t in tasks]) is not None:
-        return 0  # every verdict is in the logs: no judge to open (an hf/ judge would load its weights)
-    started = time.time()
-    ok, _ = eval_set(tasks, log_dir=str(log_dir), model=judge.model, log_level="warning", retry_attempts=2,
-                     fail_on_error=eval_cfg.fail_on_error, display=None if sys.stdout.isatty() else "plain",
-                     max_tokens=cfg.max_tokens, temperature=temperature_for(judge.judge.model, judge.args, 0.0),
-                     metadata={"alias": f"pairwise:{name}"})
-    if not ok:
-        raise RuntimeError(f"pairwise judging '{name}' did not complete; logs in {log_dir}, re-run to resume")
-    drop_interrupted(log_dir)  # logs a killed run left `started`: eval_set copied their verdicts
-    return completed(log_dir, since=started)  # verdicts requested by this run, not re-used ones
+            if (task, item, a) in answers.index and (task, item, b) in answers.index:
+                units.append((a, b, task, item))
+    samples: list[list[Any]] = []
+    for a, b, task, item in units:
+        ans = {a: str(answers.loc[(task, item, a), "answer"]), b: str(answers.loc[(task, item, b), "answer"])}
+        pair = []
+        for order, (x, y) in (("ab", (a, b)), ("ba", (b, a))):
+            prompt = cfg.rubric.format(question=questions.get((task, item), ""), target=answers.loc[(task, item, a), "target"],  # type: ignore[union-attr]
+                                       first=ans[x], second=ans[y])
+            pair.append(Sample(id=f"{task}:{item}:{order}", input=prompt,
+                               metadata={"task": task, "item": item, "order": order, "a": a, "b": b}))
+        samples.append(pair)
+    verdicts: dict[tuple[str, str, str, str], dict[str, str | None]] = {}
+
+    def send(where: str, batch: list[int]) -> int:
+        by_pair: dict[tuple[str, str], list[Any]] = {}
+        for i in batch:
+            by_pair.setdefault(units[i][:2], []).extend(samples[i])
+        tasks = [Task(name=f"{name}_{a}_vs_{b}", dataset=MemoryDataset(ss), solver=generate(), scorer=choice())
+                 for (a, b), ss in sorted(by_pair.items())]
+        if not tasks:
+            return 0
+        n = send_batch(tasks, log_dir / where, {"grader": cfg.rubric, "judge": cfg.judge.model if cfg.judge else "",
+                                                 "max_tokens": cfg.max_tokens, "units": [units[i] for i in batch],
+                                                 "answers": digest([str(s.input) for i in batch for s in samples[i]])},
+                       judge, cfg, eval_cfg, f"pairwise:{name}")
+        for f in finished(log_dir / where, [t.name for t in tasks]) or []:
+            for s in read_eval_log(f).samples or []:
+                m = s.metadata or {}
+                verdicts.setdefault((m["a"], m["b"], m["task"], str(m["item"])), {})[m["order"]] = parse_choice(
+                    s.output.completion if s.output else "")
+        return n
+
+    def look(done: list[int]) -> Any:
+        both = [verdicts.get(units[i], {}) for i in done]
+        parsed = [(d["ab"], d["ba"]) for d in both if d.get("ab") is not None and d.get("ba") is not None]
+        # the same winner both ways: A then B (or B then A) names one model; a tie both times
+        return rate_look(sum(v in CONSISTENT for v in parsed), len(parsed), cfg.calibrate.threshold,
+                         cfg.calibrate.alpha, cfg.calibrate.looks)
+
+    c = cfg.calibrate
+    gate = Gate(name, "pairwise", "position consistency", None, c.enabled, c.threshold, c.alpha, c.looks, len(units), 2)
+    run_looks(gate, plan([(a, b, task) for a, b, task, _ in units], c), c, send, look, log_dir)
+    finish(gate, log_dir)
+    return gate.calls_made

@@ -44,10 +44,8 @@ def check_grader(name: str, cfg: GraderConfig) -> None:
 
 
 def build_scorer(name: str, cfg: GraderConfig) -> Scorer:
-    if cfg.kind == "judge":
-        from ._judge import judge_scorer
-
-        return judge_scorer(name, cfg)
+    """The in-eval scorer of a match or choice grader (a judge grades after the evaluation:
+    _judge.run_judge, checked on a sample first)."""
     if cfg.kind == "choice":
         return choice_scorer(name)
     return match_scorer(name, cfg)

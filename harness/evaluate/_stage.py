@@ -82,14 +82,16 @@ class EvaluateOutput:
     log_dir: Path
     logs: dict[str, list[str]] = field(default_factory=dict)  # alias -> log files
     calls: dict[str, int] = field(default_factory=dict)  # alias -> samples generated in this run
+    gates: dict[str, dict[str, Any]] = field(default_factory=dict)  # judge grader -> its gate.json record
 
 
 def run_evaluate(
     models: list[EvalModel], items: list[EvalItem], cfg: EvalConfig, graders: dict[str, GraderConfig], log_root: Path,
-    judge: Any = None,
+    judge: Any = None, judge_root: Path | None = None,
 ) -> EvaluateOutput:
-    """`judge`: from open_judge(), bound to inspect's `grader` role for judge graders (opened only
-    if some model's evaluation has to run)."""
+    """`judge`: from open_judge(), for judge graders: they grade after every model's evaluation
+    (_judge.run_judge; opened only if some verdict is missing), their requests logged under
+    `judge_root`/<grader>/ (default: `log_root`'s sibling `judge/`)."""
     from inspect_ai import eval_set
     from inspect_ai.model import GenerateConfig, get_model
 
@@ -104,7 +106,8 @@ def run_evaluate(
     out = EvaluateOutput(log_root)
     display = None if sys.stdout.isatty() else "plain"
     # pairwise graders compare two models' answers after evaluation (see _pairwise.py)
-    scorers = {name: build_scorer(name, g) for name, g in graders.items() if g.kind != "pairwise"}
+    # and judge graders grade once every model is evaluated (see _judge.run_judge)
+    scorers = {name: build_scorer(name, g) for name, g in graders.items() if g.kind not in ("pairwise", "judge")}
     # a choice grader grades multiple-choice tasks only (the pre-flight refuses a task that mixes them)
     task_scorers = {t: [sc for name, sc in scorers.items() if graders[name].kind != "choice" or any(it.choices for it in its)]
                     for t, its in by_task.items()}
@@ -113,12 +116,15 @@ def run_evaluate(
         raise HarnessError("graders: a judge grader needs a judge model; call open_judge() first")
     for m in models:
         log_dir = log_root / m.alias
-        # eval.auto_choice acts through `graders` only (the grader it adds): not part of what was evaluated
+        # eval.auto_choice acts through `graders` only (the grader it adds): not part of what was evaluated;
+        # judges grade after the evaluation, into these logs (_judge.record_scores replaces another
+        # judge's verdicts): a new judge, or its calibration settings, keep the answers
         claim(log_dir, digest({"model": m.model, "args": m.args, "context": m.context,
-                                "eval": {k: v for k, v in asdict(cfg).items() if k != "auto_choice"},
-                                "graders": {k: asdict(g) for k, g in graders.items()},
-                                "items": [asdict(i) for i in items],
-                                **({"inspect_tasks": {n: d for n, (_, d) in foreign.items()}} if foreign else {})}))
+                               "eval": {k: v for k, v in asdict(cfg).items() if k != "auto_choice"},
+                               "graders": {k: {f: v for f, v in asdict(g).items() if f != "calibrate"} for k, g in graders.items()
+                                           if g.kind not in ("judge", "pairwise")},
+                               "items": [asdict(i) for i in items],
+                               **({"inspect_tasks": {n: d for n, (_, d) in foreign.items()}} if foreign else {})}))
         done = finished(log_dir, list(by_task) + list(foreign))
         drop_interrupted(log_dir)  # a kill after eval_set finished, before it tidied up
         if done is not None:
@@ -160,11 +166,15 @@ def run_evaluate(
             log_level="warning",
             tags=[m.alias],
             metadata={"alias": m.alias},
-            model_roles={"grader": judge.model} if judge is not None and judging else None,
         )
         if not ok:
             raise RuntimeError(f"evaluation of '{m.alias}' did not complete; logs in {log_dir}, re-run to resume")
         out.logs[m.alias] = sorted(log.location for log in logs)
         drop_interrupted(log_dir)
         out.calls[m.alias] = completed(log_dir, since=started)
+    from ._judge import run_judge
+
+    for name, g in graders.items():
+        if g.kind == "judge" and by_task:
+            out.gates[name] = run_judge(name, g, judge, out.logs, list(by_task), cfg, (judge_root or log_root.parent / "judge") / name)
     return out

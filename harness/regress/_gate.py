@@ -27,7 +27,7 @@ from ..errors import HarnessError
 from ..report import choice_contrasts, degenerate_cells, excluded_reason
 from ..runs import Source, is_run_dir, open_source
 from ..sources import check_alike
-from ..stats import adjust, gate_cell
+from ..stats import adjust, gate_cell, gate_outcome
 from ._growing import log_plan, open_growing
 from ._render import headline
 from ._sequential import ORDER_FILE, Status, apply, batch_items, check_sequential, read_plan, scan
@@ -302,6 +302,8 @@ def gate(baseline: RunRef, candidate: RunRef, s: RegressConfig, flips: int = 10)
     }
     if seq:
         apply(result, seq[0], s, seq[1])
+    for r in cells:  # the outcome vocabulary every report shares (docs/statistics.md), read from the final verdict
+        r["outcome"] = gate_outcome(r["verdict"], r["lower"], r["upper"], s.margin, r["n"], r["mde"])
     result["headline"] = headline(result)
     return result
 

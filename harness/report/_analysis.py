@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import ReportConfig
-from ..stats import adjust, gap_closed, mde, paired_binary, paired_continuous, proportion_ci
+from ..config import RegressConfig, ReportConfig
+from ..stats import adjust, gap_closed, mde, outcome, paired_interval, proportion_ci
 from ._graders import degenerate_excluded, grader_checks
 from ._judge import KAPPA_MIN, judge_agreement
+from ._noise import noise_table
 
 SCHEMA_VERSION = 1
 
@@ -79,6 +80,7 @@ def score_table(frame: pd.DataFrame, means: pd.Series | None = None) -> list[dic
 # (a, b) pairs compared in every run that has these aliases: a - b
 PAIRS = [("student", "baseline"), ("teacher", "student"), ("teacher", "baseline")]
 ALPHA = ReportConfig.alpha
+MARGIN = RegressConfig.margin  # the experiment's margin (regress.margin) when it sets none
 
 
 def default_pairs(students: list[str]) -> list[tuple[str, str]]:
@@ -120,22 +122,19 @@ def _clusters(frame: pd.DataFrame) -> pd.Series:
     return c[c["task"].isin(tasks)].set_index(["task", "id"])["cluster"]
 
 
-def _binary(x: np.ndarray, y: np.ndarray) -> bool:
-    """0/1 scores on both sides (NaN = unscored, ignored)."""
-    v = np.concatenate([x, y])
-    v = v[~np.isnan(v)]
-    return bool(np.all((v == 0.0) | (v == 1.0)))
-
-
 def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, alpha: float = ALPHA,
                      correction: str = "holm", means: pd.Series | None = None,
-                     excluded: dict[tuple[str, str], str] | None = None) -> list[dict[str, Any]]:
+                     excluded: dict[tuple[str, str], str] | None = None, margin: float = MARGIN) -> list[dict[str, Any]]:
     """Paired comparisons aligned by sample id, adjusted over every comparison of the report.
 
-    Items whose metadata puts several of them in one cluster get cluster-robust SEs (see
-    harness.stats.paired_binary). `excluded`: (task, grader) -> why its comparisons are shown but
-    left out of the tested family (a judge that failed its validation): they get no adjusted p and
-    are never called significant, and they do not enlarge the correction of the others."""
+    Interval and test: harness.stats.paired_interval, the gate's method for the kind of score (a
+    paired score interval for 0/1 scores, t with Hall's correction for means; cluster-robust where
+    several items share a cluster), so the report, the sweep report and the gate print one answer.
+    Each row gets an `outcome` (harness.stats.outcome) against `margin` (the gate's, regress.margin)
+    and the items that would decide it (`required_n`). `excluded`: (task, grader) -> why its
+    comparisons are shown but left out of the tested family (a judge that failed its validation):
+    they get no adjusted p and are never called significant, and they do not enlarge the correction
+    of the others."""
     rows: list[dict[str, Any]] = []
     if frame.empty:
         return rows
@@ -151,12 +150,11 @@ def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, 
         for a, b in pairs:
             if a not in g.columns or b not in g.columns:
                 continue
-            x, y = g[a].to_numpy(float), g[b].to_numpy(float)
-            binary = _binary(x, y)
-            r = paired_binary(x, y, alpha, clusters=c) if binary else paired_continuous(x, y, alpha, clusters=c)
+            r = paired_interval(g[a].to_numpy(float), g[b].to_numpy(float), alpha, margin, clusters=c)
             row = {"task": task, "grader": grader, "a": a, "b": b, "n_pairs": r.n, "n_dropped": r.n_dropped,
                    "diff": round(r.diff, 6), "ci_low": round(r.ci_low, 6), "ci_high": round(r.ci_high, 6),
-                   "p_value": r.p_value, "test": r.test, "mde": round(mde(r.n, alpha=alpha), 6)}
+                   "p_value": r.p_value, "test": r.method, "mde": round(mde(r.n, alpha=alpha), 6),
+                   "margin": margin, "required_n": r.required_n, "_mde_margin": r.mde}
             if (task, grader) in excluded:
                 row["excluded"] = excluded[(task, grader)]
             rows.append(row)
@@ -168,6 +166,8 @@ def comparison_table(frame: pd.DataFrame, pairs: list[tuple[str, str]] = PAIRS, 
     for row in rows:
         if "excluded" in row:
             row.update(p_adjusted=None, correction=f"not tested: {row['excluded']}", significant=False)
+        row["outcome"] = outcome(row["diff"], row["ci_low"], row["ci_high"], row["significant"], margin, row["n_pairs"],
+                                 row.pop("_mde_margin"))
     return sorted(rows, key=lambda r: r["task"] != "heldout")  # stable: held-out task first
 
 
@@ -241,11 +241,13 @@ def unreliable_cells(agreement: list[dict[str, Any]]) -> dict[tuple[str, str], s
 
 
 def analyse(frame: pd.DataFrame, rc: ReportConfig | None = None, students: tuple[str, ...] | list[str] = ("student",),
-            aliases: list[str] | None = None, graders: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+            aliases: list[str] | None = None, graders: dict[str, dict[str, Any]] | None = None,
+            margin: float = MARGIN) -> dict[str, Any]:
     """Every frame-derived section of summary.json (a run and `harness report` share this).
     `aliases`: the run's models in config order (an evaluation-only run compares every pair);
     `graders`: the run's grader configs (plain dicts), for the grader checks (report._graders).
-    Cells of an unreliable judge or a degenerate grader are left out of the tested family."""
+    Cells of an unreliable judge or a degenerate grader are left out of the tested family.
+    `margin`: the experiment's margin (regress.margin), which each comparison's outcome is read against."""
     rc = rc or ReportConfig()
     pairs = pairs_for(rc, students, aliases)
     triples = [("teacher", "baseline", s) for s in students]
@@ -254,6 +256,7 @@ def analyse(frame: pd.DataFrame, rc: ReportConfig | None = None, students: tuple
     checks = grader_checks(frame, graders) if not frame.empty else []
     excluded = {} if rc.include_unreliable else {**unreliable_cells(agreement), **degenerate_excluded(checks)}
     return {"alpha": rc.alpha, "scores": score_table(frame, means), "grader_checks": checks,
-            "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction, means, excluded),
+            "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction, means, excluded, margin),
             "gap_closed": gap_table(frame, rc.alpha, triples, means), "categories": category_table(frame, means),
-            "flips": flip_table(frame, pairs, rc.flips, means), "judge_agreement": agreement}
+            "flips": flip_table(frame, pairs, rc.flips, means), "judge_agreement": agreement,
+            "noise": noise_table(frame, means)}

@@ -15,18 +15,18 @@ from typing import Any
 import pandas as pd
 
 from ..cache import write_json, write_text
-from ..config import ReportConfig
+from ..config import RegressConfig, ReportConfig
 from ..runs import load_frame, run_students
 from ._analysis import SCHEMA_VERSION, analyse, model_order
 from ._html import render_html
-from ._judge import calibration_table, pairwise_table
+from ._judge import calibration_table, pairwise_table, read_gates
 from ._markdown import render_markdown
 from ._usage import run_usage
 
 # summary.json's key order (docs/summary.md): a rebuilt summary reads like the run's own
 ORDER = ("schema_version", "experiment", "run", "models", "students", "model_notes", "alpha", "scores", "comparisons",
-         "gap_closed", "categories", "flips", "judge_agreement",
-         "grader_checks", "judge_notes", "grader_fingerprints", "pairwise", "judge_calibration", "data",
+         "gap_closed", "categories", "flips", "judge_agreement", "noise",
+         "grader_checks", "judge_notes", "grader_fingerprints", "pairwise", "judge_calibration", "judge_gate", "data",
          "finetune", "finetunes", "stage_seconds", "stage_calls", "usage", "usage_by_stage", "model_calls", "paths",
          "environment", "config", "regress")
 
@@ -35,6 +35,11 @@ def report_config(config: dict[str, Any]) -> ReportConfig:
     """The run's own report settings (alpha, correction, extra pairs), so a rebuild matches the run."""
     rc = (config or {}).get("report") or {}
     return ReportConfig(**{k: v for k, v in rc.items() if k in ReportConfig.__dataclass_fields__})
+
+
+def experiment_margin(config: dict[str, Any]) -> float:
+    """The experiment's margin (regress.margin, the gate's): each comparison's outcome is read against it."""
+    return float(((config or {}).get("regress") or {}).get("margin", RegressConfig.margin))
 
 
 def build_summary(run_dir: Path | None, facts: dict[str, Any], frame: pd.DataFrame | None = None,
@@ -49,8 +54,9 @@ def build_summary(run_dir: Path | None, facts: dict[str, Any], frame: pd.DataFra
     graders = config.get("graders") or {}
     derived = {
         "schema_version": SCHEMA_VERSION,
-        **analyse(frame, report_config(config), students, list(facts.get("models") or {}), graders),
+        **analyse(frame, report_config(config), students, list(facts.get("models") or {}), graders, experiment_margin(config)),
         "pairwise": pairwise_table(run_dir / "judge") if run_dir is not None else [],
+        "judge_gate": read_gates(run_dir / "judge") if run_dir is not None else [],
         "judge_calibration": calibration_table(frame, {n: g["calibration"] for n, g in graders.items() if g.get("calibration")}),
         **(run_usage(run_dir, config) if run_dir is not None else {"usage": {}, "usage_by_stage": {}}),
     }

@@ -11,8 +11,9 @@ from ._analysis import ALPHA
 from ._datacard import data_html
 from ._fmt import prose_html
 from ._graders import checks_html
-from ._judge import unreliable_sentence
-from ._markdown import COMPARISON_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, family_note, power_sentence, score_rows, verdict, verdict_lines
+from ._judge import gate_text, unreliable_sentence
+from ._markdown import COMPARISON_NOTE, GATE_NOTE, JUDGE_NOTE, PAIRWISE_NOTE, family_note, power_sentence, score_rows, verdict, verdict_lines
+from ._noise import NOISE_NOTE, noise_sentences
 from ._plots import cached_plot, plot_forest, plot_scores
 from ._usage import USAGE_NOTE, usage_rows
 
@@ -20,7 +21,7 @@ from ._usage import USAGE_NOTE, usage_rows
 COMPARISONS_HTML = """{% if s.comparisons %}
 <h2>Paired comparisons</h2>
 <p class="note">{{ note|prose }} Correction: {{ family }}; α = {{ alpha }}.</p>
-<table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [{{ "%.0f"|format(100*(1-alpha)) }} % CI]</th><th>test</th><th>p</th><th>p adj.</th><th>verdict</th></tr>
+<table id="comparisons"><tr><th>task</th><th>grader</th><th>a − b</th><th>n pairs</th><th>diff pp [{{ "%.0f"|format(100*(1-alpha)) }} % CI]</th><th>interval / test</th><th>p</th><th>p adj.</th><th>outcome</th></tr>
 {% for c in s.comparisons %}<tr{% if c.excluded %} class="muted"{% endif %}><td>{{ c.task }}</td><td>{{ c.grader }}</td><td>{{ c.a }} − {{ c.b }}</td>
 <td class="num">{{ c.n_pairs }}{% if c.n_dropped %} ({{ c.n_dropped }} dropped){% endif %}</td>
 <td class="num">{{ "%+.1f"|format(100*c.diff) }} [{{ "%+.1f"|format(100*c.ci_low) }}, {{ "%+.1f"|format(100*c.ci_high) }}]</td>
@@ -59,7 +60,12 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 </table>
 <img id="plot-scores" alt="accuracy per model with 95% CI" src="{{ plot_scores }}">
 {{ checks_section }}
-""" + COMPARISONS_HTML + """{% if s.judge_agreement or s.judge_notes or s.judge_calibration %}
+""" + COMPARISONS_HTML + """{% if noise %}
+<h2>Noise diagnostics</h2>
+<p class="note">{{ noise_note }}</p>
+<ul id="noise">{% for line in noise %}<li>{{ line }}</li>{% endfor %}</ul>
+{% endif %}
+{% if s.judge_agreement or s.judge_notes or s.judge_calibration %}
 <h2>Judge agreement</h2>
 <p class="note">{{ judge_note|prose }}</p>
 {% for n in s.judge_notes %}<p class="warn">⚠ {{ n|prose }}</p>{% endfor %}
@@ -80,6 +86,11 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 <td{% if r.unreliable %} class="warn"{% endif %}>{% if r.unreliable %}unreliable (κ &lt; 0.6){% else %}agrees (κ ≥ 0.6){% endif %}</td></tr>{% endfor %}
 </table>
 {% endif %}
+{% endif %}
+{% if s.judge_gate %}
+<h2>Judge calibration</h2>
+<p class="note">{{ gate_note|prose }}</p>
+{% for g in s.judge_gate %}<p{% if g.decision == "stopped" %} class="warn"{% endif %}>{{ gate_text(g) }}</p>{% endfor %}
 {% endif %}
 {% if s.pairwise %}
 <h2>Pairwise judge</h2>
@@ -132,7 +143,9 @@ def render_html(summary: dict[str, Any], order: list[str], sections: list[Any] =
     return env.from_string(_TEMPLATE).render(
         leak_warning=leak_warning, data_section=data_section, checks_section=checks_html(summary, order),
         s=summary, order=order, verdicts=verdict_lines(summary), sections=list(sections), family=family_note(summary.get("comparisons") or []), score_rows=score_rows(summary["scores"], order), alpha=alpha, power=power,
-        note=COMPARISON_NOTE, verdict=verdict, judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
+        note=COMPARISON_NOTE, verdict=verdict, noise_note=NOISE_NOTE,
+        noise=[line[2:] for line in noise_sentences(summary["noise"])] if summary.get("noise") else [], judge_note=JUDGE_NOTE, unreliable=unreliable_sentence,
+        gate_note=GATE_NOTE, gate_text=gate_text,
         pairwise_note=PAIRWISE_NOTE, usage_rows=usage_rows(summary), usage_note=USAGE_NOTE,
         plot_scores=cached_plot(summary, plot_scores, summary["scores"], order) if summary["scores"] else "",
         plot_forest=cached_plot(summary, plot_forest, summary["comparisons"]) if summary.get("comparisons") else "",

@@ -106,7 +106,10 @@ def pairwise_table(judge_dir: Path) -> list[dict[str, Any]]:
         log = read_eval_log(info)
         if log.status != "success":
             continue
-        grader = str((log.eval.metadata or {}).get("alias", "")).removeprefix("pairwise:")
+        alias = str((log.eval.metadata or {}).get("alias", ""))
+        if not alias.startswith("pairwise:"):  # a judge grader's requests (judge/<grader>/): not pairs
+            continue
+        grader = alias.removeprefix("pairwise:")
         for s in log.samples or []:
             m = s.metadata or {}
             sc = next(iter((s.scores or {}).values()), None)
@@ -121,6 +124,48 @@ def pairwise_table(judge_dir: Path) -> list[dict[str, Any]]:
         out.append({"task": task, "judge": grader, "judge_model": judge_model, "a": a, "b": b,
                     **position_consistency(verdicts, a, b)})
     return sorted(out, key=lambda r: r["task"] != "heldout")
+
+
+def read_gates(root: Path) -> list[dict[str, Any]]:
+    """summary.json's `judge_gate`: every judge's calibration record (`gate.json`, written by
+    harness.evaluate._calibrate) under a run's judge/ dir, in path order."""
+    import json
+
+    out = []
+    for p in sorted(root.rglob("gate.json")) if root.is_dir() else []:
+        if "/.superseded/" in p.as_posix():
+            continue
+        try:
+            out.append(json.loads(p.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def gate_sentence(g: dict[str, Any]) -> str:
+    """The report's line for a judge its calibration stopped."""
+    last = g["looks"][-1] if g.get("looks") else {}
+    est = "" if last.get("estimate") is None else f"{last['estimate']:.2f}, "
+    return (f"judge '{g['grader']}' stopped after {g['judged']} of {g['units']} {'items' if g['kind'] == 'pairwise' else 'samples'}: "
+            f"{g['statistic']} {est}one-sided {100 * (1 - g['alpha'] / g['max_looks']):.2f} % upper bound {last.get('high', 0):.2f} "
+            f"is below {g['threshold']} — unreliable, its verdicts cover the judged {'items' if g['kind'] == 'pairwise' else 'samples'} "
+            f"only; {g['calls_saved']} judge calls saved")
+
+
+def gate_text(g: dict[str, Any]) -> str:
+    """One sentence per judge on its calibration (summary.json's judge_gate row)."""
+    if g["decision"] == "stopped":
+        return gate_sentence(g)
+    what = "items" if g["kind"] == "pairwise" else "samples"
+    if not g.get("looks"):
+        why = "calibration off" if not g.get("enabled") else "the calibration sample covers every one"
+        return f"judge '{g['grader']}' judged all {g['units']} {what} ({why}); {g['calls']} calls"
+    last = g["looks"][-1]
+    est = "—" if last.get("estimate") is None else f"{last['estimate']:.2f}"
+    return (f"judge '{g['grader']}' checked on {last['judged']} {what} first: {g['statistic']} {est}, one-sided "
+            f"{100 * (1 - g['alpha'] / g['max_looks']):.2f} % bounds [{last['low']:.2f}, {last['high']:.2f}] vs {g['threshold']} — "
+            f"{'reliable' if g['decision'] == 'reliable' else 'undecided after ' + str(len(g['looks'])) + ' looks'}; "
+            f"judged all {g['units']} {what} ({g['calls']} calls)")
 
 
 LABEL_COLUMNS = ("task", "id", "model", "label")

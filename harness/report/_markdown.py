@@ -9,7 +9,8 @@ from ._analysis import ALPHA
 from ._datacard import data_markdown, leak_warning
 from ._fmt import md, pct
 from ._graders import category_blocks, checks_markdown
-from ._judge import KAPPA_MIN, unreliable_sentence
+from ._judge import KAPPA_MIN, gate_text, unreliable_sentence
+from ._noise import noise_markdown
 from ._usage import usage_markdown
 
 
@@ -24,11 +25,16 @@ def power_sentence(scores: list[dict[str, Any]], alpha: float = ALPHA) -> str:
 
 
 COMPARISON_NOTE = ("Same items, aligned by sample id; n pairs = items both models answered (a missing or unscorable "
-                   "answer drops its pair, and the count is shown). Tests: McNemar exact = exact binomial test on the "
-                   "discordant pairs, with a paired t interval of the per-item differences; where several items share "
-                   "a source (cluster), a paired t test with cluster-robust SE; sign-flip permutation with a BCa "
-                   "bootstrap CI for non-binary scores. A difference is called better/worse only when its adjusted "
-                   "p < α. MDE = minimum detectable difference at 80 % power (conservative per-item SD 0.5).")
+                   "answer drops its pair, and the count is shown). One interval method per kind of score, the same as "
+                   "the regression gate's and the sweep report's (docs/statistics.md): 0/1 scores: a score interval for "
+                   "paired proportions (Tango ∪ SCAS); per-item means (epochs, judge scales): paired t ∪ Hall's "
+                   "skewness-corrected t; where several items share a source (cluster): the cluster-robust t, never "
+                   "narrower. None collapses to a point when no item differs. p is the two-sided test of no difference "
+                   "dual to the interval. A difference is called better/worse only when its adjusted p < α; otherwise "
+                   "the outcome says what the interval leaves open against the margin: equivalent (inside ±margin), "
+                   "non-inferior (no drop beyond the margin), not ruled out (a drop beyond the margin is still possible: "
+                   "required n = items that would decide it at 80 % power), too few items. MDE = minimum detectable "
+                   "difference at 80 % power (conservative per-item SD 0.5).")
 
 
 def family_note(comps: list[dict[str, Any]]) -> str:
@@ -42,7 +48,7 @@ def comparison_lines(comps: list[dict[str, Any]], alpha: float) -> list[str]:
         return []
     lines = ["", "## Paired comparisons", "",
              f"{COMPARISON_NOTE} Correction: {family_note(comps)}; α = {alpha}; CIs are {100 * (1 - alpha):.0f} %.", "",
-             "| task | grader | a − b | n pairs | diff (pp) [CI] | test | p | p adj. | verdict |",
+             "| task | grader | a − b | n pairs | diff (pp) [CI] | interval / test | p | p adj. | outcome |",
              "|---|---|---|---|---|---|---|---|---|"]
     for c in comps:
         v = f"**{verdict(c)}**" if c["significant"] else verdict(c)
@@ -55,11 +61,54 @@ def comparison_lines(comps: list[dict[str, Any]], alpha: float) -> list[str]:
 
 
 def verdict(c: dict[str, Any]) -> str:
+    """The outcome of one compared cell in words (harness.stats.outcome; docs/statistics.md)."""
     if c.get("excluded"):
         return f"not tested: {c['excluded']}"
-    if c["significant"]:
+    o = c.get("outcome")
+    m = f"{100 * c.get('margin', 0.05):g} pp"
+    if c["significant"] or o in ("better", "worse"):
         return f"{c['a']} {'better' if c['diff'] > 0 else 'worse'}"
+    if o == "equivalent":
+        return f"equivalent within ±{m}"
+    if o == "non-inferior":
+        return f"non-inferior (no drop beyond {m})"
+    if o == "not ruled out":
+        need = f"; ≈ {c['required_n']} items would decide" if c.get("required_n") else ""
+        return f"not ruled out: a drop beyond {m}{need}"
+    if o == "too few items":
+        return "too few items to say"
     return f"no significant difference (MDE {100 * c['mde']:.0f} pp)"
+
+
+def drops(comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cells whose interval includes a drop larger than the margin: undecided ones (not ruled out)
+    and significant drops (worse): forgetting first (a task other than the held-out one, a
+    candidate that is not the teacher), then by the size of the drop."""
+    cells = [c for c in comps if not c.get("excluded") and (c.get("outcome") == "not ruled out" or (
+        c.get("outcome") == "worse" and c["ci_low"] < -c.get("margin", 0.05)))]
+    return sorted(cells, key=lambda c: (c["task"] == "heldout", c["a"].split("[")[0] == "teacher", c["diff"]))
+
+
+def not_ruled_out(comps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The undecided cells among `drops`."""
+    return [c for c in drops(comps) if c["outcome"] == "not ruled out"]
+
+
+def drop_line(c: dict[str, Any]) -> str:
+    """A verdict line for one of `drops`."""
+    if c["outcome"] == "worse":
+        return (f"Worse: {c['a']} − {c['b']} on {c['task']} ({c['grader']}): {100 * c['diff']:+.1f} pp "
+                f"[{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] ({c['test']}, n = {c['n_pairs']}), "
+                f"p adj. = {c['p_adjusted']:.2g} ({c['correction']}).")
+    return not_ruled_out_line(c)
+
+
+def not_ruled_out_line(c: dict[str, Any]) -> str:
+    need = (f"about {c['required_n']} items would decide it" if c.get("required_n")
+            else "no number of items decides it at this difference")
+    return (f"Not ruled out: {c['a']} − {c['b']} on {c['task']} ({c['grader']}): {100 * c['diff']:+.1f} pp "
+            f"[{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}] ({c['test']}, n = {c['n_pairs']}) includes a drop "
+            f"of more than the {100 * c.get('margin', 0.05):g} pp margin; {need}.")
 
 
 def score_rows(scores: list[dict[str, Any]], order: list[str]) -> list[tuple[str, str, int, list[str]]]:
@@ -111,6 +160,21 @@ def judge_markdown(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+GATE_NOTE = ("Each judge first graded a seeded calibration sample (stratified by model × reference verdict; a pairwise "
+             "judge: by pair × task), then further batches while undecided; after each look its agreement (κ against the "
+             "reference; position consistency for a pairwise judge) got one-sided bounds at 1 − alpha/looks each (Bonferroni "
+             "over the looks), and a judge whose upper bound fell below the threshold was stopped (docs/judge.md).")
+
+
+def gate_markdown(s: dict[str, Any]) -> list[str]:
+    gates = s.get("judge_gate") or []
+    if not gates:
+        return []
+    lines = ["", "## Judge calibration", "", GATE_NOTE, ""]
+    return lines + [f"- {'⚠ **' + md(gate_text(g), 10**4) + '**' if g['decision'] == 'stopped' else md(gate_text(g), 10**4)}"
+                    for g in gates]
+
+
 PAIRWISE_NOTE = ("The judge saw each item's two answers in both orders; a verdict counts only when both orders agree "
                  "(position-consistent). Wins among consistent verdicts, exact sign test with ties excluded (not "
                  "corrected; a judge's preference is not a significance claim about the models).")
@@ -153,6 +217,8 @@ def verdict_lines(s: dict[str, Any]) -> list[str]:
         out.append(f"No pair of models differs significantly ({comps[0]['correction']}, α = {s.get('alpha', ALPHA)}); "
                    f"with n = {n} items only differences of about {100 * max(c['mde'] for c in comps):.0f} pp or more "
                    "would have been detected.")
+    quoted = sorted(sig, key=lambda c: c["p_adjusted"])[:3]
+    out += [drop_line(c) for c in drops(comps) if not any(c is q for q in quoted)]
     excluded = sorted({(c["task"], c["grader"], c["excluded"]) for c in s.get("comparisons") or [] if "excluded" in c})
     if excluded:
         out.append("Left out of the tested family: " + ", ".join(f"{t} · {g} ({why.split(' (')[0]})" for t, g, why in excluded) + ".")
@@ -196,7 +262,9 @@ def render_markdown(summary: dict[str, Any], order: list[str]) -> str:
         lines.append(f"| {t} | {g} | {n} | " + " | ".join(vals) + " |")
     lines += checks_markdown(s)
     lines += comparison_lines(s.get("comparisons") or [], s.get("alpha", ALPHA))
+    lines += noise_markdown(s.get("noise"))
     lines += judge_markdown(s)
+    lines += gate_markdown(s)
     lines += pairwise_markdown(s)
     gaps = s.get("gap_closed") or []
     if gaps:

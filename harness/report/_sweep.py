@@ -15,10 +15,13 @@ import pandas as pd
 from ..config import ReportConfig
 from ..errors import HarnessError
 from ..runs import Run, load_frame, run_students, same_items
-from ._analysis import SCHEMA_VERSION, comparison_table, gap_table, score_table
+from ..stats import paired_interval, winner_test
+from ._analysis import MARGIN, SCHEMA_VERSION, comparison_table, gap_table, item_means, score_table
+from ._build import experiment_margin
 from ._fmt import md, pct, prose_html
 from ._html import COMPARISONS_HTML
 from ._markdown import COMPARISON_NOTE, comparison_lines, family_note, verdict, verdict_lines
+from ._noise import NOISE_NOTE, noise_markdown, noise_sentences, noise_table
 
 
 def combine(runs: list[Run]) -> tuple[pd.DataFrame, dict[str, str], dict[str, dict[str, str]]]:
@@ -94,6 +97,8 @@ def analyse_sweep(runs: list[Run], rc: ReportConfig | None = None) -> dict[str, 
             t = (lab.get("teacher"), lab.get("baseline"), lab.get(st))
             if None not in t and t not in triples:
                 triples.append(t)
+    students = [labels[r.setting][st] for r in runs for st in run_students(r.summary) if st in labels[r.setting]]
+    margin = experiment_margin(runs[0].summary.get("config") or {}) if runs else MARGIN
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "sweep",
@@ -103,12 +108,70 @@ def analyse_sweep(runs: list[Run], rc: ReportConfig | None = None) -> dict[str, 
                   "students": run_students(r.summary)} for r in runs],
         "swept": swept,
         "models": models,
-        "scores": score_table(frame),
-        "comparisons": comparison_table(frame, sweep_pairs(runs, labels), rc.alpha, rc.correction),
-        "gap_closed": gap_table(frame, rc.alpha, triples),
+        **sweep_tables(frame, sweep_pairs(runs, labels), triples, list(dict.fromkeys(students)), rc, margin),
         "usage": sweep_usage(runs),
         "finetunes": sweep_finetunes(runs, labels),
     }
+
+
+def sweep_tables(frame: pd.DataFrame, pairs: list[tuple[str, str]], triples: list[tuple[str, str, str]], students: list[str],
+                 rc: ReportConfig, margin: float = MARGIN) -> dict[str, Any]:
+    """The sweep report's figures from the combined frame: scores, comparisons (the one paired
+    interval per kind of score, as in a run's report and the gate), gap closed, and the winner."""
+    means = item_means(frame) if not frame.empty else None
+    return {"scores": score_table(frame, means),
+            "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction, means, margin=margin),
+            "gap_closed": gap_table(frame, rc.alpha, triples, means),
+            "winner": winner(means, students, rc.alpha), "noise": noise_table(frame, means)}
+
+
+def _main_cell(means: pd.Series, students: list[str]) -> tuple[str, str] | None:
+    """The (task, grader) a best student is named on: the held-out task, `contains` if graded."""
+    mask = means.index.get_level_values("alias").isin(students)
+    keys = means[mask].index.to_frame(index=False)[["task", "grader"]].astype(str).drop_duplicates()
+    cells = sorted(zip(keys["task"], keys["grader"]))
+    if not cells:
+        return None
+    tasks = [t for t, _ in cells]
+    task = "heldout" if "heldout" in tasks else tasks[0]
+    graders = [g for t, g in cells if t == task]
+    return task, "contains" if "contains" in graders else graders[0]
+
+
+def winner(means: pd.Series | None, students: list[str], alpha: float, baseline: str = "baseline") -> dict[str, Any] | None:
+    """The best student (highest accuracy on the main cell) tested against the shared baseline two
+    ways, side by side: naive (the paired interval and p as if it had been chosen in advance) and
+    selection-adjusted (max-statistic permutation over all the students: harness.stats.winner_test).
+    None without a shared baseline or with fewer than two students (nothing was selected)."""
+    if means is None or len(students) < 2:
+        return None
+    cell = _main_cell(means, students)
+    if cell is None:
+        return None
+    wide = means.xs(cell, level=["task", "grader"]).unstack("alias")
+    arms = [s for s in students if s in wide.columns]
+    if baseline not in wide.columns or len(arms) < 2:
+        return None
+    w = winner_test([wide[a].to_numpy(float) for a in arms], wide[baseline].to_numpy(float), alpha)
+    best = arms[w.best]
+    naive = paired_interval(wide[best].to_numpy(float), wide[baseline].to_numpy(float), alpha)
+    return {"task": cell[0], "grader": cell[1], "model": best, "baseline": baseline, "n_arms": w.n_arms, "n": w.n,
+            "diff": round(w.diff, 6), "naive_ci_low": round(naive.ci_low, 6), "naive_ci_high": round(naive.ci_high, 6),
+            "naive_p": naive.p_value, "naive_test": naive.method, "adjusted_p": w.p_adjusted,
+            "adjusted_lower": round(w.lower_adjusted, 6), "adjusted_test": w.method,
+            "significant_adjusted": bool(w.p_adjusted < alpha)}
+
+
+def winner_line(w: dict[str, Any] | None, alpha: float) -> str | None:
+    """The winner's naive and selection-adjusted figures in one sentence."""
+    if not w:
+        return None
+    return (f"Best of {w['n_arms']} students on {w['task']} ({w['grader']}): {w['model']}, {100 * w['diff']:+.1f} pp over "
+            f"{w['baseline']} (n = {w['n']}). Naive, as if chosen in advance: [{100 * w['naive_ci_low']:+.1f}, "
+            f"{100 * w['naive_ci_high']:+.1f}], p = {w['naive_p']:.2g} ({w['naive_test']}). Selection accounted for: "
+            f"p = {w['adjusted_p']:.2g}, one-sided {100 * (1 - alpha):g} % lower bound {100 * w['adjusted_lower']:+.1f} pp "
+            f"({w['adjusted_test']}): " + ("the winner's advantage holds." if w["significant_adjusted"] else
+                                          "not shown once the selection is accounted for."))
 
 
 def _label_order(s: dict[str, Any]) -> list[str]:
@@ -204,6 +267,9 @@ def sweep_verdict(s: dict[str, Any]) -> list[str]:
     if best:
         out.append(f"Best student on {task} ({grader}): {best['model']}, {pct(best['accuracy'])} % "
                    f"[{pct(best['ci_low'])}, {pct(best['ci_high'])}] (n = {best['n']}).")
+    line = winner_line(s.get("winner"), s["alpha"])
+    if line:
+        out.append(line)
     out += verdict_lines({"comparisons": s["comparisons"], "alpha": s["alpha"], "gap_closed": []})
     if s.get("usage"):
         out.append(f"Cost over all settings (upper bound, shared cache counted per setting): "
@@ -230,6 +296,7 @@ def render_sweep_markdown(s: dict[str, Any]) -> str:
     for label, cells in rows:
         lines.append(f"| {md(label, 300)} | " + " | ".join(cells) + " |")
     lines += comparison_lines(s["comparisons"], s["alpha"])
+    lines += noise_markdown(s.get("noise"))
     if s["gap_closed"]:
         lines += ["", "## Gap closed", "", "(student − baseline) / (teacher − baseline), 95 % paired-bootstrap CI.", "",
                   "| task | grader | student | gap closed [95 % CI] |", "|---|---|---|---|"]
@@ -332,7 +399,12 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 <table id="scores"><tr><th>model</th>{% for t, g in cols %}<th>{{ t }} · {{ g }}</th>{% endfor %}</tr>
 {% for label, cells in rows %}<tr><td>{{ label }}</td>{% for c in cells %}<td class="num">{{ c }}</td>{% endfor %}</tr>{% endfor %}
 </table>
-""" + COMPARISONS_HTML + """{% if s.gap_closed %}
+""" + COMPARISONS_HTML + """{% if noise %}
+<h2>Noise diagnostics</h2>
+<p class="note">{{ noise_note }}</p>
+<ul id="noise">{% for line in noise %}<li>{{ line }}</li>{% endfor %}</ul>
+{% endif %}
+{% if s.gap_closed %}
 <h2>Gap closed</h2>
 <table id="gap"><tr><th>task</th><th>grader</th><th>student</th><th>gap closed [95 % CI]</th></tr>
 {% for g in s.gap_closed %}<tr><td>{{ g.task }}</td><td>{{ g.grader }}</td><td>{{ g.student or "student" }}</td><td class="num">{% if g.value is none %}—{% else %}{{ "%.1f"|format(100*g.value) }} %{% if g.ci_low is not none %} [{{ "%.1f"|format(100*g.ci_low) }}, {{ "%.1f"|format(100*g.ci_high) }}]{% endif %}{% endif %}</td></tr>{% endfor %}
@@ -366,6 +438,7 @@ def render_sweep_html(s: dict[str, Any]) -> str:
     env.filters["prose"] = prose_html  # the harness's sentences: markdown's `code` and **bold** as HTML
     return env.from_string(_TEMPLATE).render(
         s=s, cols=cols, rows=rows, note=COMPARISON_NOTE, family=family_note(s["comparisons"]), verdicts=sweep_verdict(s), verdict=verdict, alpha=s["alpha"],
+        noise_note=NOISE_NOTE, noise=[line[2:] for line in noise_sentences(s["noise"])] if s.get("noise") else [],
         usage_rows=_usage_rows(s), usage_note=SWEEP_USAGE_NOTE, finetune_rows=_finetune_rows(s), finetune_note=SWEEP_FINETUNE_NOTE,
         plot_sweep=_plot_sweep(s) if s["scores"] else "",
         plot_forest=plot_forest(s["comparisons"]) if s["comparisons"] else "")
