@@ -109,7 +109,10 @@ _DETAILS = re.compile(r"^details_(.+)_(\d{4}-\d{2}-\d{2}T[0-9.\-:]+)\.parquet$")
 
 
 def read_lighteval(path: Path, out: Any) -> None:
-    import pyarrow.parquet as pq
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # not a dependency of the harness (lighteval and datasets bring it)
+        raise HarnessError(f"{path}: reading lighteval's parquet details needs pyarrow; `pip install pyarrow`") from None
 
     files = [path] if path.is_file() else sorted(path.rglob("details_*.parquet"))
     if not files:
