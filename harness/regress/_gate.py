@@ -344,7 +344,7 @@ def _sequential_logs(base: _Side, cand: _Side, s: RegressConfig) -> tuple[Status
     candidate's log will hold, read up to the batches both logs hold whole, with the same rule."""
     sl = replace(s, baseline="__baseline__", candidate="__candidate__")  # the two logs may name the same model
     doc, frame = log_plan(base.source, base.frame, cand.source, cand.frame, sl, str(cand.ref.dir))
-    degenerate = _degenerate(base, cand, set(zip(frame["task"], frame["id"])))
+    degenerate = _degenerate(base, cand, set(zip(frame["task"], frame["id"])), s)
 
     def gated(task: str, grader: str) -> bool:
         return (not s.tasks or task in s.tasks) and (not s.graders or grader in s.graders) and (task, grader) not in degenerate
