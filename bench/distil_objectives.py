@@ -13,7 +13,7 @@ the bench re-trains nothing. The demo's embedded LLM judge and pairwise judge ar
 
 The JSON line, per arm: held-out `contains` / `exact` and gap closed [95 % paired-bootstrap CI],
 control `contains` (forgetting), train seconds (+ the teacher's log-probs for kd), training rows and
-tokens; each arm against sft on held-out `contains` (exact McNemar, paired CI, Holm over the arms)
+tokens; each arm against sft on held-out `contains` (the paired score interval and its p, Holm over the arms)
 and on control `contains`; `ratio` = the best arm's (highest held-out gap closed) train seconds / sft's.
 
 Nothing here reads a held-out item to pick a setting: the arms' settings were chosen on a validation
@@ -142,8 +142,9 @@ def missing_drift(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def versus_sft(frames: dict[str, Any], task: str) -> dict[str, Any]:
-    """Each arm's student against sft's on `task` contains: exact McNemar + paired CI, Holm over the arms."""
-    from harness.stats import adjust, paired_binary
+    """Each arm's student against sft's on `task` contains: the paired score interval (Tango ∪ SCAS, the
+    report's and the gate's: never a point when no item differs) and its dual p, Holm over the arms."""
+    from harness.stats import adjust, paired_interval
 
     s0 = scores(frames["sft"], "student", task, "contains")
     tests = {}
@@ -151,7 +152,7 @@ def versus_sft(frames: dict[str, Any], task: str) -> dict[str, Any]:
         if arm != "sft":
             sa = scores(f, "student", task, "contains")
             ids = sorted(set(s0) & set(sa))
-            tests[arm] = (paired_binary([sa[i] for i in ids], [s0[i] for i in ids]), len(ids))
+            tests[arm] = (paired_interval([sa[i] for i in ids], [s0[i] for i in ids]), len(ids))
     padj = adjust([r.p_value for r, _ in tests.values()], "holm") if tests else []
     return {arm: {"diff": round(r.diff, 4), "ci": [round(r.ci_low, 4), round(r.ci_high, 4)], "n": n, "p": r.p_value, "p_holm": p}
             for (arm, (r, n)), p in zip(tests.items(), padj)}
