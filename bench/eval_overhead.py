@@ -44,6 +44,7 @@ identical, and loadavg_1m at start and end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -53,7 +54,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -103,6 +104,52 @@ def harness_arm(model: EvalModel, items: list[EvalItem], cfg: HarnessConfig, gra
         out = run_evaluate([model], items, cfg.eval, graders, Path(tmp) / "logs", judge)
         wall = time.perf_counter() - t
         return wall, read_answers(out.logs[model.alias])
+
+
+@contextlib.contextmanager
+def inspect_batching() -> Iterator[None]:
+    """The evaluate stage as it was before harness.models.batched_hf: inspect's own hf/ batching (a
+    partial batch waits the 2 s timer, answers polled once a second)."""
+    from inspect_ai.model._providers import hf
+
+    import harness.models
+
+    saved = hf.batched_generate, harness.models.batched_hf
+    hf.batched_generate = getattr(saved[0], "_original", saved[0])
+    harness.models.batched_hf = lambda model, plan: model  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        hf.batched_generate, harness.models.batched_hf = saved
+
+
+BATCHES: list[int] = []  # the sizes of the batches inspect's hf thread generated, in order
+
+
+def record_batches() -> None:
+    from inspect_ai.model._providers import hf
+
+    generate_batch = hf._generate_batch
+
+    def recorded(batch: list) -> None:
+        BATCHES.append(len(batch))
+        generate_batch(batch)
+
+    hf._generate_batch = recorded
+
+
+def with_batches(arm: Callable[[], tuple[float, dict[str, str]]]) -> Callable[[], tuple[float, dict[str, str]]]:
+    def run() -> tuple[float, dict[str, str]]:
+        BATCHES.clear()
+        out = arm()
+        print(f"  batches: {BATCHES}", flush=True)
+        return out
+    return run
+
+
+def inspect_arm(model: EvalModel, items: list[EvalItem], cfg: HarnessConfig, graders: dict) -> tuple[float, dict[str, str]]:
+    with inspect_batching():
+        return harness_arm(model, items, cfg, graders)
 
 
 def plain_server_arm(base_url: str, api_key: str, items: list[EvalItem], cfg: HarnessConfig) -> tuple[float, dict[str, str]]:
@@ -185,6 +232,13 @@ def compare(name: str, arms: dict[str, Callable[[], tuple[float, dict[str, str]]
     }
     print(f"[{name}] harness {best['harness']:.1f} s vs plain {best['plain']:.1f} s: ratio {res[f'{name}_ratio']}; "
           f"{res[f'{name}_harness_tok_s']} vs {res[f'{name}_plain_tok_s']} output tok/s; identical {res[f'{name}_identical']:.0%}", flush=True)
+    if "inspect" in answers:  # the evaluate stage with inspect's own batching, as before harness.models.batched_hf
+        old = answers["inspect"]
+        res |= {f"{name}_inspect_ratio": round(best["inspect"] / best["plain"], 3), f"{name}_inspect_s": secs["inspect"],
+                f"{name}_inspect_cpu_s": cpus["inspect"],
+                f"{name}_same_as_inspect": round(sum(h[k] == old.get(k) for k in h) / max(1, len(h)), 3)}
+        print(f"[{name}] with inspect's own batching {best['inspect']:.1f} s: ratio {res[f'{name}_inspect_ratio']}; "
+              f"answers the same as the harness arm's: {res[f'{name}_same_as_inspect']:.0%}", flush=True)
     return res
 
 
@@ -224,8 +278,10 @@ def main() -> None:
                                       "plain": lambda: plain_server_arm(ep.base_url, ep.api_key, items, cfg)}, a.repeats, count, ep.pid)
     if a.only in (None, "hf"):
         hf = EvalModel("hf", smollm2.model, resolve_args("baseline", smollm2.args, cache_dir))
-        res |= compare("hf", {"harness": lambda: harness_arm(hf, items, cfg, graders),
-                              "plain": lambda: plain_hf_arm(ckpt, items, cfg)}, a.repeats, count)
+        record_batches()
+        res |= compare("hf", {"harness": with_batches(lambda: harness_arm(hf, items, cfg, graders)),
+                              "plain": lambda: plain_hf_arm(ckpt, items, cfg),
+                              "inspect": with_batches(lambda: inspect_arm(hf, items, cfg, graders))}, a.repeats, count)
         if a.judge:
             from harness.evaluate import open_judge
 
