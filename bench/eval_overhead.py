@@ -10,10 +10,15 @@ questions, its system prompt, eval.max_tokens = 40, eval.batch_size = 32, greedy
   contains graders, logs written). Plain arm = the `openai` client in a thread pool of eval.batch_size
   workers, the same messages, max_tokens and temperature 0. Goal: ratio <= 1.10.
 - hf: the embedded SmolLM2 in-process (model/smollm2: inspect's `hf/` provider on the converted fp32
-  checkpoint). Harness arm = run_evaluate as above with that model entry. Plain arm = transformers
-  `model.generate` (greedy, max_new_tokens = eval.max_tokens) over the same chat-templated prompts in
-  batches of eval.batch_size, left-padded with eos, as inspect's provider tokenises them. Both arms load
-  the model inside the clock (inspect's model memo is cleared between repeats). Goal: ratio <= 1.25.
+  checkpoint). Harness arm = run_evaluate as above with that model entry (its batches fire when
+  complete: harness.models.batched_hf). Plain arm = transformers `model.generate` (greedy,
+  max_new_tokens = eval.max_tokens) over the same chat-templated prompts in batches of
+  eval.batch_size, left-padded with eos, as inspect's provider tokenises them. A third arm,
+  `inspect`, is the harness arm with inspect's own batching (what the evaluate stage did before
+  batched_hf: a partial batch waits inspect's 2 s timer, answers are polled once a second); its
+  ratio is `hf_inspect_ratio`, and `hf_same_as_inspect` the share of answers identical to the
+  harness arm's. The sizes of the batches each arm generated are printed. All arms load the model
+  inside the clock (inspect's model memo is cleared between repeats). Goal: ratio <= 1.10.
 
 The arms alternate (harness, plain, harness, plain, ... `--repeats` times each) so load from other
 jobs on a shared machine falls on both; ratio = best harness seconds / best plain seconds. Output
@@ -29,15 +34,16 @@ CPU seconds per arm (this process, plus the llama.cpp server's for the server co
 too (`*_cpu_s`, `*_cpu_ratio`); on a shared machine they move less than wall time, though torch's two
 OpenMP threads spin when one of them is descheduled, so heavy load inflates CPU time as well.
 
-Where the hf arm's extra seconds go (measured): inspect's hf provider generates a batch once
+Where the hf arm's extra seconds went (measured): inspect's hf provider generates a batch once
 eval.batch_size requests are queued or none arrived for 2 s, and each waiting sample polls its
-result once a second, so every partial batch (here the second, 28 items) costs ~3 s; eval_set's
-setup and log writing the rest. None of it is harness code. Fixed here: inspect's per-call model
-info lookup loaded an `hf/` model a second time on the event loop (harness.evaluate.register_model_info).
+result once a second, so every partial batch (here the second, 28 items) cost ~3 s; eval_set's
+setup and log writing the rest. Fixed: the batch sizes are planned (harness/models/_hf.py), and
+inspect's per-call model info lookup no longer loads an `hf/` model a second time on the event loop
+(harness.evaluate.register_model_info).
 
 Run: .venv/bin/python bench/eval_overhead.py [--only server|hf] [--repeats 2] [--limit N] [--judge]
 (~6 min on 2 idle cores). Last line: one JSON object: `ratio` (the worse of the two ratios),
-`server_ratio`, `hf_ratio`, per-arm seconds of every repeat, output tok/s, answers per arm, the share
+`server_ratio`, `hf_ratio`, `hf_inspect_ratio`, per-arm seconds of every repeat, output tok/s, answers per arm, the share
 identical, and loadavg_1m at start and end.
 """
 

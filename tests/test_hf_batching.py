@@ -38,14 +38,12 @@ ITEMS += [EvalItem(f"c{i}", "control", q, a, "", "g") for i, (q, a) in enumerate
 def _answers(tmp_path, name: str) -> tuple[dict[str, str], list[int]]:
     """The evaluate stage on ITEMS with the real embedded model: answers by task/id, and the sizes of
     the batches inspect's hf thread generated (a spy that calls the real function)."""
-    import inspect_ai.model._model as memo
     from inspect_ai.log import read_eval_log
     from inspect_ai.model._providers import hf
 
     from harness.evaluate import EvalModel, run_evaluate
     from harness.models import embedded_path
 
-    memo._models.clear()  # a fresh model per arm, as a run loads it
     sizes: list[int] = []
     real = hf._generate_batch
 
@@ -68,17 +66,27 @@ def _answers(tmp_path, name: str) -> tuple[dict[str, str], list[int]]:
     return answers, sizes
 
 
+def _unplanned(model, plan):
+    """In place of harness.models.batched_hf: no plan (a model an earlier test batched by plan, and
+    get_model memoised, gets an empty one: inspect's own batching)."""
+    if hasattr(model.api, "_plan"):
+        model.api._plan = Plan([])
+    return model
+
+
 @pytest.mark.slow
 def test_batched_by_plan_gives_the_same_answers_as_inspects_own_batching(tmp_path, monkeypatch):
-    import harness.models
-
-    new, new_sizes = _answers(tmp_path, "plan")
-    # inspect's own path: its polling batched_generate, no plan
     from inspect_ai.model._providers import hf
 
-    monkeypatch.setattr(hf, "batched_generate", getattr(hf.batched_generate, "_original", hf.batched_generate))
-    monkeypatch.setattr(harness.models, "batched_hf", lambda model, plan: model)
-    old, old_sizes = _answers(tmp_path, "inspect")
+    import harness.models
+
+    # inspect's own path first (its polling batched_generate, no plan), then the harness's; both on
+    # the one model inspect loads (get_model memoises it): the model is loaded once
+    with monkeypatch.context() as m:
+        m.setattr(hf, "batched_generate", getattr(hf.batched_generate, "_original", hf.batched_generate))
+        m.setattr(harness.models, "batched_hf", _unplanned)
+        old, old_sizes = _answers(tmp_path, "inspect")
+    new, new_sizes = _answers(tmp_path, "plan")
     assert len(new) == len(ITEMS) and all(a.strip() for a in new.values())
     assert new == old  # greedy, the same batches: the same text
     # 7 samples, 3 connections: batches of 3, 3 and 1 either way; the plan fires the last one at once
