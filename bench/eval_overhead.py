@@ -17,7 +17,9 @@ questions, its system prompt, eval.max_tokens = 40, eval.batch_size = 32, greedy
   `inspect`, is the harness arm with inspect's own batching (what the evaluate stage did before
   batched_hf: a partial batch waits inspect's 2 s timer, answers are polled once a second); its
   ratio is `hf_inspect_ratio`, and `hf_same_as_inspect` the share of answers identical to the
-  harness arm's. The sizes of the batches each arm generated are printed. All arms load the model
+  harness arm's. The batches each arm generated are printed (size, seconds), and the seconds of
+  each run spent outside them (`hf_<arm>_outside_batches_s`: loading, eval_set, logs, and any wait
+  for a batch to fire; less sensitive to load than the ratios). All arms load the model
   inside the clock (inspect's model memo is cleared between repeats). Goal: ratio <= 1.10.
 
 The arms alternate (harness, plain, harness, plain, ... `--repeats` times each) so load from other
@@ -129,7 +131,8 @@ def inspect_batching() -> Iterator[None]:
         hf.batched_generate, harness.models.batched_hf = saved
 
 
-BATCHES: list[int] = []  # the sizes of the batches inspect's hf thread generated, in order
+BATCHES: list[tuple[int, float]] = []  # (size, seconds) of each batch inspect's hf thread generated, in order
+OUTSIDE: dict[str, list[float]] = {}  # arm -> seconds of each run not spent generating a batch
 
 
 def record_batches() -> None:
@@ -138,18 +141,22 @@ def record_batches() -> None:
     generate_batch = hf._generate_batch
 
     def recorded(batch: list) -> None:
-        BATCHES.append(len(batch))
+        t = time.perf_counter()
         generate_batch(batch)
+        BATCHES.append((len(batch), time.perf_counter() - t))
 
     hf._generate_batch = recorded
 
 
-def with_batches(arm: Callable[[], tuple[float, dict[str, str]]]) -> Callable[[], tuple[float, dict[str, str]]]:
+def with_batches(name: str, arm: Callable[[], tuple[float, dict[str, str]]]) -> Callable[[], tuple[float, dict[str, str]]]:
+    """The arm, printing its batches, and keeping the seconds it spent outside them (model loading,
+    eval_set, logs, and any wait for a batch to fire)."""
     def run() -> tuple[float, dict[str, str]]:
         BATCHES.clear()
-        out = arm()
-        print(f"  batches: {BATCHES}", flush=True)
-        return out
+        wall, answers = arm()
+        OUTSIDE.setdefault(name, []).append(round(wall - sum(s for _, s in BATCHES), 2))
+        print(f"  batches (size, s): {[(n, round(s, 1)) for n, s in BATCHES]}; outside them {OUTSIDE[name][-1]:.1f} s", flush=True)
+        return wall, answers
     return run
 
 
@@ -285,9 +292,10 @@ def main() -> None:
     if a.only in (None, "hf"):
         hf = EvalModel("hf", smollm2.model, resolve_args("baseline", smollm2.args, cache_dir))
         record_batches()
-        res |= compare("hf", {"harness": with_batches(lambda: harness_arm(hf, items, cfg, graders)),
+        res |= compare("hf", {"harness": with_batches("harness", lambda: harness_arm(hf, items, cfg, graders)),
                               "plain": lambda: plain_hf_arm(ckpt, items, cfg),
-                              "inspect": with_batches(lambda: inspect_arm(hf, items, cfg, graders))}, a.repeats, count)
+                              "inspect": with_batches("inspect", lambda: inspect_arm(hf, items, cfg, graders))}, a.repeats, count)
+        res |= {f"hf_{arm}_outside_batches_s": v for arm, v in OUTSIDE.items()}
         if a.judge:
             from harness.evaluate import open_judge
 

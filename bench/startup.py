@@ -13,7 +13,8 @@ Two arms, alternating, each in a fresh process (`--repeats` each):
   conversion check of harness.models._embedded, the training-set dedup of harness.data._overlap):
   what every call paid before they existed.
 ratio = best total now / best total naive (lower is better). The interpreter's own start
-(`python -c pass`) is reported too.
+(`python -c pass`) is reported too. `--omp-passive` adds a third arm: the code as it is with
+OMP_WAIT_POLICY=PASSIVE (`passive_s`; docs/performance.md: torch's threads on a busy machine).
 
 Bytecode: the imports dominate, and they cost twice as much where nothing writes bytecode (an
 environment with PYTHONDONTWRITEBYTECODE and a --no-compile install: every process compiles torch,
@@ -85,7 +86,10 @@ print("PHASES " + json.dumps(T))
 
 def child(arm: str, overrides: list[str]) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    p = subprocess.run([sys.executable, "-c", CHILD, arm, *overrides], capture_output=True, text=True, cwd=REPO, env=env)
+    if arm == "passive":  # the code as it is, torch's OpenMP threads sleeping when idle instead of spinning
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    code = "now" if arm == "passive" else arm
+    p = subprocess.run([sys.executable, "-c", CHILD, code, *overrides], capture_output=True, text=True, cwd=REPO, env=env)
     line = next((x for x in p.stdout.splitlines() if x.startswith("PHASES ")), None)
     if p.returncode or line is None:
         sys.exit(f"the {arm} arm failed (exit {p.returncode}): {(p.stderr or p.stdout).strip()[-800:]}")
@@ -101,6 +105,8 @@ def interpreter() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3, help="fresh processes per arm, alternating (default 3)")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="a third arm: the code as it is with OMP_WAIT_POLICY=PASSIVE (see docs/performance.md)")
     ap.add_argument("overrides", nargs="*", default=["experiment=demo"], help="config overrides (default: experiment=demo)")
     a = ap.parse_args()
     load0 = os.getloadavg()[0]
@@ -108,7 +114,7 @@ def main() -> None:
     print(f"{' '.join(a.overrides)}: {a.repeats} alternating repeats; load {load0:.1f} on {os.cpu_count()} CPUs; "
           f"bytecode written: {bytecode}", flush=True)
     child("now", a.overrides)  # warm-up, not counted: the page cache, and bytecode where it is written
-    runs: dict[str, list[dict[str, float]]] = {"now": [], "naive": []}
+    runs: dict[str, list[dict[str, float]]] = {"now": [], "naive": [], **({"passive": []} if a.omp_passive else {})}
     python = []
     for r in range(a.repeats):
         python.append(round(interpreter(), 3))
@@ -117,13 +123,15 @@ def main() -> None:
             print(f"repeat {r + 1}: {arm} {sum(runs[arm][-1].values()):.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     best = {arm: min(rs, key=lambda t: sum(t.values())) for arm, rs in runs.items()}
     total = {arm: round(sum(t.values()), 2) for arm, t in best.items()}
-    print(f"{'phase':45s} {'now':>8s} {'naive':>8s}")
+    print(f"{'phase':45s} " + " ".join(f"{arm:>8s}" for arm in runs))
     for k in best["now"]:
-        print(f"{k:45s} {best['now'][k]:8.2f} {best['naive'][k]:8.2f}")
-    print(f"{'total before the first stage':45s} {total['now']:8.2f} {total['naive']:8.2f}   (python -c pass: {min(python):.2f} s)")
+        print(f"{k:45s} " + " ".join(f"{best[arm][k]:8.2f}" for arm in runs))
+    print(f"{'total before the first stage':45s} " + " ".join(f"{total[arm]:8.2f}" for arm in runs) +
+          f"   (python -c pass: {min(python):.2f} s)")
     print(json.dumps({"ratio": round(total["now"] / total["naive"], 3), "now_s": total["now"], "naive_s": total["naive"],
                       "now": best["now"], "naive": best["naive"], "totals_now": [round(sum(t.values()), 2) for t in runs["now"]],
                       "totals_naive": [round(sum(t.values()), 2) for t in runs["naive"]], "python_s": min(python),
+                      **({"passive_s": total["passive"], "passive": best["passive"]} if a.omp_passive else {}),
                       "bytecode": bytecode, "overrides": a.overrides,
                       "loadavg_1m": [round(load0, 1), round(os.getloadavg()[0], 1)], "cpus": os.cpu_count()}))
 
