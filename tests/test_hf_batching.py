@@ -30,9 +30,8 @@ def test_each_request_gets_the_size_of_its_batch_then_none():
 
 ITEMS = [EvalItem(f"h{i}", "heldout", q, a, "", "g") for i, (q, a) in enumerate(
     [("What is the capital of France?", "Paris"), ("What colour is the sky on a clear day?", "blue"),
-     ("How many legs does a spider have?", "eight"), ("What is 2 + 2?", "4"), ("Who wrote Hamlet?", "Shakespeare")])]
-ITEMS += [EvalItem(f"c{i}", "control", q, a, "", "g") for i, (q, a) in enumerate(
-    [("What is the largest planet?", "Jupiter"), ("What is frozen water called?", "ice")])]
+     ("How many legs does a spider have?", "eight")])]
+ITEMS += [EvalItem("c0", "control", "What is frozen water called?", "ice", "", "g")]
 
 
 def _answers(tmp_path, name: str) -> tuple[dict[str, str], list[int]]:
@@ -53,7 +52,7 @@ def _answers(tmp_path, name: str) -> tuple[dict[str, str], list[int]]:
 
     hf._generate_batch = spy
     try:
-        cfg = EvalConfig(max_tokens=8, batch_size=3)
+        cfg = EvalConfig(max_tokens=6, batch_size=3)
         model = EvalModel("m", "hf/smollm2-135m-instruct", {
             "model_path": str(embedded_path("smollm2-135m-instruct", os.environ["HARNESS_CACHE"])), "do_sample": False, "device": "cpu"})
         out = run_evaluate([model], ITEMS, cfg, {"exact": GraderConfig()}, tmp_path / name)
@@ -89,8 +88,9 @@ def test_batched_by_plan_gives_the_same_answers_as_inspects_own_batching(tmp_pat
     new, new_sizes = _answers(tmp_path, "plan")
     assert len(new) == len(ITEMS) and all(a.strip() for a in new.values())
     assert new == old  # greedy, the same batches: the same text
-    # 7 samples, 3 connections: batches of 3, 3 and 1 either way; the plan fires the last one at once
-    assert sorted(new_sizes) == sorted(old_sizes) == [1, 3, 3]
+    # 4 samples (two tasks at once), 3 connections: batches of 3 and 1 either way; the plan fires
+    # the last one at once, inspect's own batching after its 2 s timer
+    assert sorted(new_sizes) == sorted(old_sizes) == [1, 3]
 
 
 # -- start-up: what every run paid more than once (bench/startup.py measures it) -------------------
