@@ -10,10 +10,17 @@ questions, its system prompt, eval.max_tokens = 40, eval.batch_size = 32, greedy
   contains graders, logs written). Plain arm = the `openai` client in a thread pool of eval.batch_size
   workers, the same messages, max_tokens and temperature 0. Goal: ratio <= 1.10.
 - hf: the embedded SmolLM2 in-process (model/smollm2: inspect's `hf/` provider on the converted fp32
-  checkpoint). Harness arm = run_evaluate as above with that model entry. Plain arm = transformers
-  `model.generate` (greedy, max_new_tokens = eval.max_tokens) over the same chat-templated prompts in
-  batches of eval.batch_size, left-padded with eos, as inspect's provider tokenises them. Both arms load
-  the model inside the clock (inspect's model memo is cleared between repeats). Goal: ratio <= 1.25.
+  checkpoint). Harness arm = run_evaluate as above with that model entry (its batches fire when
+  complete: harness.models.batched_hf). Plain arm = transformers `model.generate` (greedy,
+  max_new_tokens = eval.max_tokens) over the same chat-templated prompts in batches of
+  eval.batch_size, left-padded with eos, as inspect's provider tokenises them. A third arm,
+  `inspect`, is the harness arm with inspect's own batching (what the evaluate stage did before
+  batched_hf: a partial batch waits inspect's 2 s timer, answers are polled once a second); its
+  ratio is `hf_inspect_ratio`, and `hf_same_as_inspect` the share of answers identical to the
+  harness arm's. The batches each arm generated are printed (size, seconds), and the seconds of
+  each run spent outside them (`hf_<arm>_outside_batches_s`: loading, eval_set, logs, and any wait
+  for a batch to fire; less sensitive to load than the ratios). All arms load the model
+  inside the clock (inspect's model memo is cleared between repeats). Goal: ratio <= 1.10.
 
 The arms alternate (harness, plain, harness, plain, ... `--repeats` times each) so load from other
 jobs on a shared machine falls on both; ratio = best harness seconds / best plain seconds. Output
@@ -29,21 +36,23 @@ CPU seconds per arm (this process, plus the llama.cpp server's for the server co
 too (`*_cpu_s`, `*_cpu_ratio`); on a shared machine they move less than wall time, though torch's two
 OpenMP threads spin when one of them is descheduled, so heavy load inflates CPU time as well.
 
-Where the hf arm's extra seconds go (measured): inspect's hf provider generates a batch once
+Where the hf arm's extra seconds went (measured): inspect's hf provider generates a batch once
 eval.batch_size requests are queued or none arrived for 2 s, and each waiting sample polls its
-result once a second, so every partial batch (here the second, 28 items) costs ~3 s; eval_set's
-setup and log writing the rest. None of it is harness code. Fixed here: inspect's per-call model
-info lookup loaded an `hf/` model a second time on the event loop (harness.evaluate.register_model_info).
+result once a second, so every partial batch (here the second, 28 items) cost ~3 s; eval_set's
+setup and log writing the rest. Fixed: the batch sizes are planned (harness/models/_hf.py), and
+inspect's per-call model info lookup no longer loads an `hf/` model a second time on the event loop
+(harness.evaluate.register_model_info).
 
 Run: .venv/bin/python bench/eval_overhead.py [--only server|hf] [--repeats 2] [--limit N] [--judge]
 (~6 min on 2 idle cores). Last line: one JSON object: `ratio` (the worse of the two ratios),
-`server_ratio`, `hf_ratio`, per-arm seconds of every repeat, output tok/s, answers per arm, the share
+`server_ratio`, `hf_ratio`, `hf_inspect_ratio`, per-arm seconds of every repeat, output tok/s, answers per arm, the share
 identical, and loadavg_1m at start and end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -53,7 +62,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -103,6 +112,57 @@ def harness_arm(model: EvalModel, items: list[EvalItem], cfg: HarnessConfig, gra
         out = run_evaluate([model], items, cfg.eval, graders, Path(tmp) / "logs", judge)
         wall = time.perf_counter() - t
         return wall, read_answers(out.logs[model.alias])
+
+
+@contextlib.contextmanager
+def inspect_batching() -> Iterator[None]:
+    """The evaluate stage as it was before harness.models.batched_hf: inspect's own hf/ batching (a
+    partial batch waits the 2 s timer, answers polled once a second)."""
+    from inspect_ai.model._providers import hf
+
+    import harness.models
+
+    saved = hf.batched_generate, harness.models.batched_hf
+    hf.batched_generate = getattr(saved[0], "_original", saved[0])
+    harness.models.batched_hf = lambda model, plan: model  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        hf.batched_generate, harness.models.batched_hf = saved
+
+
+BATCHES: list[tuple[int, float]] = []  # (size, seconds) of each batch inspect's hf thread generated, in order
+OUTSIDE: dict[str, list[float]] = {}  # arm -> seconds of each run not spent generating a batch
+
+
+def record_batches() -> None:
+    from inspect_ai.model._providers import hf
+
+    generate_batch = hf._generate_batch
+
+    def recorded(batch: list) -> None:
+        t = time.perf_counter()
+        generate_batch(batch)
+        BATCHES.append((len(batch), time.perf_counter() - t))
+
+    hf._generate_batch = recorded
+
+
+def with_batches(name: str, arm: Callable[[], tuple[float, dict[str, str]]]) -> Callable[[], tuple[float, dict[str, str]]]:
+    """The arm, printing its batches, and keeping the seconds it spent outside them (model loading,
+    eval_set, logs, and any wait for a batch to fire)."""
+    def run() -> tuple[float, dict[str, str]]:
+        BATCHES.clear()
+        wall, answers = arm()
+        OUTSIDE.setdefault(name, []).append(round(wall - sum(s for _, s in BATCHES), 2))
+        print(f"  batches (size, s): {[(n, round(s, 1)) for n, s in BATCHES]}; outside them {OUTSIDE[name][-1]:.1f} s", flush=True)
+        return wall, answers
+    return run
+
+
+def inspect_arm(model: EvalModel, items: list[EvalItem], cfg: HarnessConfig, graders: dict) -> tuple[float, dict[str, str]]:
+    with inspect_batching():
+        return harness_arm(model, items, cfg, graders)
 
 
 def plain_server_arm(base_url: str, api_key: str, items: list[EvalItem], cfg: HarnessConfig) -> tuple[float, dict[str, str]]:
@@ -185,6 +245,13 @@ def compare(name: str, arms: dict[str, Callable[[], tuple[float, dict[str, str]]
     }
     print(f"[{name}] harness {best['harness']:.1f} s vs plain {best['plain']:.1f} s: ratio {res[f'{name}_ratio']}; "
           f"{res[f'{name}_harness_tok_s']} vs {res[f'{name}_plain_tok_s']} output tok/s; identical {res[f'{name}_identical']:.0%}", flush=True)
+    if "inspect" in answers:  # the evaluate stage with inspect's own batching, as before harness.models.batched_hf
+        old = answers["inspect"]
+        res |= {f"{name}_inspect_ratio": round(best["inspect"] / best["plain"], 3), f"{name}_inspect_s": secs["inspect"],
+                f"{name}_inspect_cpu_s": cpus["inspect"],
+                f"{name}_same_as_inspect": round(sum(h[k] == old.get(k) for k in h) / max(1, len(h)), 3)}
+        print(f"[{name}] with inspect's own batching {best['inspect']:.1f} s: ratio {res[f'{name}_inspect_ratio']}; "
+              f"answers the same as the harness arm's: {res[f'{name}_same_as_inspect']:.0%}", flush=True)
     return res
 
 
@@ -224,8 +291,11 @@ def main() -> None:
                                       "plain": lambda: plain_server_arm(ep.base_url, ep.api_key, items, cfg)}, a.repeats, count, ep.pid)
     if a.only in (None, "hf"):
         hf = EvalModel("hf", smollm2.model, resolve_args("baseline", smollm2.args, cache_dir))
-        res |= compare("hf", {"harness": lambda: harness_arm(hf, items, cfg, graders),
-                              "plain": lambda: plain_hf_arm(ckpt, items, cfg)}, a.repeats, count)
+        record_batches()
+        res |= compare("hf", {"harness": with_batches("harness", lambda: harness_arm(hf, items, cfg, graders)),
+                              "plain": lambda: plain_hf_arm(ckpt, items, cfg),
+                              "inspect": with_batches("inspect", lambda: inspect_arm(hf, items, cfg, graders))}, a.repeats, count)
+        res |= {f"hf_{arm}_outside_batches_s": v for arm, v in OUTSIDE.items()}
         if a.judge:
             from harness.evaluate import open_judge
 

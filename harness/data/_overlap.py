@@ -84,6 +84,12 @@ def _lsh_params(threshold: float) -> tuple[int, int]:
 def near_duplicates(ids: list[str], texts: list[str], threshold: Optional[float]) -> list[Duplicate]:
     """Training questions to drop: exact (normalised) repeats, then MinHash near-duplicates at
     `threshold` (None: exact only). The first occurrence in file order is kept."""
+    # a run builds its data three times (two up-front checks, then the stage) on the same questions
+    return list(_near_duplicates(tuple(ids), tuple(texts), threshold))
+
+
+@functools.lru_cache(maxsize=4)
+def _near_duplicates(ids: tuple[str, ...], texts: tuple[str, ...], threshold: Optional[float]) -> tuple[Duplicate, ...]:
     from datasketch import MinHashLSH
 
     out: list[Duplicate] = []
@@ -98,7 +104,7 @@ def near_duplicates(ids: list[str], texts: list[str], threshold: Optional[float]
             first[n] = k
             unique.append(k)
     if threshold is None:
-        return out
+        return tuple(out)
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, params=_lsh_params(threshold))
     kept: dict[int, Any] = {}
     for k, sig in zip(unique, signatures([texts[k] for k in unique])):
@@ -109,4 +115,4 @@ def near_duplicates(ids: list[str], texts: list[str], threshold: Optional[float]
         else:
             lsh.insert(k, sig)
             kept[k] = sig
-    return out
+    return tuple(out)

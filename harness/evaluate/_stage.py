@@ -46,6 +46,11 @@ def register_model_info(model: str, args: dict[str, Any]) -> None:
     set_model_info(model, ModelInfo(context_length=window[0] if window else None))
 
 
+def _samples(n: int, cfg: EvalConfig) -> int:
+    """How many samples eval_set runs for a task of n items (eval.limit, then eval.epochs)."""
+    return min(n, cfg.limit if cfg.limit is not None else n) * cfg.epochs
+
+
 def check_tasks(cfg: EvalConfig) -> None:
     """eval.tasks names known tasks (checked up front by harness.preflight, and here for direct
     callers): the harness's own item sets, or inspect tasks (`path/to/file.py@task`, a registry name)."""
@@ -95,7 +100,7 @@ def run_evaluate(
     from inspect_ai import eval_set
     from inspect_ai.model import GenerateConfig, get_model
 
-    from ..models import temperature_for
+    from ..models import batch_plan, batched_hf, temperature_for
 
     check_tasks(cfg)
     by_task = {t: [it for it in items if it.task == t] for t in cfg.tasks if t in TASKS}
@@ -153,6 +158,9 @@ def run_evaluate(
             **m.connect,
             **m.args,
         )
+        # a local hf/ model: each batch fires when it is complete, not on inspect's 2 s timer (an
+        # inspect task's sample count is its own: no plan, inspect's batching)
+        model = batched_hf(model, [] if foreign else batch_plan([_samples(len(its), cfg) for its in by_task.values()], cfg.batch_size))
         started = time.time()
         ok, logs = eval_set(
             tasks,

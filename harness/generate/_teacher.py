@@ -24,7 +24,7 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
     from inspect_ai.model import GenerateConfig as InspectGenerateConfig
     from inspect_ai.model import get_model
 
-    from ..models import temperature_for
+    from ..models import batch_plan, batched_hf, temperature_for
 
     model = get_model(
         model_str,
@@ -40,6 +40,9 @@ async def _answer_all(model_str: str, args: dict[str, Any], prompts: list[list[d
         ),
         **args,
     )
+    # a local hf/ model: every prompt is sent at once, so each batch fires when full, the last one
+    # when its remainder is in (not on inspect's 2 s timer); harness.models._hf
+    model = batched_hf(model, batch_plan([len(prompts)], cfg.batch_size))
 
     async def one(i: int, prompt: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
         o = await model.generate(to_inspect(prompt))
