@@ -30,6 +30,7 @@ from typing import Any, Iterable
 
 from ..errors import HarnessError
 from ._eee import eee_files, write_eee
+from ._jsonl import jsonl_records
 
 __all__ = ["COLUMNS", "ITEM_COLUMNS", "Foreign", "check_alike", "eee_files", "kind_of", "log_items", "log_rows", "read_foreign",
            "read_inspect", "read_lm_eval", "score_values", "to_float", "write_eee"]
@@ -322,20 +323,8 @@ def read_lm_eval(path: Path) -> Foreign:
 
 
 def _jsonl(f: Path) -> Iterable[dict[str, Any]]:
-    try:
-        text = f.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise HarnessError(f"{f}: cannot be read ({type(e).__name__}); re-run lm_eval to write it again") from None
-    for k, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise HarnessError(f"{f}:{k}: not valid JSON ({e.msg}); the file is truncated or edited — re-run lm_eval "
-                               "with --log_samples to write it again") from None
-        if not isinstance(rec, dict) or "doc_id" not in rec:
-            raise HarnessError(f"{f}:{k}: not an lm-eval sample record (no doc_id)")
+    for _, rec in jsonl_records(f, "re-run lm_eval to write it again", "re-run lm_eval with --log_samples to write it again",
+                                lambda rec: isinstance(rec, dict) and "doc_id" in rec, "not an lm-eval sample record (no doc_id)"):
         yield rec
 
 

@@ -23,9 +23,10 @@ import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import HarnessError
+from ._jsonl import jsonl_records
 
 SCHEMA_VERSION = "0.3.0"
 UNSCORABLE = "unscorable"  # the `error` a written record carries for a NaN score (the schema wants a number)
@@ -123,22 +124,10 @@ def _load_json(f: Path) -> dict[str, Any]:
     return doc
 
 
-def _records(f: Path):
-    try:
-        text = f.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise HarnessError(f"{f}: cannot be read ({type(e).__name__}); write it again") from None
-    for k, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise HarnessError(f"{f}:{k}: not valid JSON ({e.msg}); the file is truncated or edited — convert the evaluation "
-                               "again") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("evaluation"), dict) or "score" not in rec["evaluation"]:
-            raise HarnessError(f"{f}:{k}: not an Every Eval Ever instance record (no evaluation.score)")
-        yield k, rec
+def _records(f: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    return jsonl_records(f, "write it again", "convert the evaluation again",
+                         lambda rec: isinstance(rec, dict) and isinstance(rec.get("evaluation"), dict) and "score" in rec["evaluation"],
+                         "not an Every Eval Ever instance record (no evaluation.score)")
 
 
 def _target(reference: Any) -> str:
