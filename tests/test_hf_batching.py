@@ -120,3 +120,72 @@ def test_the_dedup_of_the_same_questions_is_computed_once_and_returns_a_fresh_li
     first.append("changed by a caller")  # a caller's list is its own
     again = near_duplicates(["a", "b", "c"], qs, 0.9)
     assert [d.removed for d in again] == ["b"] and _near_duplicates.cache_info().hits == 1
+
+
+# -- two batches at once on the CPU (harness.models._hf.cpu_workers) -------------------------------
+
+
+def test_a_plan_of_fewer_batches_than_workers_is_split_evenly():
+    from harness.models._hf import spread
+
+    assert spread([30], 2) == [15, 15]  # a judge's look: both halves generate at once
+    assert spread([5], 2) == [3, 2]
+    assert spread([32, 28], 2) == [32, 28]  # enough batches already: inspect's own composition
+    assert spread([30], 1) == [30] and spread([1], 2) == [1] and spread([], 2) == []
+
+
+_WORKER_RUN = """
+import json, os, sys, threading, time
+from pathlib import Path
+from inspect_ai.log import read_eval_log
+from inspect_ai.model._providers import hf
+from harness.config import EvalConfig, GraderConfig
+from harness.evaluate import EvalModel, run_evaluate
+from harness.models import embedded_path
+sys.path.insert(0, sys.argv[2])
+from test_hf_batching import ITEMS
+busy, most, sizes, names = [0], [0], [], set()
+lock, real = threading.Lock(), hf._generate_batch
+def spy(batch):
+    with lock:
+        busy[0] += 1; most[0] = max(most[0], busy[0]); sizes.append(len(batch)); names.add(threading.current_thread().name)
+    try:
+        real(batch)
+    finally:
+        with lock:
+            busy[0] -= 1
+hf._generate_batch = spy
+model = EvalModel("m", "hf/smollm2-135m-instruct", {
+    "model_path": str(embedded_path("smollm2-135m-instruct", os.environ["HARNESS_CACHE"])), "do_sample": False, "device": "cpu"})
+out = run_evaluate([model], ITEMS, EvalConfig(max_tokens=48, batch_size=3), {"exact": GraderConfig()}, Path(sys.argv[1]))
+answers = {}
+for path in out.logs["m"]:
+    log = read_eval_log(path)
+    answers |= {f"{log.eval.task}/{s.id}": s.output.completion for s in log.samples or []}
+print(json.dumps({"answers": answers, "most": most[0], "sizes": sorted(sizes), "pool": any(n.startswith("harness-hf") for n in names)}))
+"""
+
+
+@pytest.mark.slow
+def test_two_batches_generate_at_once_on_the_cpu_with_the_same_answers(tmp_path):
+    """A fresh process each (inspect's batch thread starts once per process): one batch at a time vs
+    two at once, on the real embedded model with 2 torch threads; the same batches, the same text."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    runs = {}
+    for workers in ("1", "2"):
+        env = {**os.environ, "HARNESS_HF_WORKERS": workers, "OMP_NUM_THREADS": "2"}
+        out = subprocess.run([sys.executable, "-c", _WORKER_RUN, str(tmp_path / workers), str(Path(__file__).parent)],
+                             capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[workers] = json.loads(out.stdout.strip().splitlines()[-1])
+    one, two = runs["1"], runs["2"]
+    assert len(two["answers"]) == len(ITEMS) and all(a.strip() for a in two["answers"].values())
+    assert two["answers"] == one["answers"]  # greedy, the same batches: the same text
+    assert one["sizes"] == two["sizes"] == [1, 3]
+    assert one["most"] == 1 and not one["pool"]  # inspect's own thread, one batch at a time
+    assert two["pool"], two
+    assert two["most"] == 2, two  # both batches were generating at the same moment

@@ -629,3 +629,11 @@ def test_finetune_pd_composes_from_lora_and_trains_and_its_merged_student_is_not
     assert d["kl_to_base"]["per_token"] > 0 and d["kl_to_base"]["prompts"] == 3 and d["kl_to_base"]["tokens"] > 0
     base = AutoModelForCausalLM.from_pretrained(base_lm[0], dtype=torch.float32)
     assert weight_delta_norm(base, base) == 0.0
+    # the student's logits are the ones its generation computed, the base's a forward pass over the
+    # same answers: a model against itself is at 0 (positions aligned; KV cache vs one pass: rounding)
+    from transformers import AutoTokenizer
+
+    from harness.finetune._drift import kl_to_base
+
+    same = kl_to_base(base, base, AutoTokenizer.from_pretrained(base_lm[0]), [s[:-1] for s, _ in _rows()][:3])
+    assert same["tokens"] > 0 and abs(same["per_token"]) < 1e-4, same

@@ -248,6 +248,32 @@ def test_on_policy_in_two_processes_samples_each_process_its_own_share(distil):
 
 # --- quick: resolution, refusal, composition -------------------------------------------------------
 
+def test_cpu_bf16_is_measured_once_and_decides_auto(tmp_path, monkeypatch):
+    """finetune.precision auto on a CPU: bf16 exactly when the measured speed-up clears the bar, the
+    measurement kept per CPU in the per-user cache (the second call reads it), the env override wins."""
+    from harness.models import _device
+    from harness.models import resolve_precision
+
+    monkeypatch.setenv("HARNESS_MODEL_CACHE", str(tmp_path))
+    monkeypatch.delenv("HARNESS_CPU_BF16", raising=False)
+    measured = _device.measure_cpu_bf16()
+    assert measured["fp32_s"] > 0 and measured["bf16_s"] > 0
+    fast = measured["speedup"] >= _device.CPU_BF16_MIN
+    assert resolve_precision("auto", "cpu") == ("bf16" if fast else "fp32")
+    [entry] = (tmp_path / "cpu").iterdir()
+    assert json.loads((entry / "value.txt").read_text())["speedup"] > 0
+    # a cached verdict is read, not re-measured: rewrite it and the decision follows the file
+    (entry / "value.txt").write_text(json.dumps({"speedup": 0.1}))
+    assert resolve_precision("auto", "cpu") == "fp32"
+    (entry / "value.txt").write_text(json.dumps({"speedup": 2.0}))
+    assert resolve_precision("auto", "cpu") == "bf16"
+    assert resolve_precision("fp32", "cpu") == "fp32"  # an explicit precision is never second-guessed
+    monkeypatch.setenv("HARNESS_CPU_BF16", "0")
+    assert resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setenv("HARNESS_CPU_BF16", "1")
+    assert resolve_precision("auto", "cpu") == "bf16"
+
+
 def test_device_and_precision_resolution():
     import torch
 
@@ -255,7 +281,7 @@ def test_device_and_precision_resolution():
 
     here = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     assert resolve_device("auto") == here and resolve_device("cpu") == "cpu"
-    assert resolve_precision("auto", "cpu") == "fp32"  # never bf16 autocast on a CPU by default
+    assert resolve_precision("auto", "cpu") == "fp32"  # the suite pins fp32 (conftest: HARNESS_CPU_BF16=0)
     assert resolve_precision("auto", "cpu", bf16=True) == "bf16"  # the older flag keeps its meaning
     assert resolve_precision("fp16", "cpu", bf16=True) == "fp16"  # an explicit precision wins
     if torch.cuda.is_available():

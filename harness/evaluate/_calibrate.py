@@ -179,14 +179,16 @@ def send_batch(tasks: list[Any], log_dir: Path, key: dict[str, Any], judge: Any,
     costs no call). Returns the requests this invocation sent."""
     from inspect_ai import eval_set
 
-    from ..models import temperature_for
+    from ..models import batch_plan, batched_hf, temperature_for
 
     claim(log_dir, digest(key))
     drop_interrupted(log_dir)
     if finished(log_dir, [t.name for t in tasks]) is not None:
         return 0  # every verdict is in the logs: no judge to open (an hf/ judge would load its weights)
+    # an hf/ judge batches by plan too: the look's requests are known (one per sample of each task)
+    model = batched_hf(judge.model, batch_plan([len(t.dataset) for t in tasks], eval_cfg.batch_size))
     started = time.time()
-    ok, _ = eval_set(tasks, log_dir=str(log_dir), model=judge.model, log_level="warning", retry_attempts=2,
+    ok, _ = eval_set(tasks, log_dir=str(log_dir), model=model, log_level="warning", retry_attempts=2,
                      fail_on_error=eval_cfg.fail_on_error, display=None if sys.stdout.isatty() else "plain",
                      max_tokens=g.max_tokens, temperature=temperature_for(judge.judge.model, judge.args, 0.0),
                      metadata={"alias": alias})

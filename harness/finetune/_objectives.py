@@ -164,10 +164,12 @@ def row_seed(*parts: Any) -> int:
 
 
 def generate_answers(model: Any, prompts: list[list[int]], pad: int, eos: int, max_new_tokens: int,
-                     temperature: float | None, seeds: list[int] | None = None) -> list[list[int]]:
+                     temperature: float | None, seeds: list[int] | None = None, logits: list[Any] | None = None) -> list[list[int]]:
     """Each prompt's answer from `model.generate` (left-padded batch), greedy (`temperature` None) or
     sampled at `temperature` with one seed per row (_Gumbel: top_k 0, top_p 1 -- the whole
-    distribution), cut after the first end token -- through it, as the SFT labels end -- never empty."""
+    distribution), cut after the first end token -- through it, as the SFT labels end -- never empty.
+    `logits`: a list that receives, per answer, the model's logits at its positions (what generating
+    computed anyway: no second forward pass over the answers)."""
     import torch
     from transformers import LogitsProcessorList
 
@@ -182,14 +184,20 @@ def generate_answers(model: Any, prompts: list[list[int]], pad: int, eos: int, m
     was_training = model.training
     model.eval()
     with torch.no_grad():
+        if logits is not None:
+            how |= {"output_logits": True, "return_dict_in_generate": True}
         out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=max_new_tokens, pad_token_id=pad,
                              eos_token_id=eos, **how)
     if was_training:
         model.train()
+    steps = torch.stack(out.logits, 1) if logits is not None else None  # (rows, new tokens, vocab)
+    seqs = out.sequences if logits is not None else out
     answers = []
-    for row in out[:, width:].tolist():
+    for b, row in enumerate(seqs[:, width:].tolist()):
         a = row[: row.index(eos) + 1] if eos in row else row
         answers.append(a or [eos])
+        if steps is not None:
+            logits.append(steps[b, : len(answers[-1])].float())
     return answers
 
 
