@@ -21,6 +21,10 @@ questions, its system prompt, eval.max_tokens = 40, eval.batch_size = 32, greedy
   each run spent outside them (`hf_<arm>_outside_batches_s`: loading, eval_set, logs, and any wait
   for a batch to fire; less sensitive to load than the ratios). All arms load the model
   inside the clock (inspect's model memo is cleared between repeats). Goal: ratio <= 1.10.
+  On the CPU the harness generates two batches at once (harness.models._hf.cpu_workers), which the
+  plain one-batch-at-a-time loop does not: a fourth arm, `parallel`, is the plain loop with the same
+  two batches at once; `hf_parallel_ratio` = harness / it is the harness's overhead alone, and
+  `hf_ratio` what a user gains over the loop they would write. `ratio` is the worst of the three.
 
 The arms alternate (harness, plain, harness, plain, ... `--repeats` times each) so load from other
 jobs on a shared machine falls on both; ratio = best harness seconds / best plain seconds. Output
@@ -44,8 +48,8 @@ inspect's per-call model info lookup no longer loads an `hf/` model a second tim
 (harness.evaluate.register_model_info).
 
 Run: .venv/bin/python bench/eval_overhead.py [--only server|hf] [--repeats 2] [--limit N] [--judge]
-(~6 min on 2 idle cores). Last line: one JSON object: `ratio` (the worse of the two ratios),
-`server_ratio`, `hf_ratio`, `hf_inspect_ratio`, per-arm seconds of every repeat, output tok/s, answers per arm, the share
+(~6 min on 2 idle cores). Last line: one JSON object: `ratio` (the worst of the ratios),
+`server_ratio`, `hf_ratio`, `hf_parallel_ratio`, `hf_inspect_ratio`, per-arm seconds of every repeat, output tok/s, answers per arm, the share
 identical, and loadavg_1m at start and end.
 """
 
@@ -122,16 +126,21 @@ def inspect_batching() -> Iterator[None]:
 
     import harness.models
 
-    saved = hf.batched_generate, harness.models.batched_hf
+    saved = hf.batched_generate, harness.models.batched_hf, os.environ.get("HARNESS_HF_WORKERS")
     hf.batched_generate = getattr(saved[0], "_original", saved[0])
     harness.models.batched_hf = lambda model, plan: model  # type: ignore[assignment]
+    os.environ["HARNESS_HF_WORKERS"] = "1"  # one batch at a time, as inspect's own thread
     try:
         yield
     finally:
-        hf.batched_generate, harness.models.batched_hf = saved
+        hf.batched_generate, harness.models.batched_hf = saved[:2]
+        if saved[2] is None:
+            os.environ.pop("HARNESS_HF_WORKERS", None)
+        else:
+            os.environ["HARNESS_HF_WORKERS"] = saved[2]
 
 
-BATCHES: list[tuple[int, float]] = []  # (size, seconds) of each batch inspect's hf thread generated, in order
+BATCHES: list[tuple[int, float, float]] = []  # (size, start, end) of each batch inspect's hf provider generated, in order
 OUTSIDE: dict[str, list[float]] = {}  # arm -> seconds of each run not spent generating a batch
 
 
@@ -143,9 +152,18 @@ def record_batches() -> None:
     def recorded(batch: list) -> None:
         t = time.perf_counter()
         generate_batch(batch)
-        BATCHES.append((len(batch), time.perf_counter() - t))
+        BATCHES.append((len(batch), t, time.perf_counter()))
 
     hf._generate_batch = recorded
+
+
+def covered(spans: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one batch was generating (two batches at once count once)."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        total += max(0.0, b - max(a, end))
+        end = max(end, b)
+    return total
 
 
 def with_batches(name: str, arm: Callable[[], tuple[float, dict[str, str]]]) -> Callable[[], tuple[float, dict[str, str]]]:
@@ -154,8 +172,8 @@ def with_batches(name: str, arm: Callable[[], tuple[float, dict[str, str]]]) -> 
     def run() -> tuple[float, dict[str, str]]:
         BATCHES.clear()
         wall, answers = arm()
-        OUTSIDE.setdefault(name, []).append(round(wall - sum(s for _, s in BATCHES), 2))
-        print(f"  batches (size, s): {[(n, round(s, 1)) for n, s in BATCHES]}; outside them {OUTSIDE[name][-1]:.1f} s", flush=True)
+        OUTSIDE.setdefault(name, []).append(round(wall - covered([(a, b) for _, a, b in BATCHES]), 2))
+        print(f"  batches (size, s): {[(n, round(b - a, 1)) for n, a, b in BATCHES]}; outside them {OUTSIDE[name][-1]:.1f} s", flush=True)
         return wall, answers
     return run
 
@@ -182,9 +200,13 @@ def plain_server_arm(base_url: str, api_key: str, items: list[EvalItem], cfg: Ha
     return wall, {f"{it.task}/{it.id}": a for it, a in zip(items, texts)}
 
 
-def plain_hf_arm(ckpt: str, items: list[EvalItem], cfg: HarnessConfig) -> tuple[float, dict[str, str]]:
+def plain_hf_arm(ckpt: str, items: list[EvalItem], cfg: HarnessConfig, workers: int = 1) -> tuple[float, dict[str, str]]:
     """What inspect's hf provider does per batch, without inspect: chat template (generation prompt,
-    as text), tokenise with left padding (pad = eos), generate greedily, decode the new tokens."""
+    as text), tokenise with left padding (pad = eos), generate greedily, decode the new tokens.
+    `workers` > 1: that many batches at once, each in its own thread on torch's threads / workers
+    (what the harness does on the CPU: harness.models._hf.cpu_workers), tokenising under one lock."""
+    import threading
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -193,14 +215,22 @@ def plain_hf_arm(ckpt: str, items: list[EvalItem], cfg: HarnessConfig) -> tuple[
     tok.pad_token, tok.padding_side = tok.eos_token, "left"
     model = AutoModelForCausalLM.from_pretrained(ckpt, device_map="cpu")
     prompts = [tok.apply_chat_template(messages(cfg, it), add_generation_prompt=True, tokenize=False) for it in items]
-    texts: list[str] = []
     b = cfg.eval.batch_size
-    for i in range(0, len(prompts), b):
-        enc = tok(prompts[i:i + b], return_tensors="pt", padding=True)
+    lock = threading.Lock()
+
+    def batch(i: int) -> list[str]:
+        with lock:
+            enc = tok(prompts[i:i + b], return_tensors="pt", padding=True)
         with torch.inference_mode():
             ids = model.generate(**enc, do_sample=False, max_new_tokens=cfg.eval.max_tokens, pad_token_id=tok.eos_token_id)
-        texts += [x.strip() for x in tok.batch_decode(ids[:, enc.input_ids.shape[1]:], skip_special_tokens=True,
-                                                      clean_up_tokenization_spaces=False)]
+        with lock:
+            return [x.strip() for x in tok.batch_decode(ids[:, enc.input_ids.shape[1]:], skip_special_tokens=True,
+                                                        clean_up_tokenization_spaces=False)]
+
+    threads = max(1, torch.get_num_threads() // workers)
+    with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,)) if workers > 1 else contextlib.nullcontext() as pool:
+        parts = list(pool.map(batch, range(0, len(prompts), b))) if pool else [batch(i) for i in range(0, len(prompts), b)]
+    texts = [x for part in parts for x in part]
     wall = time.perf_counter() - t
     return wall, {f"{it.task}/{it.id}": a for it, a in zip(items, texts)}
 
@@ -252,6 +282,11 @@ def compare(name: str, arms: dict[str, Callable[[], tuple[float, dict[str, str]]
                 f"{name}_same_as_inspect": round(sum(h[k] == old.get(k) for k in h) / max(1, len(h)), 3)}
         print(f"[{name}] with inspect's own batching {best['inspect']:.1f} s: ratio {res[f'{name}_inspect_ratio']}; "
               f"answers the same as the harness arm's: {res[f'{name}_same_as_inspect']:.0%}", flush=True)
+    if "parallel" in answers:  # the plain loop with the harness's two batches at once: its overhead alone
+        res |= {f"{name}_parallel_ratio": round(best["harness"] / best["parallel"], 3), f"{name}_parallel_s": secs["parallel"],
+                f"{name}_parallel_identical": round(sum(h[k] == answers["parallel"].get(k) for k in h) / max(1, len(h)), 3)}
+        print(f"[{name}] plain loop, batches two at once {best['parallel']:.1f} s: harness / it = {res[f'{name}_parallel_ratio']}; "
+              f"identical {res[f'{name}_parallel_identical']:.0%}", flush=True)
     return res
 
 
@@ -292,8 +327,12 @@ def main() -> None:
     if a.only in (None, "hf"):
         hf = EvalModel("hf", smollm2.model, resolve_args("baseline", smollm2.args, cache_dir))
         record_batches()
+        from harness.models._hf import cpu_workers
+
+        workers = cpu_workers()[0]
         res |= compare("hf", {"harness": with_batches("harness", lambda: harness_arm(hf, items, cfg, graders)),
                               "plain": lambda: plain_hf_arm(ckpt, items, cfg),
+                              **({"parallel": lambda: plain_hf_arm(ckpt, items, cfg, workers)} if workers > 1 else {}),
                               "inspect": with_batches("inspect", lambda: inspect_arm(hf, items, cfg, graders))}, a.repeats, count)
         res |= {f"hf_{arm}_outside_batches_s": v for arm, v in OUTSIDE.items()}
         if a.judge:
@@ -307,7 +346,7 @@ def main() -> None:
             wall, _ = harness_arm(hf, items, cfg, {**graders, **judged}, judge)
             res["hf_judge_s"] = round(wall, 2)
             print(f"[hf] harness with the LLM judge grader: {wall:.1f} s", flush=True)
-    ratios = [v for k, v in res.items() if k in ("server_ratio", "hf_ratio")]
+    ratios = [v for k, v in res.items() if k in ("server_ratio", "hf_ratio", "hf_parallel_ratio")]
     res = {"ratio": max(ratios), **res, "loadavg_1m": [round(load0, 1), round(os.getloadavg()[0], 1)], "cpus": os.cpu_count()}
     print(json.dumps(res))
 

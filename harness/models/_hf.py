@@ -152,10 +152,14 @@ def _consume(hf: Any, workers: int, threads: int) -> None:
         input = dataclasses.replace(first.input, tokenizer=_locked(first.input.tokenizer), decoder=_locked(first.input.decoder))
         hf._generate_batch([dataclasses.replace(first, input=input), *batch[1:]])  # sets every future, errors included
 
+    import os
+
     pool = ThreadPoolExecutor(workers, thread_name_prefix="harness-hf", initializer=torch.set_num_threads, initargs=(threads,))
     while True:
         for batch in hf._drain_batches(hf.batch_queue, timeout=2):
-            if str(batch[0].input.device).startswith("cpu"):
+            # $HARNESS_HF_WORKERS=1 set later in the process (bench/eval_overhead.py's inspect arm) is
+            # obeyed from the next batch on: the thread starts once per process
+            if str(batch[0].input.device).startswith("cpu") and os.environ.get(WORKERS_ENV, "").strip() != "1":
                 pool.submit(generate, batch)
             else:
                 hf._generate_batch(batch)
