@@ -7,8 +7,8 @@ demo's 60 items at batch 32 (40 held-out + 20 control; eval_set runs both tasks 
 batches of 32 and 28: the second waits out the 2 s timer, and every answer up to a second of
 polling, with both cores idle (bench/eval_overhead.py measured 1.27 x a plain `generate` loop).
 
-inspect has no knob for either wait, so three small changes, both keeping inspect's own tokenising,
-`generate` call and decoding (`_generate_batch`), its queue and its thread, hence the same batches
+inspect has no knob for either wait, so three small changes, all keeping inspect's own tokenising,
+`generate` call and decoding (`_generate_batch`) and its queue, hence the same batches
 and the same greedy answers:
 
 - the batch size of each request is known in advance: the harness knows how many samples its tasks
