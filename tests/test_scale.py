@@ -251,8 +251,7 @@ def test_on_policy_in_two_processes_samples_each_process_its_own_share(distil):
 def test_cpu_bf16_is_measured_once_and_decides_auto(tmp_path, monkeypatch):
     """finetune.precision auto on a CPU: bf16 exactly when the measured speed-up clears the bar, the
     measurement kept per CPU in the per-user cache (the second call reads it), the env override wins."""
-    from harness.models import _device
-    from harness.models import resolve_precision
+    from harness.models import _device, resolve_precision
 
     monkeypatch.setenv("HARNESS_MODEL_CACHE", str(tmp_path))
     monkeypatch.delenv("HARNESS_CPU_BF16", raising=False)
