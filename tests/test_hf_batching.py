@@ -189,3 +189,46 @@ def test_two_batches_generate_at_once_on_the_cpu_with_the_same_answers(tmp_path)
     assert one["most"] == 1 and not one["pool"]  # inspect's own thread, one batch at a time
     assert two["pool"], two
     assert two["most"] == 2, two  # both batches were generating at the same moment
+
+
+def test_a_batch_that_fails_outside_inspects_own_error_handling_fails_its_requests_not_hangs():
+    """The generation threads set an exception on every request of a batch that failed before
+    inspect's `_generate_batch` could (here: it raises at once); without that the requests would wait
+    forever. inspect's queue is stood in for by a namespace: its failure cannot be produced for real."""
+    import threading
+    import time
+    import types
+    from concurrent.futures import Future
+    from dataclasses import dataclass
+
+    from harness.models._hf import _consume
+
+    @dataclass
+    class Input:
+        tokenizer: object
+        decoder: object
+        device: str = "cpu"
+
+    @dataclass
+    class Item:
+        input: Input
+        future: Future
+
+    items = [Item(Input(str, str), Future()) for _ in range(3)]
+    sent = threading.Event()
+
+    def drain(queue, timeout):
+        if sent.is_set():
+            time.sleep(timeout)
+            return []
+        sent.set()
+        return [items]
+
+    def broken(batch):
+        raise RuntimeError("inspect internals changed")
+
+    hf = types.SimpleNamespace(_drain_batches=drain, batch_queue=None, _generate_batch=broken, process_batches=None)
+    threading.Thread(target=_consume, args=(hf, 2, 1), daemon=True).start()
+    for item in items:
+        with pytest.raises(RuntimeError, match="inspect internals changed"):
+            item.future.result(timeout=30)

@@ -138,29 +138,41 @@ def _locked(fn: Any) -> Any:
 def _consume(hf: Any, workers: int, threads: int) -> None:
     """inspect's `process_batches` (drain the queue into batches, generate each), with CPU batches
     handed to `workers` threads of `threads` torch threads each, so the next batch generates while
-    one is still running; a GPU batch is generated here, one at a time, as inspect does."""
+    one is still running; a GPU batch is generated here, one at a time, as inspect does. The
+    generation threads are daemons, like inspect's own: an interrupted run does not wait for them."""
     import dataclasses
-    from concurrent.futures import ThreadPoolExecutor
-
-    import torch
+    import os
+    import queue
 
     if workers <= 1:
         return hf.process_batches()
 
     def generate(batch: list[Any]) -> None:
-        first = batch[0]
-        input = dataclasses.replace(first.input, tokenizer=_locked(first.input.tokenizer), decoder=_locked(first.input.decoder))
-        hf._generate_batch([dataclasses.replace(first, input=input), *batch[1:]])  # sets every future, errors included
+        try:
+            first = batch[0]
+            input = dataclasses.replace(first.input, tokenizer=_locked(first.input.tokenizer), decoder=_locked(first.input.decoder))
+            hf._generate_batch([dataclasses.replace(first, input=input), *batch[1:]])  # sets every future, errors included
+        except BaseException as e:  # never leave a request waiting on a batch that failed here
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(e)
 
-    import os
+    def work(jobs: queue.SimpleQueue[list[Any]]) -> None:
+        import torch
 
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="harness-hf", initializer=torch.set_num_threads, initargs=(threads,))
+        torch.set_num_threads(threads)  # per thread: the other threads keep theirs
+        while True:
+            generate(jobs.get())
+
+    jobs: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
+    for k in range(workers):
+        threading.Thread(target=work, args=(jobs,), name=f"harness-hf-{k}", daemon=True).start()
     while True:
         for batch in hf._drain_batches(hf.batch_queue, timeout=2):
             # $HARNESS_HF_WORKERS=1 set later in the process (bench/eval_overhead.py's inspect arm) is
             # obeyed from the next batch on: the thread starts once per process
             if str(batch[0].input.device).startswith("cpu") and os.environ.get(WORKERS_ENV, "").strip() != "1":
-                pool.submit(generate, batch)
+                jobs.put(batch)
             else:
                 hf._generate_batch(batch)
 
