@@ -13,20 +13,29 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def _gpu_build() -> bool:
-    """Could this torch build drive a CUDA (or ROCm) GPU? Read from torch/version.py as text, without
-    importing torch (1-2 s): a warm re-run, which never trains, must not pay for the import."""
+def _torch_version_text() -> str | None:
+    """torch/version.py as text (its version and the CUDA / ROCm it was built for), read without
+    importing torch (1-2 s): a warm re-run, which never trains, must not pay for the import. None:
+    no torch, or no such file."""
     import importlib.util
-    import re
     from pathlib import Path
 
     spec = importlib.util.find_spec("torch")
     for loc in (spec.submodule_search_locations or []) if spec else []:
         version = Path(loc) / "version.py"
         if version.is_file():
-            text = version.read_text(encoding="utf-8")
-            return not (re.search(r"^cuda\b.*=\s*None\s*$", text, re.M) and re.search(r"^hip\b.*=\s*None\s*$", text, re.M))
-    return True  # unreadable: ask torch itself
+            return version.read_text(encoding="utf-8")
+    return None
+
+
+def _gpu_build() -> bool:
+    """Could this torch build drive a CUDA (or ROCm) GPU? Read from torch/version.py's text."""
+    import re
+
+    text = _torch_version_text()
+    if text is None:
+        return True  # unreadable: ask torch itself
+    return not (re.search(r"^cuda\b.*=\s*None\s*$", text, re.M) and re.search(r"^hip\b.*=\s*None\s*$", text, re.M))
 
 
 def _has(device: str) -> bool:
@@ -89,14 +98,7 @@ def _cpu_id() -> str:
         cpu = "\n".join(dict.fromkeys(line for line in text.splitlines() if line.startswith(("model name", "flags"))))
     except OSError:
         pass
-    import importlib.util
-
-    spec = importlib.util.find_spec("torch")
-    version = ""
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(loc) / "version.py").is_file():
-            version = (Path(loc) / "version.py").read_text(encoding="utf-8")
-    return f"{platform.machine()}\n{cpu}\n{version}"
+    return f"{platform.machine()}\n{cpu}\n{_torch_version_text() or ''}"
 
 
 def measure_cpu_bf16() -> dict[str, float]:

@@ -28,6 +28,7 @@ and the same greedy answers:
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections import deque
 from typing import Any
@@ -113,8 +114,6 @@ def cpu_workers() -> tuple[int, int]:
     for both (6.7 s a batch, 1.4x the throughput of one batch on both threads). Follows torch's thread
     count, so a process limited to 1 thread (OMP_NUM_THREADS=1, one pytest-xdist worker per core)
     generates one batch at a time, as before. $HARNESS_HF_WORKERS sets the number of batches."""
-    import os
-
     import torch
 
     threads = torch.get_num_threads()
@@ -141,7 +140,6 @@ def _consume(hf: Any, workers: int, threads: int) -> None:
     one is still running; a GPU batch is generated here, one at a time, as inspect does. The
     generation threads are daemons, like inspect's own: an interrupted run does not wait for them."""
     import dataclasses
-    import os
     import queue
 
     if workers <= 1:
