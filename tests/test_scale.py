@@ -327,9 +327,10 @@ def _config(overrides: list[str]):
 NO_GPU = pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
 
 
-def _refused_by_the_cli(tmp_path: Path, *overrides: str) -> str:
-    """`harness run experiment=tiny <overrides>`: exit 2, one line, no stage ran; returns the line."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _refused_by_the_cli(tmp_path: Path, *overrides: str, **env_vars: str) -> str:
+    """`harness run experiment=tiny <overrides>` (with `env_vars` set): exit 2, one line, no stage ran;
+    returns the line."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **env_vars}
     p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "experiment=tiny", *overrides, f"results_dir={tmp_path}/r"],
                        capture_output=True, text=True, env=env, timeout=300)
     lines = p.stderr.strip().splitlines()
@@ -351,6 +352,16 @@ def test_kd_under_a_sharded_accelerate_config_is_refused_up_front(tmp_path):
     line = _refused_by_the_cli(tmp_path, "finetune.objective=kd", "finetune.processes=2", f"finetune.accelerate_config={fsdp}")
     assert line.startswith("harness: error: finetune.objective=kd trains on the teacher's token distributions, and "
                            f"finetune.accelerate_config={fsdp} shards the model (distributed_type FSDP)"), line
+
+
+@pytest.mark.parametrize("var, value, words", [
+    ("HARNESS_CPU_BF16", "yes", "$HARNESS_CPU_BF16='yes': use 1 (train in bf16 on the CPU) or 0 (fp32), or unset it"),
+    ("HARNESS_HF_WORKERS", "0", "$HARNESS_HF_WORKERS='0': use a whole number >= 1"),
+])
+def test_a_bad_environment_override_is_refused_not_ignored(tmp_path, var, value, words):
+    """Each was quietly taken for its default (measure / 2 batches); now one line, before any stage."""
+    line = _refused_by_the_cli(tmp_path, **{var: value})
+    assert line.startswith(f"harness: error: {words}"), line
 
 
 @NO_GPU

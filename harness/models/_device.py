@@ -85,6 +85,22 @@ def resolve_precision(precision: str, device: str, bf16: bool = False) -> str:
 # LoRA step went from 2.24 s to 1.41 s; about 0.1x on AVX2-only CPUs. Between the two nothing is seen.
 CPU_BF16_MIN = 1.3
 CPU_BF16_ENV = "HARNESS_CPU_BF16"  # "1" / "0": skip the measurement, use bf16 / fp32 on the CPU
+WORKERS_ENV = "HARNESS_HF_WORKERS"  # hf/ batches generated at once on the CPU (harness.models._hf.cpu_workers)
+
+
+def env_override(name: str) -> int | None:
+    """The value of one of the two environment overrides above, None when unset. A value that is not a
+    whole number (or for HARNESS_CPU_BF16 not 0/1) is refused in one line: check_device reads both
+    before any stage, so a typo is not quietly taken for the default."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    ok = raw in ("0", "1") if name == CPU_BF16_ENV else raw.isdigit() and int(raw) >= 1
+    if not ok:
+        what = ("1 (train in bf16 on the CPU) or 0 (fp32)" if name == CPU_BF16_ENV
+                else "a whole number >= 1 (batches generated at once; 1 = one at a time)")
+        raise HarnessError(f"${name}={raw!r}: use {what}, or unset it for the default")
+    return int(raw)
 
 
 def _cpu_id() -> str:
@@ -127,9 +143,9 @@ def cpu_bf16() -> bool:
     decides without measuring."""
     import json
 
-    forced = os.environ.get(CPU_BF16_ENV, "").strip()
-    if forced in ("0", "1"):
-        return forced == "1"
+    forced = env_override(CPU_BF16_ENV)
+    if forced is not None:
+        return forced == 1
     from ..cache import memo_text, user_cache_dir
 
     key = {"what": "cpu bf16 matmul speed-up", "version": 1, "machine": _cpu_id()}
@@ -145,6 +161,8 @@ def check_device(device: str, precision: str, where: str = "finetune") -> None:
         raise HarnessError(f"{where}.device: unknown device '{device}'; available: {', '.join(DEVICES)}")
     if precision not in PRECISIONS:
         raise HarnessError(f"{where}.precision: unknown precision '{precision}'; available: {', '.join(PRECISIONS)}")
+    for name in (CPU_BF16_ENV, WORKERS_ENV):
+        env_override(name)
     if device in ("auto", "cpu"):  # always there: no torch import for the common case
         return
     if not _has(device):

@@ -28,10 +28,11 @@ and the same greedy answers:
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections import deque
 from typing import Any
+
+from ._device import WORKERS_ENV, env_override
 
 _PATCH = threading.Lock()
 
@@ -101,7 +102,6 @@ def _patched(hf: Any) -> bool:
     return True
 
 
-WORKERS_ENV = "HARNESS_HF_WORKERS"  # batches generated at once on the CPU (default: 2 with >= 2 torch threads)
 _TOKENIZER = threading.Lock()
 
 
@@ -117,11 +117,7 @@ def cpu_workers() -> tuple[int, int]:
     import torch
 
     threads = torch.get_num_threads()
-    try:
-        workers = int(os.environ.get(WORKERS_ENV, "") or (2 if threads >= 2 else 1))
-    except ValueError:
-        workers = 1
-    workers = max(1, workers)
+    workers = env_override(WORKERS_ENV) or (2 if threads >= 2 else 1)
     return workers, max(1, threads // workers)
 
 
@@ -169,7 +165,7 @@ def _consume(hf: Any, workers: int, threads: int) -> None:
         for batch in hf._drain_batches(hf.batch_queue, timeout=2):
             # $HARNESS_HF_WORKERS=1 set later in the process (bench/eval_overhead.py's inspect arm) is
             # obeyed from the next batch on: the thread starts once per process
-            if str(batch[0].input.device).startswith("cpu") and os.environ.get(WORKERS_ENV, "").strip() != "1":
+            if str(batch[0].input.device).startswith("cpu") and env_override(WORKERS_ENV) != 1:
                 jobs.put(batch)
             else:
                 hf._generate_batch(batch)
