@@ -204,6 +204,40 @@ def test_sweep_report_names_the_winner_naive_and_adjusted_side_by_side():
     assert "Naive, as if chosen in advance" in line and "Selection accounted for" in line
 
 
+def test_a_cell_the_run_report_leaves_untested_stays_untested_in_the_sweep():
+    """A judge that disagrees with its reference (kappa < 0.6) calls the student far better than the
+    baseline on every held-out item. The run's report shows that cell but leaves it out of the tested
+    family; the sweep report over that run did test it (and counted it in the correction of the rest)."""
+    from pathlib import Path
+
+    from harness.report._sweep import sweep_excluded
+    from harness.runs import Run
+
+    frame = _demo_frame()
+    held = frame[(frame.task == "heldout") & (frame.grader == "contains")]
+    judge = held.assign(grader="judge", judge="hf/judge vs contains", value=(held.alias == "student").astype(float))
+    frame = pd.concat([frame, judge], ignore_index=True)
+    rc = ReportConfig()
+    report = analyse(frame, rc, aliases=["teacher", "baseline", "student"])
+    (row,) = [r for r in report["judge_agreement"] if r["judge"] == "judge"]
+    assert row["unreliable"] and row["kappa"] < 0.6
+    run = Run(dir=Path("run"), setting="finetune.lr=1e-3", overrides={}, summary=report)
+    pairs = [("student", "baseline"), ("teacher", "student"), ("teacher", "baseline")]
+    sweep = sweep_tables(frame, pairs, [], ["student"], rc, excluded=sweep_excluded([run], rc))["comparisons"]
+    by = {(c["task"], c["grader"], c["a"], c["b"]): c for c in sweep}
+    cell = by[("heldout", "judge", "student", "baseline")]
+    assert cell["diff"] == 1.0 and cell["p_value"] < 1e-6  # would be the sweep's strongest finding
+    assert cell["p_adjusted"] is None and not cell["significant"]
+    assert cell["correction"].startswith("not tested: judge unreliable for this task") and "finetune.lr=1e-3" in cell["correction"]
+    # the family is the run report's: the same correction, the same adjusted p for every tested cell
+    mine = {(c["task"], c["grader"], c["a"], c["b"]): c for c in report["comparisons"]}
+    assert set(by) == set(mine)
+    for key, c in by.items():
+        if key in mine:
+            assert (c["p_adjusted"], c["correction"].split(";")[0]) == (mine[key]["p_adjusted"], mine[key]["correction"])
+    assert sweep_excluded([run], ReportConfig(include_unreliable=True)) == {}
+
+
 def test_pass_at_k_matches_its_definition():
     from itertools import combinations
 

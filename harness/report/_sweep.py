@@ -16,9 +16,10 @@ from ..config import ReportConfig
 from ..errors import HarnessError
 from ..runs import Run, load_frame, run_students, same_items
 from ..stats import paired_interval, winner_test
-from ._analysis import MARGIN, SCHEMA_VERSION, comparison_table, gap_table, item_means, score_table
+from ._analysis import MARGIN, SCHEMA_VERSION, comparison_table, gap_table, item_means, score_table, unreliable_cells
 from ._build import experiment_margin
 from ._fmt import md, pct, prose_html
+from ._graders import degenerate_excluded
 from ._html import COMPARISONS_HTML
 from ._markdown import COMPARISON_NOTE, comparison_lines, family_note, verdict, verdict_lines
 from ._noise import NOISE_NOTE, noise_markdown, noise_sentences, noise_table
@@ -108,19 +109,36 @@ def analyse_sweep(runs: list[Run], rc: ReportConfig | None = None) -> dict[str, 
                   "students": run_students(r.summary)} for r in runs],
         "swept": swept,
         "models": models,
-        **sweep_tables(frame, sweep_pairs(runs, labels), triples, list(dict.fromkeys(students)), rc, margin),
+        **sweep_tables(frame, sweep_pairs(runs, labels), triples, list(dict.fromkeys(students)), rc, margin,
+                       sweep_excluded(runs, rc)),
         "usage": sweep_usage(runs),
         "finetunes": sweep_finetunes(runs, labels),
     }
 
 
+def sweep_excluded(runs: list[Run], rc: ReportConfig) -> dict[tuple[str, str], str]:
+    """(task, grader) -> why: the cells any run's own report left out of its tested family (a judge that
+    failed its validation, or that its calibration stopped; a degenerate grader), read from the runs'
+    summaries. Left out of the sweep's family too: a sweep must not call a difference significant on a
+    cell its runs' reports would not test, nor let such cells enlarge the correction of the others."""
+    if rc.include_unreliable:
+        return {}
+    out: dict[tuple[str, str], str] = {}
+    for r in runs:
+        cells = {**unreliable_cells(r.summary.get("judge_agreement") or []), **degenerate_excluded(r.summary.get("grader_checks") or [])}
+        for cell, why in cells.items():
+            out.setdefault(cell, f"{why}; in setting {r.setting}")
+    return out
+
+
 def sweep_tables(frame: pd.DataFrame, pairs: list[tuple[str, str]], triples: list[tuple[str, str, str]], students: list[str],
-                 rc: ReportConfig, margin: float = MARGIN) -> dict[str, Any]:
+                 rc: ReportConfig, margin: float = MARGIN, excluded: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
     """The sweep report's figures from the combined frame: scores, comparisons (the one paired
-    interval per kind of score, as in a run's report and the gate), gap closed, and the winner."""
+    interval per kind of score, as in a run's report and the gate; `excluded` cells shown, not tested),
+    gap closed, and the winner."""
     means = item_means(frame) if not frame.empty else None
     return {"scores": score_table(frame, means),
-            "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction, means, margin=margin),
+            "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction, means, excluded, margin),
             "gap_closed": gap_table(frame, rc.alpha, triples, means),
             "winner": winner(means, students, rc.alpha), "noise": noise_table(frame, means)}
 
