@@ -145,6 +145,25 @@ def linked_cache(root: Path) -> Path:
     return cache
 
 
+@pytest.fixture(scope="module")
+def module_tmp(request, tmp_path_factory):
+    """mktemp for a module's fixtures: `module_tmp("name")` -> a new dir, deleted when the module ends
+    with no test failed in it (kept for reading otherwise). The retention policy (pyproject.toml) deletes
+    a passed test's tmp_path at once, but tmp_path_factory's dirs only when the session ends, and the
+    module fixtures' hold venvs, trained students and GGUF files (7.5 GB at once in a CI run)."""
+    made: list[Path] = []
+    failed = request.session.testsfailed
+
+    def mktemp(name: str) -> Path:
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield mktemp  # torn down after the fixtures that asked for it: their servers have stopped by then
+    if request.session.testsfailed == failed:
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def _finished(p: subprocess.CompletedProcess, what: str) -> None:
     assert p.returncode == 0, f"{what}: exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
 

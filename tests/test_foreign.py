@@ -69,10 +69,10 @@ HF = ["--model", "hf/local", "-M", "do_sample=false", "-M", "device=cpu", "--max
 
 
 @pytest.fixture(scope="module")
-def plain(tmp_path_factory):
+def plain(module_tmp):
     """Two plain `inspect eval` runs: the embedded model on `capitals` and on another task, `colours`
     (`a`, two logs), and the same model without its chat template on `capitals` (`b`, a broken candidate)."""
-    root = tmp_path_factory.mktemp("plain")
+    root = module_tmp("plain")
     model = ["-M", f"model_path={_embedded()}"]
     inspect_eval(root / "a", f"{TASK}@capitals", f"{TASK}@colours", *HF, *model)
     inspect_eval(root / "b", f"{TASK}@capitals", *HF, *model, "-M", "use_chat_template=false")
@@ -84,10 +84,10 @@ UPGRADE = ["experiment=upgrade", f"eval.tasks=[{TASK}@capitals]", "eval.max_toke
 
 
 @pytest.fixture(scope="module")
-def harness_run(tmp_path_factory):
+def harness_run(module_tmp):
     """The same task named in eval.tasks of a real `harness run` (current = the embedded model,
     candidate = it without its chat template): the run evaluates it through its eval_set and gates."""
-    res = tmp_path_factory.mktemp("res")
+    res = module_tmp("res")
     r = cli("run", *UPGRADE, f"results_dir={res}", timeout=1200)
     assert r.returncode == 3, r.stdout[-3000:] + r.stderr[-3000:]  # the gate's verdict: a regression
     (run,) = [p.parent for p in (res / "upgrade").glob("*/summary.json")]
@@ -255,11 +255,11 @@ metric_list:
 
 
 @pytest.fixture(scope="module")
-def lm_outputs(tmp_path_factory):
+def lm_outputs(module_tmp):
     """Three real `lm_eval --log_samples` runs of a local JSON task on the embedded checkpoint: with its
     chat template (`base`), the same prompts sampled hot (`samp`: other answers, the gated candidate),
     and without the chat template (`cand`: other prompts, which the gate refuses to compare)."""
-    root = tmp_path_factory.mktemp("lm")
+    root = module_tmp("lm")
     (root / "data.jsonl").write_text("".join(json.dumps({"id": i, "question": q, "answer": a}) + "\n" for i, q, a in ITEMS))
     (root / "tasks").mkdir()
     (root / "tasks" / "capitals_lm.yaml").write_text(LM_TASK.format(data=root / "data.jsonl"))

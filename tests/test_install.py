@@ -27,9 +27,9 @@ def _run(cmd, cwd, env, timeout=1800):
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
+def installed(module_tmp):
     """(venv bin dir, env) with the harness installed from its wheel."""
-    root = tmp_path_factory.mktemp("install")
+    root = module_tmp("install")
     assert not root.resolve().is_relative_to(REPO)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "HARNESS_CONFIG_DIR")}
     # built from a copy of the sources: setuptools builds in the source tree (build/, *.egg-info)

@@ -107,12 +107,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
+def llama_server(module_tmp):
     pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is a dev dependency")
     from harness.models import embedded_gguf
 
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
+    log = module_tmp("server") / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf("smollm2-135m-instruct")),
                                  "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],

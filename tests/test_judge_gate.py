@@ -151,9 +151,9 @@ def _evaluate(tmp_path, mode: str, answered=None, **calibrate):
 
 
 @pytest.fixture(scope="module")
-def checked(tmp_path_factory):
+def checked(module_tmp):
     """Two models answer 60 items each (the only time in this module), a perfect judge checks in."""
-    d = tmp_path_factory.mktemp("checked")
+    d = module_tmp("checked")
     return d, _evaluate(d, "perfect", sample=30)
 
 

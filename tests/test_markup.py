@@ -49,8 +49,8 @@ def shown(text: str, width: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def markup_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("markup")
+def markup_run(module_tmp):
+    d = module_tmp("markup")
     (d / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     results = d / "results"
     # this checkout's harness (the venv's `harness` script may be another checkout's editable install)

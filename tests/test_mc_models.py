@@ -24,8 +24,8 @@ def _harness(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mc")
+def runs(module_tmp):
+    out = module_tmp("mc")
     # `first_letter` reads the reply's first letter: a grader that cannot tell these answers apart
     # (the embedded model opens every reply with "A)"), so its verdicts are fixed by the gold
     p = _harness("run", "experiment=mc", f"data.eval_path={LETTER_FILE}", "model@models.candidate=smollm2_server",

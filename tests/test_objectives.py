@@ -182,7 +182,7 @@ STEPS = 6
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(module_tmp):
     """The tiny experiment's data and teacher answers (real embedded model); the base model's held-out
     divergences; one fine-tune per objective (STEPS steps) and its held-out divergences."""
     from harness.config import student_finetune
@@ -191,7 +191,7 @@ def trained(tmp_path_factory):
     from harness.generate import GenerateInput, run_generate, teacher_prompt
     from harness.models import resolve_args
 
-    tmp = tmp_path_factory.mktemp("objectives")
+    tmp = module_tmp("objectives")
     cfg = _cfg(f"finetune.max_steps={STEPS}")
     cache = Path(os.environ.get("HARNESS_CACHE", tmp / "cache"))
     own_cache = tmp / "cache"  # fine-tunes and teacher log-probs of this module only

@@ -136,14 +136,14 @@ def test_served_model_end_to_end(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def distill_home(tmp_path_factory) -> Path:
+def distill_home(module_tmp) -> Path:
     """The distill run's temp and inspect data dirs (see `harness(home=)`)."""
-    return tmp_path_factory.mktemp("home")
+    return module_tmp("home")
 
 
 @pytest.fixture(scope="module")
-def distill_run(standin, distill_home, tmp_path_factory):
-    results, home = tmp_path_factory.mktemp("results"), distill_home
+def distill_run(standin, distill_home, module_tmp):
+    results, home = module_tmp("results"), distill_home
     standin.rate_limit = 2  # the first two teacher requests get 429 + Retry-After: 1
     args = ["experiment=openai_distill", *SMALL, "finetune.confirm=true", "finetune.openai.poll_seconds=0.2",
             f"results_dir={results}", f"cache_dir={results / 'cache'}"]

@@ -31,11 +31,11 @@ def _schema_ok(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def three_models(tmp_path_factory):
+def three_models(module_tmp):
     """One evaluation-only run of three aliases on the 40 held-out items of 10 islands:
     `current` = the model with the passage in context, `same` = exactly that again, `candidate` =
     the same weights without the passage (clearly degraded). Its own gate: current vs candidate."""
-    results = tmp_path_factory.mktemp("results")
+    results = module_tmp("results")
     p = _harness("run", "experiment=upgrade", f"results_dir={results}", "data.n_islands=10", "data.n_control=0",
                  "eval.tasks=[heldout]", "eval.max_tokens=32", "models.current.context=true",
                  "+model@models.same=smollm2", "models.same.context=true")
@@ -89,9 +89,9 @@ def test_a_model_against_itself_passes(three_models):
 
 
 @pytest.fixture(scope="module")
-def five_items(tmp_path_factory):
+def five_items(module_tmp):
     """Bring-your-own evaluation items (JSONL, no training file) in an evaluation-only experiment."""
-    d = tmp_path_factory.mktemp("byo")
+    d = module_tmp("byo")
     rows = [{"id": f"q{k}", "question": q, "answer": a} for k, (q, a) in enumerate(
         [("What is the capital of France?", "Paris"), ("How many legs does a spider have?", "8"),
          ("What colour is the sky on a clear day?", "blue"), ("What is 2 + 3?", "5"), ("Who wrote Hamlet?", "Shakespeare")])]

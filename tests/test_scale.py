@@ -70,7 +70,7 @@ def _update_diff(a: dict, b: dict) -> float:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(module_tmp):
     import torch
 
     from harness.finetune import run_finetune
@@ -81,7 +81,7 @@ def runs(tmp_path_factory):
     # machine 2 threads per process measured ~8x slower (their per-op barriers wait on each other)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    tmp = tmp_path_factory.mktemp("scale")
+    tmp = module_tmp("scale")
     base = str(embedded_path("smollm2-135m-instruct", os.environ["HARNESS_CACHE"]))
     train = _train_file(tmp / "train.jsonl")
     student = ModelConfig(model="hf/smollm2-135m-instruct", args={"model_path": "embedded:smollm2-135m-instruct"})
@@ -183,7 +183,7 @@ def _teacher(base: str, cache: Path):
 
 
 @pytest.fixture(scope="module")
-def distil(tmp_path_factory):
+def distil(module_tmp):
     """kd (top-64, cached) in 1 process (in this one) and in 2 gloo processes launched by
     run_finetune, each with a fresh teacher cache (so the 2 processes compute the top-k themselves);
     on_policy in 2 processes (1 step, 8 sampled tokens at most: the cheapest run that samples)."""
@@ -196,7 +196,7 @@ def distil(tmp_path_factory):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in `runs`: one thread, as each launched process gets
-    tmp = tmp_path_factory.mktemp("distil")
+    tmp = module_tmp("distil")
     base = str(embedded_path("smollm2-135m-instruct", os.environ["HARNESS_CACHE"]))
     train = _train_file(tmp / "train.jsonl")
     student = ModelConfig(model="hf/smollm2-135m-instruct", args={"model_path": "embedded:smollm2-135m-instruct"})

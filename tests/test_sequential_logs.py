@@ -30,8 +30,8 @@ def _settings(**kw):
 
 
 @pytest.fixture(scope="module")
-def grown(tmp_path_factory):
-    d = tmp_path_factory.mktemp("grow")
+def grown(module_tmp):
+    d = module_tmp("grow")
     base = write_log(d / "base", answers(n=N))
     cand = write_log(d / "cand", answers(wrong=WRONG, n=N))
     return d, base, cand

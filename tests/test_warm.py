@@ -23,10 +23,10 @@ def results(summary: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def judged_runs(tmp_path_factory):
+def judged_runs(module_tmp):
     from tests.conftest import HARNESS
 
-    results_dir = tmp_path_factory.mktemp("results")
+    results_dir = module_tmp("results")
     cmd = [HARNESS, "run", "experiment=tiny", "+grader@graders.judge=judge", "+grader@graders.pair=pairwise",
            f"results_dir={results_dir}", "eval.limit=2"]  # 2 held-out + 2 control items: judged, at a third of the verdicts
     runs = []
