@@ -185,6 +185,31 @@ def test_truncated_embedded_model_is_rebuilt(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_the_embedded_conversion_writes_what_transformers_own_path_writes(tmp_path):
+    """harness.models convert() reads the GGUF once and builds gguf-py's name map once (_gguf_read_once:
+    18 s -> 8 s here). The checkpoint must be the one transformers writes without that: every file
+    byte for byte (weights, config, tokenizer)."""
+    import hashlib
+
+    from harness.models import embedded_path
+    from harness.models._embedded import convert, embedded_gguf
+
+    name = "smollm2-135m-instruct"
+    fast = embedded_path(name, user_cache_dir())  # the suite's copy, converted read-once
+    convert(embedded_gguf(name), tmp_path, read_once=False)
+
+    def files(d: Path) -> dict[str, str]:
+        return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*"))
+                if p.is_file() and not p.name.startswith(".")}
+
+    mine, theirs = files(fast), files(tmp_path)
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(theirs)
+    assert mine == theirs
+    import gguf  # and the patch is gone after the conversion
+    assert gguf.GGUFReader.__name__ == "GGUFReader" and not hasattr(gguf.get_tensor_name_map, "cache_info")
+
+
+@pytest.mark.slow
 def test_truncated_finetune_adapter_is_retrained(tmp_path, capsys):
     """A LoRA fine-tune's cached adapter (safetensors) cut short: the next run says so in one line
     and trains again (the same seed: the same adapter), instead of loading a broken checkpoint."""

@@ -240,7 +240,7 @@ def test_the_context_check_counts_real_tokens_near_the_limit_and_knows_the_serve
     check(_ctx_cfg(tmp_path, "word " * 9000, "model@models.current=gpt-4o-mini", "model@models.candidate=gpt-4o"))
 
 
-@pytest.mark.slow  # converts the embedded model into an empty cache (~1 min)
+@pytest.mark.slow  # converts the embedded model into an empty cache (~10 s)
 def test_a_failure_after_the_embedded_models_first_conversion_is_still_one_line(tmp_path):
     """On a cold cache the run converts the embedded GGUF before the judge's endpoint is tried: the
     conversion is said on stdout in one line, its progress bars do not reach stderr."""

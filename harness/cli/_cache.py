@@ -7,7 +7,7 @@ Two caches: the per-user one (converted embedded models, sentence embeddings: th
 project; $HARNESS_MODEL_CACHE, else $XDG_CACHE_HOME/harness, else ~/.cache/harness) and the stage
 cache of run-specific stages (generate, finetune, questions, ...), the one `harness run` would use
 with the same overrides: `cache_dir=...`, else $HARNESS_CACHE, else .cache/harness. Both are listed
-and pruned (`--stage models` clears converted models: the next run converts again, ~1 min).
+and pruned (`--stage models` clears converted models: the next run converts again, ~10 s).
 """
 
 from __future__ import annotations
