@@ -28,6 +28,7 @@ and the same greedy answers:
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections import deque
 from typing import Any
@@ -165,7 +166,9 @@ def _consume(hf: Any, workers: int, threads: int) -> None:
         for batch in hf._drain_batches(hf.batch_queue, timeout=2):
             # $HARNESS_HF_WORKERS=1 set later in the process (bench/eval_overhead.py's inspect arm) is
             # obeyed from the next batch on: the thread starts once per process
-            if str(batch[0].input.device).startswith("cpu") and env_override(WORKERS_ENV) != 1:
+            # (read as text, never refused here: check_device refused a bad value before any stage, and
+            # an error in this thread would leave every request waiting)
+            if str(batch[0].input.device).startswith("cpu") and os.environ.get(WORKERS_ENV, "").strip() != "1":
                 jobs.put(batch)
             else:
                 hf._generate_batch(batch)
