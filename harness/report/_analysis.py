@@ -240,6 +240,13 @@ def unreliable_cells(agreement: list[dict[str, Any]]) -> dict[tuple[str, str], s
     return out
 
 
+def excluded_cells(agreement: list[dict[str, Any]], checks: list[dict[str, Any]], rc: ReportConfig) -> dict[tuple[str, str], str]:
+    """(task, grader) -> why its comparisons are left out of the tested family: a judge that failed its
+    validation, a degenerate grader (`judge_agreement` and `grader_checks` rows); none with
+    report.include_unreliable. One rule for a run's report and the sweep's (report._sweep)."""
+    return {} if rc.include_unreliable else {**unreliable_cells(agreement), **degenerate_excluded(checks)}
+
+
 def analyse(frame: pd.DataFrame, rc: ReportConfig | None = None, students: tuple[str, ...] | list[str] = ("student",),
             aliases: list[str] | None = None, graders: dict[str, dict[str, Any]] | None = None,
             margin: float = MARGIN) -> dict[str, Any]:
@@ -254,7 +261,7 @@ def analyse(frame: pd.DataFrame, rc: ReportConfig | None = None, students: tuple
     means = item_means(frame) if not frame.empty else None
     agreement = judge_agreement(frame)
     checks = grader_checks(frame, graders) if not frame.empty else []
-    excluded = {} if rc.include_unreliable else {**unreliable_cells(agreement), **degenerate_excluded(checks)}
+    excluded = excluded_cells(agreement, checks, rc)
     return {"alpha": rc.alpha, "scores": score_table(frame, means), "grader_checks": checks,
             "comparisons": comparison_table(frame, pairs, rc.alpha, rc.correction, means, excluded, margin),
             "gap_closed": gap_table(frame, rc.alpha, triples, means), "categories": category_table(frame, means),

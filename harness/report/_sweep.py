@@ -16,10 +16,9 @@ from ..config import ReportConfig
 from ..errors import HarnessError
 from ..runs import Run, load_frame, run_students, same_items
 from ..stats import paired_interval, winner_test
-from ._analysis import MARGIN, SCHEMA_VERSION, comparison_table, gap_table, item_means, score_table, unreliable_cells
+from ._analysis import MARGIN, SCHEMA_VERSION, comparison_table, excluded_cells, gap_table, item_means, score_table
 from ._build import experiment_margin
 from ._fmt import md, pct, prose_html
-from ._graders import degenerate_excluded
 from ._html import COMPARISONS_HTML
 from ._markdown import COMPARISON_NOTE, comparison_lines, family_note, verdict, verdict_lines
 from ._noise import NOISE_NOTE, noise_markdown, noise_sentences, noise_table
@@ -121,12 +120,9 @@ def sweep_excluded(runs: list[Run], rc: ReportConfig) -> dict[tuple[str, str], s
     failed its validation, or that its calibration stopped; a degenerate grader), read from the runs'
     summaries. Left out of the sweep's family too: a sweep must not call a difference significant on a
     cell its runs' reports would not test, nor let such cells enlarge the correction of the others."""
-    if rc.include_unreliable:
-        return {}
     out: dict[tuple[str, str], str] = {}
     for r in runs:
-        cells = {**unreliable_cells(r.summary.get("judge_agreement") or []), **degenerate_excluded(r.summary.get("grader_checks") or [])}
-        for cell, why in cells.items():
+        for cell, why in excluded_cells(r.summary.get("judge_agreement") or [], r.summary.get("grader_checks") or [], rc).items():
             out.setdefault(cell, f"{why}; in setting {r.setting}")
     return out
 
